@@ -26,7 +26,7 @@ from rzero_pl.engines.base import SamplingParams
 from rzero_pl.io import read_json, write_json_atomic, write_jsonl_atomic
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.questions import Truth, read_jsonl
-from rzero_pl.rewards import parse_question
+from rzero_pl.rewards import bleu_distance_matrix, parse_question
 
 PROOF = re.compile(r"\bprove\b|\bproof\b|\bshow that\b|证明", re.IGNORECASE)
 
@@ -62,7 +62,53 @@ class CurriculumReport:
     rounds: int
     seconds: float
     label_accuracy: float | None = None
+    kept_label_accuracy: float | None = None
     reused: bool = False
+    share_mean: float | None = None
+    question_words_mean: float | None = None
+    distinct_fraction: float | None = None
+    diversity: float | None = None
+    share_histogram: list[int] | None = None
+
+    def metrics(self) -> dict[str, float]:
+        """Scalars to log as ``curriculum/…``; the histogram as ``share_hist/<k>of<m>``."""
+        out = {
+            k: float(v)
+            for k, v in self.__dict__.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        counts = self.share_histogram or []
+        total = sum(counts)
+        for k, count in enumerate(counts):
+            out[f"share_hist/{k}of{len(counts) - 1}"] = count / total if total else 0.0
+        return out
+
+
+def curriculum_stats(records: list[dict], votes: int, sample: int = 512) -> dict[str, Any]:
+    """Share histogram, question length and diversity of a round's valid candidates.
+
+    ``share_histogram[k]`` counts questions whose majority won k of the m votes.
+    ``distinct_fraction`` is the share of distinct question texts; ``diversity`` the mean
+    pairwise BLEU distance (1 − BLEU, the repetition penalty's distance) over at most
+    ``sample`` of them (the first ones: the order is the challenger's sampling order).
+    """
+    valid = [r for r in records if r["question"] is not None]
+    if not valid:
+        return {"share_histogram": [0] * (votes + 1)}
+    histogram = [0] * (votes + 1)
+    for r in valid:
+        histogram[min(votes, max(0, round(r["share"] * votes)))] += 1
+    texts = [r["question"] for r in valid]
+    sampled = texts[:sample]
+    n = len(sampled)
+    distances = bleu_distance_matrix(sampled)
+    return {
+        "share_mean": sum(r["share"] for r in valid) / len(valid),
+        "question_words_mean": sum(len(t.split()) for t in texts) / len(texts),
+        "distinct_fraction": len(set(texts)) / len(texts),
+        "diversity": float(distances.sum() / (n * (n - 1))) if n > 1 else 0.0,
+        "share_histogram": histogram,
+    }
 
 
 class CurriculumDataModule(RolloutDataModule):
@@ -157,6 +203,9 @@ class CurriculumDataModule(RolloutDataModule):
         ]
         write_jsonl_atomic(os.path.join(folder, "curriculum.jsonl"), kept_rows)
         judged = [r["label_correct"] for r in records if r.get("label_correct") is not None]
+        judged_kept = [
+            r["label_correct"] for r in records if r["kept"] and r.get("label_correct") is not None
+        ]
         report = CurriculumReport(
             candidates=len(records),
             valid=sum(r["question"] is not None for r in records),
@@ -164,6 +213,8 @@ class CurriculumDataModule(RolloutDataModule):
             rounds=rounds,
             seconds=time.perf_counter() - start,
             label_accuracy=sum(judged) / len(judged) if judged else None,
+            kept_label_accuracy=sum(judged_kept) / len(judged_kept) if judged_kept else None,
+            **curriculum_stats(records, self.votes),
         )
         write_json_atomic(os.path.join(folder, "curriculum.json"), report.__dict__)
         return report

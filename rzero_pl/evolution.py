@@ -179,11 +179,7 @@ class Evolution:
             solver.engine, solver.policy.tokenizer, os.path.join(folder, "curriculum"), seed=it
         )
         if not state.done(f"iter{it}/curriculum"):
-            metrics = {
-                f"curriculum/{k}": float(v)
-                for k, v in report.__dict__.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool)
-            }
+            metrics = {f"curriculum/{k}": v for k, v in report.metrics().items()}
             logger.log_metrics(metrics, step=state.step)
             state.finish(f"iter{it}/curriculum", kept=report.kept)
         rank_zero_info(f"[iter{it}/curriculum] {report.kept} of {report.candidates} kept")

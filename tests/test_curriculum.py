@@ -1,0 +1,117 @@
+"""CurriculumDataModule: filter rule, statistics, rounds and reuse (scripted engine)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rzero_pl.datamodules.curriculum import (
+    CurriculumDataModule,
+    CurriculumReport,
+    curriculum_stats,
+    drop_reason,
+)
+
+from rzero_pl.engines.base import Completion, Generation
+from rzero_pl.prompts import RolePrompt
+
+PLAIN = dict(system="", use_chat_template=False, fallback="{user}\n")
+
+
+class ScriptedEngine:
+    """Answers from fixed scripts: questions for the challenger, votes per question."""
+
+    def __init__(self, questions: list[str], votes: dict[str, list[str]]) -> None:
+        self.questions, self.votes, self.calls = questions, votes, []
+
+    def generate(self, prompts, *, role, params):
+        self.calls.append((role, len(prompts), params.n))
+        if role == "challenger":
+            texts = [self.questions[i % len(self.questions)] for i in range(params.n)]
+            return [_generation(prompts[0], texts)]
+        return [_generation(p, self.votes[p.split("Q: ")[1].strip()][: params.n]) for p in prompts]
+
+
+def _generation(prompt: str, texts: list[str]) -> Generation:
+    return Generation(prompt, [1], [Completion(t, [2], "stop", 0) for t in texts])
+
+
+def _module(tmp_path, **kwargs) -> CurriculumDataModule:
+    return CurriculumDataModule(
+        challenger_prompt=RolePrompt(user="Write.", **PLAIN),
+        solver_prompt=RolePrompt(user="Q: {problem}", **PLAIN),
+        **kwargs,
+    )
+
+
+def test_drop_reason_covers_every_rule():
+    band = (0.3, 0.7)
+    assert drop_reason(None, None, 0.0, band, True) == "malformed"
+    assert drop_reason("Prove that 1 = 1", "1", 0.5, band, True) == "asks_for_proof"
+    assert drop_reason("Put it in a box", "1", 0.5, band, True) == "mentions_box"
+    assert drop_reason("1+1", None, 0.0, band, True) == "no_answer"
+    assert drop_reason("1+1", "\\text{two}", 0.5, band, True) == "text_label"
+    assert drop_reason("1+1", "\\text{two}", 0.5, band, False) == "kept"
+    assert drop_reason("1+1", "2", 0.2, band, True) == "below_band"
+    assert drop_reason("1+1", "2", 0.8, band, True) == "above_band"
+    assert drop_reason("1+1", "2", 0.3, band, True) == "kept"
+    assert drop_reason("1+1", "2", 0.7, band, True) == "kept"
+
+
+def test_curriculum_stats_by_hand():
+    records = [
+        {"question": "a b c d", "share": 0.5},
+        {"question": "a b c d", "share": 1.0},
+        {"question": "w x y z", "share": 0.0},
+        {"question": None, "share": 0.0},  # malformed: not counted
+    ]
+    stats = curriculum_stats(records, votes=2)
+    assert stats["share_histogram"] == [1, 1, 1]
+    assert stats["share_mean"] == pytest.approx(0.5)
+    assert stats["question_words_mean"] == pytest.approx(4.0)
+    assert stats["distinct_fraction"] == pytest.approx(2 / 3)
+    # pairs: identical (distance 0) once, disjoint (distance 1) twice; 6 ordered pairs
+    assert stats["diversity"] == pytest.approx(4 / 6)
+
+
+def test_curriculum_stats_without_valid_questions():
+    assert curriculum_stats([{"question": None, "share": 0.0}], votes=3) == {
+        "share_histogram": [0, 0, 0, 0]
+    }
+
+
+def test_report_metrics_are_scalars_and_histogram_fractions():
+    report = CurriculumReport(
+        candidates=4, valid=3, kept=1, rounds=1, seconds=0.5, share_histogram=[1, 1, 2]
+    )
+    metrics = report.metrics()
+    assert metrics["kept"] == 1.0 and metrics["candidates"] == 4.0
+    assert "reused" not in metrics and "label_accuracy" not in metrics  # bool and None
+    assert metrics["share_hist/0of2"] == 0.25
+    assert metrics["share_hist/2of2"] == 0.5
+
+
+def test_build_writes_both_files_and_is_reused(tmp_path):
+    engine = ScriptedEngine(
+        ["<question>1+1</question>", "<question>2+2</question>", "no tags"],
+        {"1+1": ["\\boxed{2}", "\\boxed{3}"], "2+2": ["\\boxed{4}", "\\boxed{4}"]},
+    )
+    module = _module(tmp_path, candidates=3, votes=2, band=(0.3, 0.7), min_kept=1)
+    report = module.build(engine, None, str(tmp_path))
+    assert (report.candidates, report.valid, report.kept) == (3, 2, 1)
+    assert report.share_histogram == [0, 1, 1]
+    rows = [json.loads(x) for x in (tmp_path / "questions.jsonl").read_text().splitlines()]
+    assert [r["reason"] for r in rows] == ["kept", "above_band", "malformed"]
+    assert module.pool() == [{"problem": "1+1", "answer": "2", "share": 0.5}]
+    calls = len(engine.calls)
+    again = _module(tmp_path, candidates=3, votes=2).build(engine, None, str(tmp_path))
+    assert again.reused and again.kept == 1 and len(engine.calls) == calls
+
+
+def test_build_generates_more_rounds_up_to_the_budget(tmp_path):
+    engine = ScriptedEngine(["<question>2+2</question>"], {"2+2": ["\\boxed{4}"] * 2})
+    module = _module(tmp_path, candidates=2, votes=2, min_kept=1, max_rounds=3)
+    with pytest.warns(UserWarning, match="fewer than min_kept"):
+        report = module.build(engine, None, str(tmp_path))
+    assert report.rounds == 3 and report.candidates == 6 and report.kept == 0
+    assert [c[0] for c in engine.calls] == ["challenger", "solver"] * 3
