@@ -11,13 +11,13 @@ class BenchmarkEvaluation(Evaluation, L.Callback):
     """Evaluate once when a fit starts from scratch (the baseline) and once when it ends.
 
     Takes the arguments of ``rzero_pl.evaluation.Evaluation``; in the evolution it is run
-    explicitly on the base solver and after every solver phase instead.
+    explicitly on the base solver and after every solver phase instead. Every rank scores
+    its shard of the problems; rank 0 logs and writes.
     """
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.baseline and trainer.global_step == 0 and trainer.is_global_zero:
+        if self.baseline and trainer.global_step == 0:
             self.run(pl_module, "baseline", 0, trainer.logger)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            self.run(pl_module, f"step{trainer.global_step}", trainer.global_step, trainer.logger)
+        self.run(pl_module, f"step{trainer.global_step}", trainer.global_step, trainer.logger)

@@ -101,7 +101,16 @@ class RZeroCLI(LightningCLI):
                 "rzero-pl test needs an `evaluation:` section (rzero_pl.evaluation.Evaluation)"
             )
         folder = os.path.join(self.trainer.default_root_dir, "eval", "test")
-        evaluation.run(model, "test", 0, self.trainer.logger, folder=folder)
+        strategy = self.trainer.strategy
+
+        def score() -> None:  # on every rank: process group and device first, as fit does
+            strategy.setup_environment()
+            evaluation.run(model.to(strategy.root_device), "test", 0, self.trainer.logger, folder)
+
+        if strategy.launcher is not None:  # e.g. `--trainer.devices=2`: starts the other ranks
+            strategy.launcher.launch(score, trainer=self.trainer)
+        else:
+            score()
 
     def _fingerprint(self) -> str:
         config = self.config[self.subcommand].clone().as_dict()

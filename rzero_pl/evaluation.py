@@ -4,6 +4,13 @@ Greedy decoding gives pass@1 (one sample per problem). With ``temperature > 0`` 
 problem gets ``k`` real samples (the benchmark's own ``k`` unless overridden: 32 for AMC and
 AIME, as in the paper) and the score is mean@k. Every figure and every graded sample is
 returned, so the caller can write ``eval.json`` and a samples JSONL.
+
+Under ``torch.distributed`` each rank generates and grades its own shard of every benchmark
+(problems ``rank, rank + W, …`` of W ranks); each benchmark's figures come from a
+:class:`~rzero_pl.benchmarks.BenchmarkAccuracy` that torchmetrics sums across ranks, and the
+samples are gathered back into file order, so every rank returns the same result and rank 0
+alone writes it. Greedy results are identical to one process; sampled ones follow the same
+distribution but not the same draws (the engine seeds per batch, and batches differ).
 """
 
 from __future__ import annotations
@@ -12,22 +19,30 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from lightning.pytorch.utilities import rank_zero_info
+import torch
+import torch.distributed as dist
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-from rzero_pl.answers import extract_boxed
 from rzero_pl.benchmarks import (
+    Benchmark,
+    BenchmarkAccuracy,
+    BenchmarkRow,
     benchmark_prompt,
+    extract_answer,
     get_benchmark,
     grade_many,
     load_rows,
     role_prompt,
+    score_entry,
     summarize,
 )
 from rzero_pl.engines.base import Engine, SamplingParams
 from rzero_pl.io import write_json_atomic, write_jsonl_atomic
 from rzero_pl.prompts import RolePrompt
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -47,6 +62,127 @@ class EvaluationResult:
         write_json_atomic(os.path.join(folder, "eval.json"), self.summary)
 
 
+# ----------------------------------------------------------------------------- ranks
+
+
+def shard_indices(n: int, rank: int, world_size: int) -> list[int]:
+    """The problems one rank scores: ``rank, rank + world_size, …`` below ``n``.
+
+    Strided rather than contiguous so that every rank gets a similar mix when a file is
+    sorted by difficulty or subject.
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in a world of {world_size}")
+    return list(range(rank, n, world_size))
+
+
+def merge_shards(shards: Sequence[Sequence[T]]) -> list[T]:
+    """Undo :func:`shard_indices`: ``shards[r][j]`` is item ``r + j * len(shards)``."""
+    world_size, n = len(shards), sum(len(shard) for shard in shards)
+    merged: list[Any] = [None] * n
+    for rank, shard in enumerate(shards):
+        expected = len(range(rank, n, world_size))
+        if len(shard) != expected:
+            raise ValueError(f"shard {rank} has {len(shard)} items, expected {expected} of {n}")
+        merged[rank::world_size] = list(shard)
+    return merged
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the world size; ``(0, 1)`` without a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_objects(obj: T) -> list[T]:
+    """Every rank's ``obj``, in rank order, on every rank (``[obj]`` without a process group)."""
+    _, world_size = rank_and_world()
+    if world_size == 1:
+        return [obj]
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def _metric_device() -> torch.device:
+    # NCCL only moves CUDA tensors; the metric's sums must live where the collective works.
+    if rank_and_world()[1] > 1 and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def _grade(
+    bench: Benchmark,
+    responses: list[str],
+    golds: list[str],
+    problems: list[int],
+    n: int,
+    reference_compat: bool,
+    seed: int,
+) -> list[bool]:
+    if not (reference_compat and bench.kind == "multiple_choice"):
+        return grade_many(bench, responses, golds)
+    # The reference's random guesses, seeded per problem: the same on any number of ranks.
+    return [
+        ok
+        for j, problem in enumerate(problems)
+        for ok in grade_many(
+            bench,
+            responses[j * n : (j + 1) * n],
+            golds[j * n : (j + 1) * n],
+            reference_compat=True,
+            seed=seed * 1_000_003 + problem,
+        )
+    ]
+
+
+def score_problems(
+    engine: Engine,
+    tokenizer: Any,
+    bench: Benchmark,
+    rows: Sequence[BenchmarkRow],
+    problems: list[int],
+    *,
+    role: str,
+    params: SamplingParams,
+    template: RolePrompt,
+    reference_compat: bool = False,
+    seed: int = 0,
+) -> list[list[dict]]:
+    """Generate ``params.n`` responses for each of ``rows[problems]`` and grade them.
+
+    Returns, per problem, one samples-file record per response: ``id``, ``prompt``,
+    ``response``, ``extracted`` (what the grader read), ``gold``, ``correct``.
+    """
+    if not problems:
+        return []
+    mine = [rows[i] for i in problems]
+    texts = [template.render(tokenizer, problem=benchmark_prompt(bench, row)) for row in mine]
+    generations = engine.generate(texts, role=role, params=params)
+    n = params.n
+    responses = [c.text for g in generations for c in g.completions]
+    golds = [row.answer for row in mine for _ in range(n)]
+    correct = _grade(bench, responses, golds, problems, n, reference_compat, seed)
+    return [
+        [
+            {
+                "id": row.id,
+                "prompt": text,
+                "response": responses[j * n + s],
+                "extracted": extract_answer(bench, responses[j * n + s]),
+                "gold": row.answer,
+                "correct": bool(correct[j * n + s]),
+            }
+            for s in range(n)
+        ]
+        for j, (row, text) in enumerate(zip(mine, texts, strict=True))
+    ]
+
+
 def evaluate(
     engine: Engine,
     tokenizer: Any,
@@ -59,66 +195,68 @@ def evaluate(
     seed: int = 0,
     root: str | None = None,
     prompt: RolePrompt | None = None,
+    reference_compat: bool = False,
 ) -> EvaluationResult:
-    """Evaluate ``role`` on each benchmark; see the module docstring for k and sampling."""
+    """Evaluate ``role`` on each benchmark; see the module docstring for k, sampling, ranks.
+
+    Every rank must call it with the same arguments (it joins collectives).
+    """
     sampling = sampling or SamplingParams(temperature=0.0, max_new_tokens=4096)
-    verdicts: dict[str, Any] = {}
+    rank, world_size = rank_and_world()
+    entries: dict[str, Any] = {}
     samples: dict[str, list[dict]] = {}
-    seconds: dict[str, float] = {}
     for name in benchmarks:
         bench = get_benchmark(name)
         rows = load_rows(bench, root=root, max_samples=max_samples, seed=seed)
         n = 1 if sampling.temperature == 0 else (k or bench.k)
-        template = prompt or role_prompt(bench)
-        texts = [template.render(tokenizer, problem=benchmark_prompt(bench, r)) for r in rows]
         start = time.perf_counter()
-        params = replace(sampling, n=n, seed=seed)
-        generations = engine.generate(texts, role=role, params=params)
-        responses = [c.text for g in generations for c in g.completions]
-        golds = [r.answer for r in rows for _ in range(n)]
-        correct = grade_many(bench, responses, golds)
-        verdicts[name] = [correct[i * n : (i + 1) * n] for i in range(len(rows))]
-        samples[name] = [
-            {
-                "id": row.id,
-                "prompt": text,
-                "response": resp,
-                "extracted": extract_boxed(resp),
-                "gold": row.answer,
-                "correct": bool(ok),
-            }
-            for i, (row, text) in enumerate(zip(rows, texts, strict=True))
-            for resp, ok in zip(
-                responses[i * n : (i + 1) * n], correct[i * n : (i + 1) * n], strict=True
-            )
-        ]
-        seconds[name] = time.perf_counter() - start
-    summary = summarize(verdicts)
-    for name, secs in seconds.items():
-        summary["benchmarks"][name]["seconds"] = secs
-    return EvaluationResult(summary, samples)
+        mine = score_problems(
+            engine,
+            tokenizer,
+            bench,
+            rows,
+            shard_indices(len(rows), rank, world_size),
+            role=role,
+            params=replace(sampling, n=n, seed=seed),
+            template=prompt or role_prompt(bench),
+            reference_compat=reference_compat,
+            seed=seed,
+        )
+        seconds = time.perf_counter() - start
+        metric = BenchmarkAccuracy().to(_metric_device())
+        metric.update([[s["correct"] for s in problem] for problem in mine])
+        entries[name] = score_entry(metric.compute())  # summed over ranks by torchmetrics
+        gathered = gather_objects((mine, seconds))
+        samples[name] = [s for problem in merge_shards([g[0] for g in gathered]) for s in problem]
+        entries[name]["seconds"] = max(g[1] for g in gathered)
+    return EvaluationResult(summarize(entries), samples)
 
 
 class Evaluation:
     """A benchmark suite run through a module's engine, logged as ``eval/<bench>/…``.
 
-    Results go to the logger and to ``eval.json`` with a samples JSONL per benchmark. The
-    evolution calls ``run`` on the base solver and after every solver phase; the
-    ``BenchmarkEvaluation`` callback calls it around a single fit.
+    Results go to the logger (the scalars of :func:`eval_metrics`, computed by torchmetrics)
+    and to ``eval.json`` with a samples JSONL per benchmark. The evolution calls ``run`` on
+    the base solver and after every solver phase; the ``BenchmarkEvaluation`` callback calls
+    it around a single fit. Every rank must call ``run``; rank 0 alone logs and writes.
 
     Args:
         benchmarks: Registered benchmark names (``rzero_pl.benchmarks.known_benchmarks()``).
         max_samples: Score a fixed-seed subset of this many problems per benchmark.
         seed: Seed of that subset and of sampling.
-        root: Folder of the local benchmark files (default: ``$RZERO_PL_BENCHMARKS``).
+        root: Folder of the local benchmark files (default: ``$RZERO_PL_BENCHMARKS``, else
+            ``../shared/benchmarks``; see ``rzero_pl.benchmarks.registry``).
         temperature: 0 for greedy pass@1; above 0 for mean@k with real samples.
         top_p: Nucleus sampling when ``temperature > 0``.
         max_new_tokens: Longest response.
         k: Samples per problem when sampling (default: the benchmark's own k).
         prompt: Prompt override for every benchmark (e.g. the toy world's short prompt).
         baseline: Also evaluate before the first update.
-        output_dir: Where results go (default: the logger's folder, else ``eval``).
+        output_dir: Where results go (default: the logger's folder, else the working folder),
+            under ``eval/<tag>``.
         role: The role to evaluate.
+        reference_compat: Read multiple-choice letters the reference's way, guessing a random
+            letter when none is found (for comparison with published numbers only).
     """
 
     def __init__(
@@ -135,6 +273,7 @@ class Evaluation:
         baseline: bool = True,
         output_dir: str | None = None,
         role: str = "solver",
+        reference_compat: bool = False,
     ) -> None:
         for name in benchmarks:
             get_benchmark(name)  # an unknown name fails now, listing the known ones
@@ -150,6 +289,7 @@ class Evaluation:
         self.baseline = baseline
         self.output_dir = output_dir
         self.role = role
+        self.reference_compat = reference_compat
         self.results: dict[str, EvaluationResult] = {}
 
     def run(
@@ -170,8 +310,12 @@ class Evaluation:
             seed=self.seed,
             root=self.root,
             prompt=self.prompt,
+            reference_compat=self.reference_compat,
         )
         self.results[tag] = result
+        # Lightning's rank covers ranks launched before any process group exists.
+        if rank_and_world()[0] != 0 or getattr(rank_zero_only, "rank", 0) != 0:
+            return result
         if logger is not None:
             logger.log_metrics(eval_metrics(result.summary), step=step)
         if folder is None:
@@ -184,7 +328,11 @@ class Evaluation:
 
 
 def eval_metrics(summary: dict[str, Any]) -> dict[str, float]:
-    """Flatten an ``eval.json`` summary into ``eval/…`` scalars."""
+    """Flatten an ``eval.json`` summary into ``eval/…`` scalars.
+
+    ``eval/<bench>/accuracy``, ``eval/<bench>/ci95_low``, ``eval/<bench>/ci95_high``, and
+    ``eval/math_average``, ``eval/overall_average`` when any of their parts was scored.
+    """
     metrics: dict[str, float] = {}
     for name, entry in summary["benchmarks"].items():
         metrics[f"eval/{name}/accuracy"] = entry["accuracy"]

@@ -204,6 +204,21 @@ def grade_math(response: str, gold: str, timeout: float = 5.0) -> bool:
 # ----------------------------------------------------------------------------- dispatch
 
 
+def extract_answer(benchmark: str | Benchmark, response: str) -> str | None:
+    """What the grader reads from a response, for the samples file.
+
+    Math: the last box's content. Multiple choice: the letter of :func:`extract_choice`.
+    BBEH: the preprocessed prediction that the fuzzy rules compare (never ``None``).
+    """
+    kind = get_benchmark(benchmark).kind
+    if kind == "multiple_choice":
+        return extract_choice(response)
+    boxed = extract_boxed(response)
+    if kind == "bbeh":
+        return bbeh_preprocess_sample(boxed if boxed is not None else response)
+    return boxed
+
+
 def grade(
     benchmark: str | Benchmark,
     response: str,

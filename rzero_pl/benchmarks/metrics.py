@@ -52,6 +52,36 @@ def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float
     return (max(0.0, mean - half), min(1.0, mean + half))
 
 
+def mean_interval_from_sums(
+    total: float, total_sq: float, n: float, z: float = Z95
+) -> tuple[float, float]:
+    """:func:`mean_interval` from the sums ``Σv`` and ``Σv²`` of ``n`` values.
+
+    The form a distributed metric can hold: sums add across ranks. The sample variance is
+    ``(Σv² − (Σv)²/n) / (n − 1)``, floored at 0 against rounding.
+    """
+    if n < 2:
+        return (0.0, 1.0)
+    mean = total / n
+    variance = max(0.0, (total_sq - total * total / n) / (n - 1))
+    half = z * math.sqrt(variance) / math.sqrt(n)
+    return (max(0.0, mean - half), min(1.0, mean + half))
+
+
+def accuracy_interval(
+    total: float, total_sq: float, n: float, k: int, z: float = Z95
+) -> tuple[float, float]:
+    """The 95 % interval of the module docstring from per-problem sums.
+
+    ``total`` and ``total_sq`` are the sums of the per-problem accuracies and of their squares
+    over ``n`` problems; ``k`` the most samples any problem has. Wilson when ``k <= 1`` (then
+    ``total`` is the number right), else the normal interval over problems.
+    """
+    if k <= 1:
+        return wilson_interval(total, int(round(n)), z)
+    return mean_interval_from_sums(total, total_sq, n, z)
+
+
 def _per_problem(correct: Correctness) -> list[list[bool]]:
     return [[bool(x)] if isinstance(x, bool | int) else [bool(y) for y in x] for x in correct]
 

@@ -287,7 +287,7 @@ def with_options(problem: str, options: list[str] | None) -> str:
     return problem.rstrip() + OPTIONS_HEADER + lines
 
 
-def _check_row(benchmark: Benchmark, record: Any, where: str, index: int) -> BenchmarkRow:
+def check_row(benchmark: Benchmark, record: Any, where: str, index: int) -> BenchmarkRow:
     """A uniform-schema row from a parsed JSON object; ``ValueError`` naming ``where`` if bad."""
     if not isinstance(record, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
@@ -326,44 +326,8 @@ def read_jsonl(benchmark: Benchmark, path: str | os.PathLike[str]) -> list[Bench
     """
     rows: list[BenchmarkRow] = []
     for where, record in iter_jsonl(path):
-        rows.append(_check_row(benchmark, record, where, len(rows)))
+        rows.append(check_row(benchmark, record, where, len(rows)))
     return rows
-
-
-def _hub_rows(benchmark: Benchmark) -> list[BenchmarkRow]:
-    hub = benchmark.hub
-    if hub is None:
-        raise FileNotFoundError(f"benchmark {benchmark.name!r} has no local file and no Hub source")
-    try:
-        import datasets
-    except ImportError:
-        raise ImportError(
-            f"benchmark {benchmark.name!r} has no local file; loading {hub.path} from the Hub "
-            "needs the datasets package: pip install datasets (or set "
-            f"{ENV_ROOT} to a folder of local benchmark files)"
-        ) from None
-    table = datasets.load_dataset(hub.path, hub.config, split=hub.split)
-    rows = []
-    for index, source in enumerate(table):
-        options = list(source[hub.options]) if hub.options else None
-        raw = source[hub.answer]
-        record = {
-            "id": str(source[hub.id]) if hub.id else f"{benchmark.name}-{index}",
-            "problem": with_options(str(source[hub.problem]), options),
-            "answer": hub.answer_fn(raw) if hub.answer_fn else str(raw).strip(),
-            "options": options,
-            "extra": {
-                key: value
-                for key, value in source.items()
-                if key not in (hub.problem, hub.options) and _is_json_value(value)
-            },
-        }
-        rows.append(_check_row(benchmark, record, f"{hub.path}[{hub.split}][{index}]", index))
-    return rows
-
-
-def _is_json_value(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool | list | dict) or value is None
 
 
 def load_rows(
@@ -383,20 +347,22 @@ def load_rows(
         seed: Seed of that subset.
         source: ``local`` (error without a local file), ``hub``, or ``auto``.
     """
+    from rzero_pl.benchmarks.hub import hub_rows  # the hub module imports this one
+
     bench = get_benchmark(benchmark)
     folder = benchmark_root(root)
     path = bench.local_path(folder) if folder is not None else None
     if bench.rows is not None:
         rows = bench.rows()
     elif source == "hub":
-        rows = _hub_rows(bench)
+        rows = hub_rows(bench)
     elif path is not None and path.is_file():
         rows = read_jsonl(bench, path)
     elif source == "local":
         tried = str(path) if path is not None else f"no benchmark root (set {ENV_ROOT})"
         raise FileNotFoundError(f"benchmark {bench.name!r}: no local file ({tried})")
     else:
-        rows = _hub_rows(bench)
+        rows = hub_rows(bench)
     if max_samples is not None and max_samples < len(rows):
         keep = sorted(random.Random(seed).sample(range(len(rows)), max_samples))
         rows = [rows[i] for i in keep]
