@@ -35,16 +35,20 @@ import weakref
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import Any
+
+from rzero_pl.verify_worker import Zygote
 
 log = logging.getLogger(__name__)
 
-# The worker runs this with ``python -c``: drop the working directory from sys.path, load this
-# file as a plain module (no package import) and serve.
+# A worker or the zygote runs this with ``python -c``: drop the working directory from sys.path,
+# load verify_worker.py as a plain module (no package import) and run it.
 _BOOT = (
     "import sys, importlib.util as u; del sys.path[0]; "
     "s = u.spec_from_file_location('_rzero_pl_verify_worker', sys.argv[1]); "
-    "m = u.module_from_spec(s); s.loader.exec_module(m); m.serve(sys.argv[2:])"
+    "m = u.module_from_spec(s); s.loader.exec_module(m); m.main(sys.argv[2:])"
 )
+_WORKER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "verify_worker.py")
 _START_FAILURES_BEFORE_GIVING_UP = 3
 _LOOKAHEAD = 64  # queued pairs a free worker looks through for an answer it has parsed before
 _PARSED = 8192  # answers a worker keeps parsed (its parse cache), mirrored here
@@ -85,9 +89,14 @@ class _Task:
 class _Worker:
     """The parent's handle on one worker process."""
 
-    def __init__(self, memory_limit_mb: int | None, start_timeout: float) -> None:
-        argv = [sys.executable, "-c", _BOOT, os.path.abspath(__file__), str(memory_limit_mb or 0)]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    def __init__(
+        self, memory_limit_mb: int | None, start_timeout: float, zygote: Zygote | None = None
+    ) -> None:
+        if zygote is not None:
+            self.proc: Any = zygote.fork()
+        else:
+            argv = [sys.executable, "-c", _BOOT, _WORKER_FILE, str(memory_limit_mb or 0)]
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.fd = self.proc.stdout.fileno()
         self.buf = b""
         self.ready = False
@@ -109,10 +118,12 @@ class _Worker:
         while len(self.parsed) > _PARSED:
             del self.parsed[next(iter(self.parsed))]
 
-    def kill(self) -> None:
+    def kill(self, wait: bool = True) -> None:
+        """SIGKILL the worker and close our pipe ends; ``wait``: also wait until it is gone."""
         try:
             self.proc.kill()
-            self.proc.wait(timeout=10)
+            if wait:
+                self.proc.wait(timeout=10)
         except Exception:  # already gone, or unkillable: nothing more to do here
             pass
         for stream in (self.proc.stdin, self.proc.stdout):
@@ -132,6 +143,9 @@ class VerifyPool:
         start_timeout: Seconds a worker may take to import math-verify and report ready.
         memory_limit_mb: Address-space limit of each worker (``None``: none); a check that runs
             out of memory answers ``False`` instead of swapping the machine.
+        zygote: Fork workers from one process that has imported math-verify already
+            (``rzero_pl.verify_worker``), so that a killed worker is replaced in milliseconds;
+            False starts each worker as a fresh interpreter (seconds each).
 
     The workers start on first use, in the background; ``close()`` (also run at exit) kills them.
     """
@@ -142,8 +156,10 @@ class VerifyPool:
         depth: int = 2,
         start_timeout: float = 120.0,
         memory_limit_mb: int | None = 4096,
+        zygote: bool = True,
     ) -> None:
         self.workers = workers or default_workers()
+        self.zygote = zygote
         self.depth = max(1, depth)
         self.start_timeout = start_timeout
         self.memory_limit_mb = memory_limit_mb
@@ -157,6 +173,7 @@ class VerifyPool:
         self._pending: deque[_Task] = deque()
         self._ids = itertools.count()
         self._procs: list[_Worker] = []
+        self._zygote: Zygote | None = None
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = -1, -1
         self._closing = False
@@ -265,8 +282,21 @@ class VerifyPool:
             for task in leftover:
                 task.future.set_result(None)
             self._procs = []
+            if self._zygote is not None:
+                self._zygote.close()
+                self._zygote = None
 
     def _spawn(self) -> _Worker:
+        """A worker forked by the zygote; a fresh interpreter if the zygote fails."""
+        if self.zygote and self._zygote is None:
+            self._zygote = Zygote(_BOOT, self.memory_limit_mb, self.start_timeout)
+        if self._zygote is not None:
+            try:
+                return _Worker(self.memory_limit_mb, self.start_timeout, self._zygote)
+            except OSError:
+                log.warning("verify zygote failed; starting workers as fresh interpreters")
+                self._zygote.close()
+                self._zygote, self.zygote = None, False
         return _Worker(self.memory_limit_mb, self.start_timeout)
 
     def _dispatch(self) -> None:
@@ -330,7 +360,7 @@ class VerifyPool:
 
     def _replace(self, w: _Worker, why: str) -> None:
         """Kill a worker, answer TIMED_OUT for the pair it was computing, requeue the rest."""
-        w.kill()
+        w.kill(wait=False)  # waited for below, once nobody waits on it
         self._procs[self._procs.index(w)] = self._spawn()  # before anyone hears of the loss
         if w.ready:
             self.replaced += 1
@@ -343,6 +373,10 @@ class VerifyPool:
             w.inflight.popleft().future.set_result(TIMED_OUT)
             with self._lock:
                 self._pending.extendleft(reversed(w.inflight))
+        try:  # reap it (a dying worker can take a while to free its memory)
+            w.proc.wait(timeout=10)
+        except Exception:
+            pass
 
 
 _LIVE_POOLS: weakref.WeakSet[VerifyPool] = weakref.WeakSet()
@@ -363,72 +397,3 @@ def shared_pool() -> VerifyPool:
 def _close_all() -> None:
     for pool in list(_LIVE_POOLS):
         pool.close()
-
-
-# ---------------------------------------------------------------------- the worker process
-
-
-def serve(argv: Sequence[str]) -> None:
-    """A worker's main loop: read ``[id, a, b]`` lines, write ``[id, equivalent]`` lines."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
-    memory_limit_mb = int(argv[0]) if argv else 0
-    if memory_limit_mb > 0:
-        import resource
-
-        limit = memory_limit_mb << 20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    # Replies go over a private copy of stdout; stray prints from libraries go to stderr.
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    _exit_with_parent()
-
-    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
-    check = _make_checker()
-    try:
-        check("\\frac{1}{2}", "0.5")  # warm up the LaTeX parser before the first timed pair
-    except Exception:
-        pass
-    replies.write(b'"ready"\n')
-    replies.flush()
-    for line in sys.stdin.buffer:
-        task_id, a, b = json.loads(line)
-        try:
-            ok = bool(check(a, b))
-        except BaseException:  # RecursionError, MemoryError, sympy bugs: not equivalent
-            ok = False
-        replies.write(json.dumps([task_id, ok]).encode() + b"\n")
-        replies.flush()
-
-
-def _make_checker():
-    from functools import lru_cache
-
-    from math_verify import parse, verify
-
-    @lru_cache(maxsize=8192)
-    def parsed(answer: str) -> tuple:
-        # The answers come out of a \boxed{}; parsing them boxed again lets math-verify's LaTeX
-        # extractor take the whole content.
-        return tuple(parse("\\boxed{" + answer + "}", parsing_timeout=None))
-
-    def check(a: str, b: str) -> bool:
-        pa, pb = list(parsed(a)), list(parsed(b))
-        if not pa or not pb:
-            return False
-        return verify(pa, pb, timeout_seconds=None) or verify(pb, pa, timeout_seconds=None)
-
-    return check
-
-
-def _exit_with_parent() -> None:
-    """Exit when the parent dies, even if it never closed our stdin (e.g. it was SIGKILLed)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()

@@ -1,0 +1,171 @@
+"""The verifier under hostile input: extract_boxed, equivalent and majority_vote, fuzzed.
+
+Model output is arbitrary text. Whatever it is (random unicode, control characters, deeply
+nested braces, megabyte strings, towers of exponents, broken LaTeX) the verifier must return
+a verdict, never raise, never overrun its timeout by more than a second, and replace the
+worker processes it kills instead of leaking them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rzero_pl.answers import equivalent_many, extract_boxed, majority_votes, normalize
+from rzero_pl.verify_pool import VerifyPool
+
+TIMEOUT = 1.0
+SLACK = 1.0  # the issue's bound: no call exceeds its timeout by more than this
+
+ATOMS = [
+    "9^{9^{9^{9}}}",
+    "10^{10^{10^{10^{10}}}}",
+    "\\frac{1}{2}",
+    "\\frac{",
+    "\\sqrt[",
+    "\\left(",
+    "\\right)",
+    "\\begin{matrix}",
+    "\\end{",
+    "x^",
+    "_{",
+    "}}}}",
+    "{{{{",
+    "\\\\",
+    "\\boxed{",
+    "\\text{",
+    "$",
+    "\\$",
+    "%",
+    "0.5",
+    "-3",
+    "1,000",
+    "x=",
+    "\\infty",
+    "\\pi",
+    "e^{i\\pi}",
+    "\x00",
+    "\x1b[31m",
+    "\u202e",
+    "\ud7ff",
+    "\t\n\r",
+    "−",
+    "√",
+    "∞",
+    "证明",
+]
+latexish = st.lists(st.one_of(st.sampled_from(ATOMS), st.text(max_size=6)), max_size=12).map(
+    "".join
+)
+answers = st.one_of(st.text(max_size=40), latexish, st.none())
+
+
+def _nested(depth: int) -> str:
+    return "\\boxed{" + "{" * depth + "1" + "}" * depth + "}"
+
+
+HUGE = [
+    "x" * (1 << 20),
+    "\\boxed{" + "1+" * (1 << 19) + "1}",
+    _nested(100_000),
+    _nested(300),
+    "\\frac{" * 200,
+    "}" * (1 << 20),
+    "9^{" * 50 + "9" + "}" * 50,
+]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    pool = VerifyPool(workers=2)
+    assert pool.map([("\\frac{1}{2}", "0.5")], timeout=60.0) == [True]  # workers started
+    yield pool
+    pool.close()
+
+
+def _descendants() -> dict[int, str]:
+    """Processes below this one (the pool's zygote, its workers…) and their states
+    (``Z``: a zombie, never reaped)."""
+    parents, states = {}, {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(pid)], states[int(pid)] = int(fields[1]), fields[0]
+    found, frontier = {}, {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier}
+        found.update({pid: states[pid] for pid in frontier})
+    return found
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - start
+
+
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+)
+
+
+@FUZZ
+@given(st.one_of(st.text(), latexish))
+def test_extract_boxed_and_normalize_never_raise(text):
+    (boxed, seconds) = _timed(extract_boxed, text)
+    assert boxed is None or (isinstance(boxed, str) and boxed.strip())
+    assert seconds < SLACK
+    assert isinstance(normalize(boxed or text), str)
+
+
+@FUZZ
+@given(answers, answers)
+def test_equivalent_never_raises_nor_overruns(pool, a, b):
+    verdicts, seconds = _timed(equivalent_many, [(a, b)], TIMEOUT, pool)
+    assert verdicts == [bool(verdicts[0])]
+    assert seconds <= TIMEOUT + SLACK, (a, b, seconds)
+
+
+@settings(max_examples=15, deadline=None, database=None)
+@given(st.lists(answers, min_size=1, max_size=8))
+def test_majority_vote_never_raises(pool, votes):
+    (vote,), seconds = _timed(majority_votes, [votes], TIMEOUT, pool)
+    assert vote.num_answers == len(votes)
+    assert vote.num_missing + sum(count for _, count in vote.clusters) == len(votes)
+    assert 0.0 <= vote.share <= 1.0 and vote.size <= len(votes)
+    assert (vote.label is None) == (not vote.clusters)
+    # each distinct form costs at most two timeouts (then it is taken as matching nothing)
+    assert seconds <= 2 * len(votes) * TIMEOUT + SLACK
+
+
+def test_huge_and_pathological_answers(pool):
+    for text in HUGE:
+        (boxed, seconds) = _timed(extract_boxed, text)
+        assert seconds < SLACK and (boxed is None or isinstance(boxed, str))
+        for other in (text, "1", "9^{9^{9^{9}}}"):
+            verdicts, seconds = _timed(equivalent_many, [(text, other)], TIMEOUT, pool)
+            assert isinstance(verdicts[0], bool)
+            assert seconds <= TIMEOUT + SLACK, (text[:40], other, seconds)
+
+
+def test_timed_out_workers_are_replaced_not_leaked(pool):
+    before, processes = pool.replaced, len(_descendants())
+    towers = [(f"{k}^{{{k}^{{{k}^{{{k}}}}}}}", f"{k + 1}") for k in range(2, 6)]
+    for pair in towers:  # one at a time: each overruns and kills its worker
+        verdicts, seconds = _timed(pool.map, [pair], TIMEOUT)
+        assert not verdicts[0]
+        assert seconds <= TIMEOUT + SLACK
+    assert pool.replaced >= before + len(towers)
+    time.sleep(0.5)  # let the kernel finish the last killed worker
+    now = _descendants()
+    assert len(now) == processes  # each killed worker replaced by one, none left over
+    assert "Z" not in now.values()  # and reaped
+    assert len(pool.pids()) == 2 and set(pool.pids()) <= set(now)
+    assert pool.map([("2/4", "0.5")], timeout=30.0) == [True]
