@@ -148,6 +148,16 @@ class TestLoraRoles:
         for g in engine.generate(PROMPTS, role="solver", params=stops):
             assert all("a" not in c.text for c in g.completions)
 
+    def test_seeded_requests_past_one_steps_token_budget(self, engines):
+        _, _, engine = engines  # 3 x 100 prompts of ~20 tokens: more than 4096 tokens a step
+        params = SamplingParams(n=100, max_new_tokens=2, seed=0)
+        a = engine.generate(PROMPTS, role="solver", params=params)
+        b = engine.generate(PROMPTS, role="solver", params=params)
+        assert [len(g.completions) for g in a] == [100, 100, 100]
+        assert [c.token_ids for g in a for c in g.completions] == [
+            c.token_ids for g in b for c in g.completions
+        ]
+
     def test_logprobs_match_the_trainers_recomputation(self, engines):
         policy, _, engine = engines
         params = SamplingParams(n=3, temperature=0.7, max_new_tokens=10, seed=1)

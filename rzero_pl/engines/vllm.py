@@ -243,6 +243,10 @@ class VLLMEngine:
             "enable_sleep_mode": self.sleep,
             "logprobs_mode": "processed_logprobs",  # after temperature, as the trainer's
         }
+        if on_cpu:
+            # vLLM 0.32's CPU runner crashes on a seeded request whose prefill is split across
+            # steps ("CPU Generator does not use offset"): schedule whole prompts only.
+            kwargs["enable_chunked_prefill"] = False
         if policy.is_lora:
             r = policy.lora.r
             kwargs.update(
