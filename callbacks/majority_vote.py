@@ -64,7 +64,9 @@ class MajorityVote(RewardCallback):
         if index:
             tok = module.policy.tokenizer
             prompts = [self.prompt.render(tok, problem=batch.questions[i]) for i in index]
-            params = replace(self.sampling, seed=module._rollout_seed() + 1)
+            # Offset by the valid questions of lower ranks: ranks sample different streams.
+            before = sum(q is not None for q in batch.batch_questions[: batch.offset])
+            params = replace(self.sampling, seed=module._rollout_seed() + 1 + before)
             generations = module.engine.generate(prompts, role="solver", params=params)
             answers = [[extract_boxed(c.text) for c in g.completions] for g in generations]
             for i, vote in zip(index, majority_votes(answers, timeout=self.timeout), strict=True):

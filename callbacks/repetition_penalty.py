@@ -17,7 +17,8 @@ class RepetitionPenalty(RewardCallback):
 
     Distances are ``1 - BLEU`` (whitespace tokens, uniform 1–4-gram weights, method1
     smoothing), clustered with average linkage at ``threshold``. Malformed completions count
-    in the batch as empty questions, as in the reference.
+    in the batch as empty questions, as in the reference. With several ranks the clusters
+    and the denominator are those of the whole batch (every rank's questions).
 
     Args:
         threshold: Average-linkage distance below which questions share a cluster.
@@ -34,10 +35,11 @@ class RepetitionPenalty(RewardCallback):
 
     def score_batch(self, trainer: L.Trainer, module: Any, batch: QuestionBatch) -> None:
         start = time.perf_counter()
-        texts = [q or "" for q in batch.questions]
+        texts = [q or "" for q in batch.batch_questions]
         labels = cluster_labels(bleu_distance_matrix(texts), self.threshold)
         sizes = np.bincount(labels)
-        batch.terms["repetition"] = self.weight * sizes[labels] / len(texts)
+        mine = labels[batch.offset : batch.offset + len(batch.questions)]
+        batch.terms["repetition"] = self.weight * sizes[mine] / len(texts)
         batch.metrics["repetition/clusters"] = float(len(sizes))
         batch.metrics["repetition/largest_cluster"] = float(sizes.max() / len(texts))
         batch.metrics["repetition/seconds"] = time.perf_counter() - start

@@ -1,9 +1,10 @@
 """RolloutDataModule: one epoch is one rollout step.
 
 ``train_dataloader`` runs once per epoch (the trainer reloads loaders every epoch): it
-takes this step's items, asks the module for a finished rollout step, and returns a
-loader over it. The items of step ``k`` are a fixed function of the seed and ``k``, so a
-resumed run sees the same questions it would have seen.
+takes this step's items, asks the module for a finished rollout step (each rank makes the
+rollouts of its own shard of the items), and returns a loader over it. The items of step
+``k`` are a fixed function of the seed and ``k``, so a resumed run sees the same questions
+it would have seen.
 """
 
 from __future__ import annotations
@@ -51,5 +52,8 @@ class RolloutDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         module = self.trainer.lightning_module
-        rollouts = module.rollout(self.items_for_step(self.trainer.current_epoch))
+        # Every rank gets the whole step and keeps its shard in ``rollout``; under FSDP the
+        # weights are gathered once for the step, so ranks may generate unequal amounts.
+        with module.policy.gathered(module.engine):
+            rollouts = module.rollout(self.items_for_step(self.trainer.current_epoch))
         return module.rollout_loader(rollouts)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 
+from rzero_pl.distributed import gather_lists
 from rzero_pl.engines.base import Engine, Generation
 from rzero_pl.grpo_module import GRPOModule
 from rzero_pl.policy import Policy
@@ -29,14 +30,23 @@ from rzero_pl.rollout import Rollout
 class QuestionBatch:
     """One rollout step's questions, as the reward callbacks see them.
 
-    ``questions[i]`` is the parsed question of rollout ``i`` (None when malformed). Callbacks
-    write per-rollout arrays into ``terms`` (``share``, ``uncertainty``, ``repetition``…).
+    ``questions[i]`` is the parsed question of this rank's rollout ``i`` (None when
+    malformed). Callbacks write per-rollout arrays for these rollouts into ``terms``
+    (``share``, ``uncertainty``, ``repetition``…). ``batch_questions`` is the whole rollout
+    batch across ranks (``questions`` on one process) and ``offset`` the position of
+    ``questions[0]`` in it, for terms whose statistic is batch-wide.
     """
 
     questions: list[str | None]
     completions: list[str]
     terms: dict[str, np.ndarray] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)  # logged under challenger/
+    batch_questions: list[str | None] | None = None
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_questions is None:
+            self.batch_questions = list(self.questions)
 
     @property
     def valid(self) -> np.ndarray:
@@ -95,7 +105,9 @@ class ChallengerGRPO(GRPOModule):
         self, items: Sequence[dict], generations: list[Generation], rollouts: list[Rollout]
     ) -> dict[str, float]:
         completions = [r.completion for r in rollouts]
-        batch = QuestionBatch([parse_question(c) for c in completions], completions)
+        questions = [parse_question(c) for c in completions]
+        everyone, offset = gather_lists(questions)  # the repetition penalty needs all ranks'
+        batch = QuestionBatch(questions, completions, batch_questions=everyone, offset=offset)
         for callback in self.reward_callbacks():
             callback.score_batch(self.trainer, self, batch)
         n = len(rollouts)

@@ -18,8 +18,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from rzero_pl import sharding
+from rzero_pl.distributed import is_rank_zero
 from rzero_pl.engines.base import ROLES, check_role
 from rzero_pl.models import ModelSource
+from rzero_pl.sharding import FullyShard
 
 
 class LoraSettings:
@@ -69,6 +72,8 @@ class Policy(nn.Module):
         roles: The roles that get their own weights.
         weights: Saved role weights to start from, by role (folders written by ``save_role``,
             e.g. a finished run's ``iter2/solver/weights``).
+        fsdp: FSDP2 settings, used when the trainer's strategy is ``ModelParallelStrategy``
+            (default ``FullyShard()``: bf16 on GPU, no offload).
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class Policy(nn.Module):
         gradient_checkpointing: bool = False,
         roles: Sequence[str] = ROLES,
         weights: dict[str, str] | None = None,
+        fsdp: FullyShard | None = None,
     ) -> None:
         super().__init__()
         if quantization is not None and lora is None:
@@ -87,6 +93,7 @@ class Policy(nn.Module):
                 "to train; set policy.lora (QLoRA) or remove policy.quantization"
             )
         self.source = model
+        self.fsdp = fsdp or FullyShard()
         self.lora = lora
         self.quantization = quantization
         self.roles = tuple(check_role(r) for r in roles)
@@ -196,26 +203,74 @@ class Policy(nn.Module):
         self._reference.to(device)
         yield self._reference
 
+    # ---- sharding (FSDP2) ----------------------------------------------------------------
+
+    def _roots(self) -> list[nn.Module]:
+        roots = list(self.models.values())
+        return roots + ([self._reference] if self._reference is not None else [])
+
+    @property
+    def is_sharded(self) -> bool:
+        return any(sharding.is_sharded(m) for m in self.models.values())
+
+    def shard(self, mesh: Any) -> None:
+        """``fully_shard`` every model (and the KL reference) by decoder layer over ``mesh``."""
+        for model in self._roots():
+            sharding.apply_fully_shard(model, mesh, self.fsdp)
+
+    def gathered(self, engine: Any = None) -> contextlib.AbstractContextManager:
+        """Full weights on every rank while ``engine`` generates on them; collective.
+
+        A no-op unless the policy is sharded and the engine generates on the trainer's own
+        modules (``HFEngine``); an engine with its own copy of the weights (vLLM) needs none.
+        """
+        from rzero_pl.engines.hf import HFEngine
+
+        if not self.is_sharded or not isinstance(engine, HFEngine | None):
+            return contextlib.nullcontext()
+        return sharding.gathered(self._roots())
+
+    def role_weights(self, role: str) -> Iterator[tuple[str, torch.Tensor]]:
+        """``role``'s full tensors one at a time: the adapter alone with LoRA, else the model.
+
+        Under FSDP each sharded tensor is all-gathered as it is reached (every rank must
+        iterate), so an engine loading them never needs a second full copy of the model.
+        """
+        module = self.module(role)
+        named = module.named_parameters()
+        if self.is_lora:
+            marker = f".{role}."
+            named = ((n, p) for n, p in named if "lora_" in n and marker in n)
+        return sharding.full_weights(named)
+
     # ---- saving and loading role weights ------------------------------------------------
 
     def save_role(self, role: str, folder: str) -> str:
         """Write ``role``'s weights in Hugging Face form: a PEFT adapter or a model folder.
 
         The folder is written next to its destination and renamed into place, so a crash
-        never leaves a half-written folder under the final name.
+        never leaves a half-written folder under the final name. With several ranks every
+        rank calls it (under FSDP the weights are gathered); only rank 0 writes.
         """
+        state = None
+        if self.is_sharded:  # every rank gathers tensor by tensor; rank 0 keeps them on CPU
+            items = sharding.full_weights(self.module(role).state_dict().items())
+            state = {name: t.cpu() for name, t in items if is_rank_zero()}
+        return self._save_role(role, folder, state) if is_rank_zero() else folder
+
+    def _save_role(self, role: str, folder: str, state: dict | None) -> str:
         module = self.module(role)
         parent = os.path.dirname(os.path.abspath(folder))
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
         if self.is_lora:
-            module.save_pretrained(tmp, selected_adapters=[role])
+            module.save_pretrained(tmp, selected_adapters=[role], state_dict=state)
             written = os.path.join(tmp, role) if role != "default" else tmp
             os.replace(written, tmp + "-adapter")
             shutil.rmtree(tmp)
             tmp = tmp + "-adapter"
         else:
-            module.save_pretrained(tmp)
+            module.save_pretrained(tmp, state_dict=state)
         self.tokenizer.save_pretrained(tmp)
         if os.path.exists(folder):
             shutil.rmtree(folder)
@@ -226,6 +281,11 @@ class Policy(nn.Module):
         """Load weights written by ``save_role`` into ``role`` (continuing a run)."""
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"no saved weights for role {role!r} at {folder!r}")
+        if self.is_sharded:
+            raise RuntimeError(
+                f"load_role({role!r}): load saved weights before the policy is sharded "
+                "(at construction, or before the first fit)"
+            )
         from safetensors.torch import load_file
 
         if self.is_lora:

@@ -24,6 +24,37 @@ class ParseOnlyCLI(RZeroCLI):
 def test_there_are_configs():
     names = {os.path.basename(c) for c in CONFIGS}
     assert {"toy_solver.yaml"} <= names
+    assert set(REAL) <= names
+
+
+REAL = [
+    "octothinker.yaml",
+    "qwen3_4b_qlora.yaml",
+    "qwen3_4b_fsdp.yaml",
+    "qwen3_8b_fsdp.yaml",
+    "octothinker_8b_fsdp.yaml",
+    "qwen3_8b_fsdp_2x8.yaml",
+]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_config_batches_split_over_its_ranks(name):
+    """Every rank must hold whole groups and equal shares of each update (rzero_pl.distributed)."""
+    cfg = ParseOnlyCLI(args=["--config", os.path.join(ROOT, "cli_configs", name)], run=False).config
+    world = int(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
+    strategy = cfg.trainer.strategy
+    if world > 1:
+        assert strategy.init_args.data_parallel_size == world
+        assert strategy.init_args.tensor_parallel_size == 1
+    evolution = cfg.evolution.init_args
+    solver, challenger = cfg.model.init_args, evolution.challenger.init_args
+    for module, items in (
+        (solver, cfg.data.init_args.questions_per_step),
+        (challenger, evolution.challenger_data.init_args.slots_per_step),
+    ):
+        assert module.minibatch_size % (module.micro_batch_size * world) == 0
+        assert items % world == 0
+    assert cfg.model.init_args.policy.init_args.model.init_args.name_or_path.count("/") == 1
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)

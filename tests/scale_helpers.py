@@ -1,0 +1,70 @@
+"""Helpers for the multi-rank tests, importable by the ranks that torchrun starts.
+
+``PromptSeededEngine`` makes sampling independent of how prompts are split across ranks, so
+that a 2-rank run can be compared with a 1-rank run draw for draw; ``build_primed_model``
+makes a tiny model that already writes well-formed questions and boxed answers, so that a
+one-iteration run has a non-empty curriculum and non-zero advantages.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+
+from rzero_pl.engines.base import Generation, SamplingParams
+from rzero_pl.engines.hf import HFEngine
+
+
+class PromptSeededEngine(HFEngine):
+    """HFEngine, one prompt per call, seeded ``params.seed + j`` for the call's prompt ``j``.
+
+    The modules offset ``params.seed`` by the global index of a rank's first prompt, so the
+    prompt with global index ``i`` is sampled with seed ``seed + i`` on any number of ranks.
+    """
+
+    def generate(
+        self, prompts: Sequence[str], *, role: str, params: SamplingParams
+    ) -> list[Generation]:
+        out: list[Generation] = []
+        for j, prompt in enumerate(prompts):
+            seed = None if params.seed is None else params.seed + j
+            out += super().generate([prompt], role=role, params=replace(params, seed=seed))
+        return out
+
+
+def _texts(rng: random.Random, n: int) -> list[str]:
+    texts = []
+    for _ in range(n):
+        a, b = rng.randrange(10), rng.randrange(10)
+        question = f"What is {a} + {b}?"
+        guess = a + b if rng.random() < 0.6 else rng.randrange(19)  # a solver that errs
+        texts.append(f"Write a question.\n<question>{question}</question>")
+        texts.append(f"Solve: {question}\n\\boxed{{{guess}}}")
+    return texts
+
+
+def build_primed_model(folder: str, steps: int = 80) -> str:
+    """A tiny Llama (tests/conftest.py) taught the toy prompts' output format for a moment."""
+    from conftest import build_tiny_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    build_tiny_model(folder, hidden=48)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-3)
+    for _ in range(steps):
+        rows = [tok(t)["input_ids"] + [tok.eos_token_id] for t in _texts(rng, 8)]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
+        labels = ids.masked_fill(ids == tok.pad_token_id, -100)
+        loss = model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(folder)
+    return folder

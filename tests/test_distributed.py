@@ -1,0 +1,276 @@
+"""Many ranks: shards, batch-wide terms, start-up checks, and a 2-rank FSDP2 iteration on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from rzero_pl.callbacks.repetition_penalty import RepetitionPenalty
+from safetensors.torch import load_file
+
+from rzero_pl import distributed
+from rzero_pl.challenger import QuestionBatch
+from rzero_pl.sharding import FullyShard, check_strategy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+
+
+# ---- pure helpers ----------------------------------------------------------------------
+
+
+def test_shards_are_contiguous_equal_and_cover_the_step():
+    items = list(range(12))
+    parts = [distributed.shard(items, r, 4) for r in range(4)]
+    assert parts[1] == ([3, 4, 5], 3)
+    assert [x for part, _ in parts for x in part] == items
+
+
+def test_uneven_shards_are_refused_with_the_keys_to_change():
+    with pytest.raises(ValueError, match="do not split evenly over 4 ranks"):
+        distributed.shard_bounds(10, 0, 4)
+    with pytest.raises(ValueError, match="rank 4 is not in a world of size 4"):
+        distributed.shard_bounds(8, 4, 4)
+
+
+def test_single_process_helpers_are_identities():
+    assert distributed.world() == (0, 1)
+    assert distributed.gather_objects({"a": 1}) == [{"a": 1}]
+    assert distributed.gather_lists([1, 2]) == ([1, 2], 0)
+    assert distributed.on_rank_zero(lambda: 7) == 7
+    assert distributed.rank_zero_first(lambda: "x") == "x"
+
+
+def test_repetition_penalty_counts_clusters_and_denominator_over_the_whole_batch():
+    everyone = ["what is 1 + 1 ?", "what is 1 + 1 ?", None, "name the largest prime below 50"]
+    # Rank 1 of 2 holds the last two rollouts; the duplicates live on rank 0.
+    local = QuestionBatch(everyone[2:], ["", ""], batch_questions=everyone, offset=2)
+    RepetitionPenalty().score_batch(None, None, local)
+    whole = QuestionBatch(everyone, [""] * 4)
+    RepetitionPenalty().score_batch(None, None, whole)
+    assert np.allclose(local.terms["repetition"], whole.terms["repetition"][2:])
+    assert np.allclose(whole.terms["repetition"], [2 / 4, 2 / 4, 1 / 4, 1 / 4])  # by hand
+
+
+class FSDPStrategy:  # the name is what check_strategy reads
+    pass
+
+
+class Mesh:
+    """A device mesh's shape, as check_strategy reads it."""
+
+    def __init__(self, world: int, tp: int) -> None:
+        self.world, self.tp = world, tp
+
+    def size(self) -> int:
+        return self.world
+
+    def __getitem__(self, name: str) -> Mesh:
+        return Mesh(self.tp if name == "tensor_parallel" else self.world // self.tp, 1)
+
+
+class ModelParallelStrategy:
+    def __init__(self, world: int = 2, tp: int = 1) -> None:
+        self.device_mesh = Mesh(world, tp)
+
+
+def test_impossible_strategy_combinations_fail_with_a_clear_message():
+    with pytest.raises(ValueError, match="nf4 cannot be sharded by FSDPStrategy"):
+        check_strategy(FSDPStrategy(), "nf4", "cuda")
+    with pytest.raises(ValueError, match="FSDPStrategy .FSDP1. needs GPUs"):
+        check_strategy(FSDPStrategy(), None, "cpu")
+    with pytest.raises(ValueError, match="nf4 weights cannot be sharded by FSDP2"):
+        check_strategy(ModelParallelStrategy(), "nf4", "cpu")
+
+
+def test_tensor_parallel_mesh_is_refused():
+    with pytest.raises(ValueError, match="tensor_parallel_size: 1 and data_parallel_size: 8"):
+        check_strategy(ModelParallelStrategy(world=8, tp=8), None, "cpu")
+    check_strategy(ModelParallelStrategy(world=8, tp=1), None, "cpu")  # accepted
+
+
+def test_cpu_offload_needs_a_gpu():
+    with pytest.raises(ValueError, match="cpu_offload needs a GPU"):
+        FullyShard(cpu_offload=True).kwargs("cpu")
+    assert FullyShard().kwargs("cpu")["mp_policy"].param_dtype is None  # no bf16 on CPU
+    assert FullyShard().kwargs("cuda")["mp_policy"].param_dtype == torch.bfloat16
+
+
+# ---- one iteration on 2 CPU ranks (FSDP2, gloo) against one process --------------------
+
+
+@pytest.fixture(scope="session")
+def primed_model_dir(tmp_path_factory):
+    sys.path.insert(0, TESTS)
+    from scale_helpers import build_primed_model
+
+    return build_primed_model(str(tmp_path_factory.mktemp("primed")))
+
+
+def _args(model_dir, run_dir):
+    m = "--model.init_args.policy.init_args.model"
+    c = "--evolution.challenger.init_args"
+    return [
+        "fit",
+        "--config",
+        os.path.join(ROOT, "cli_configs", "toy.yaml"),
+        f"{m}.class_path=rzero_pl.models.PretrainedModel",
+        f"{m}.init_args.name_or_path={model_dir}",
+        "--model.init_args.engine=scale_helpers.PromptSeededEngine",
+        "--trainer.enable_progress_bar=false",
+        "--data.init_args.candidates=8",
+        "--data.init_args.votes=4",
+        "--data.init_args.questions_per_step=4",
+        "--data.init_args.max_rounds=1",
+        "--data.init_args.min_kept=1",
+        "--data.init_args.challenger_sampling.max_new_tokens=40",
+        "--data.init_args.solver_sampling.max_new_tokens=12",
+        "--model.init_args.group_size=4",
+        "--model.init_args.minibatch_size=16",
+        "--model.init_args.micro_batch_size=1",
+        "--model.init_args.sampling.max_new_tokens=12",
+        "--evolution.iterations=1",
+        "--evolution.challenger_steps=2",
+        "--evolution.solver_steps=2",
+        f"--evolution.run_dir={run_dir}",
+        f"{c}.group_size=2",
+        f"{c}.minibatch_size=4",
+        f"{c}.micro_batch_size=1",
+        f"{c}.sampling.max_new_tokens=40",
+        "--evolution.challenger_data.init_args.slots_per_step=2",
+        "--evolution.evaluation.init_args.max_samples=4",
+        "--evolution.evaluation.init_args.max_new_tokens=12",
+    ]
+
+
+TWO_RANKS = [
+    "--trainer.devices=2",
+    "--trainer.strategy=lightning.pytorch.strategies.ModelParallelStrategy",
+    "--trainer.strategy.init_args.data_parallel_size=2",
+    "--trainer.strategy.init_args.tensor_parallel_size=1",
+]
+
+
+def _run(cmd, fault=None):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]))
+    env.pop("RZERO_PL_FAULT", None)
+    if fault:
+        env["RZERO_PL_FAULT"] = fault
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+def _weights(run_dir, role):
+    return load_file(os.path.join(run_dir, "iter1", role, "weights", "model.safetensors"))
+
+
+def _questions(run_dir):
+    path = os.path.join(run_dir, "iter1", "curriculum", "questions.jsonl")
+    with open(path) as f:
+        return [(r["question"], r["label"], r["share"]) for r in map(json.loads, f)]
+
+
+@pytest.mark.slow
+def test_two_rank_fsdp2_iteration_matches_one_process_and_resumes(primed_model_dir, tmp_path):
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    single = _run([sys.executable, "-m", "rzero_pl", *_args(primed_model_dir, one)])
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    cmd = [*torchrun, "-m", "rzero_pl", *_args(primed_model_dir, two), *TWO_RANKS]
+    # Killed at the end of the solver's second rollout step, before its checkpoint is saved.
+    killed = _run(cmd, fault="train:iter1/solver:epoch@2")
+    assert killed.returncode != 0
+    checkpoint = os.path.join(two, "iter1", "solver", "checkpoints", "last.ckpt")
+    assert os.path.isdir(checkpoint), "expected a sharded (directory) checkpoint"
+    assert {f for f in os.listdir(checkpoint) if f.endswith(".distcp")} == {
+        "__0_0.distcp",
+        "__1_0.distcp",
+    }
+    shutil.rmtree(os.path.join(two, "iter1", "solver", "weights"), ignore_errors=True)
+    resumed = _run(cmd)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resum" in resumed.stderr + resumed.stdout
+
+    state = json.loads((tmp_path / "two" / "state.json").read_text())
+    assert state["phases"]["iter1/solver"]["steps"] > 0  # the solver really trained
+    assert _questions(two) == _questions(one)
+    valid = [q for q in _questions(one) if q[0] is not None]
+    assert valid, "the primed model should write well-formed questions"
+    base = load_file(os.path.join(primed_model_dir, "model.safetensors"))
+    moved = _weights(one, "challenger")
+    assert any(not torch.equal(moved[k], base[k]) for k in base), "the challenger trained"
+    for role in ("challenger", "solver"):
+        a, b = _weights(one, role), _weights(two, role)
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+# ---- QLoRA on one device ---------------------------------------------------------------
+
+
+def _length_reward(rollouts):
+    for r in rollouts:  # a reward that varies within every group: each step has signal
+        r.reward = float(len(r.completion_ids) % 2)
+
+
+def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model_dir, tmp_path):
+    import lightning as L
+    from rzero_pl.datamodules import ChallengerPromptsDataModule
+
+    from rzero_pl.challenger import ChallengerGRPO
+    from rzero_pl.engines import HFEngine, SamplingParams
+    from rzero_pl.models import PretrainedModel
+    from rzero_pl.policy import LoraSettings, Policy
+    from rzero_pl.solver import SolverGRPO
+
+    class Challenger(ChallengerGRPO):
+        def on_fit_start(self) -> None:  # no solver votes here: the reward is _length_reward
+            pass
+
+        def score(self, items, generations, rollouts):
+            _length_reward(rollouts)
+
+    class Solver(SolverGRPO):
+        def score(self, items, generations, rollouts):
+            _length_reward(rollouts)
+
+    policy = Policy(
+        PretrainedModel(tiny_model_dir, dtype="float32"),
+        lora=LoraSettings(r=4, alpha=8, target_modules=["q_proj", "v_proj", "up_proj"]),
+        quantization="nf4",
+    )
+    assert any("4bit" in type(m).__name__ for m in policy.modules())
+    engine = HFEngine()
+    settings = dict(
+        group_size=4,
+        sampling=SamplingParams(temperature=1.0, max_new_tokens=6),
+        minibatch_size=8,
+        micro_batch_size=4,
+        lr=1e-2,
+    )
+    before = {n: p.detach().clone() for n, p in policy.named_parameters() if "lora_B" in n}
+    for role, module in (("challenger", Challenger), ("solver", Solver)):
+        trainer = L.Trainer(
+            max_epochs=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            default_root_dir=str(tmp_path / role),
+        )
+        trainer.fit(module(policy, engine, **settings), ChallengerPromptsDataModule(2))
+        assert trainer.global_step == 1
+        changed = {n for n, p in policy.named_parameters() if n in before}
+        changed = {
+            n for n in changed if not torch.equal(dict(policy.named_parameters())[n], before[n])
+        }
+        assert changed and all(f".{role}." in n for n in changed), changed
+        before.update({n: dict(policy.named_parameters())[n].detach().clone() for n in changed})
