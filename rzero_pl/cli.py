@@ -10,6 +10,8 @@ docstrings. Components (model source, engine, datamodules, callbacks) are swappe
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from typing import Any
@@ -17,7 +19,9 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from rzero_pl.errors import ConfigError, one_line
 from rzero_pl.evaluation import Evaluation
 from rzero_pl.evolution import Evolution
 from rzero_pl.run_state import config_fingerprint
@@ -64,6 +68,32 @@ class RZeroCLI(LightningCLI):
             default=None,
             help="Benchmarks that `rzero-pl test` scores the model's solver on.",
         )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse; a bad key or value is reported as one line naming the key (exit status 2)."""
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(captured):
+                super().parse_arguments(parser, args)
+        except SystemExit as stop:
+            text = captured.getvalue()
+            if stop.code in (0, None) or "error:" not in text:
+                sys.stderr.write(text)
+                raise
+            line = one_line(text[text.index("error:") :].removeprefix("error:").strip())
+            print(f"rzero-pl: error: {line} (--help lists every key)", file=sys.stderr)
+            raise
+        sys.stderr.write(captured.getvalue())
+
+    def instantiate_classes(self) -> None:
+        """Build every component; a bad value is raised as one ``ConfigError`` line."""
+        try:
+            super().instantiate_classes()
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, OSError, MisconfigurationException) as err:
+            section = "trainer" if getattr(self, "model", None) is not None else None
+            raise ConfigError(one_line(str(err), section)) from err
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         # LightningCLI appends to the configured callback list in place; every phase of the
@@ -122,9 +152,23 @@ class RZeroCLI(LightningCLI):
         return config_fingerprint(config)
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``rzero-pl`` console script and ``python -m rzero_pl``."""
-    RZeroCLI(args=args if args is not None else sys.argv[1:])
+def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> None:
+    """Entry point of the ``rzero-pl`` console script and ``python -m rzero_pl``.
+
+    From the command line (``args`` None) a configuration or input error (a bad value, a
+    missing file, a bad benchmark line, a refused run folder) is printed as one line and the
+    exit status is 2; ``RZERO_PL_TRACEBACK=1`` shows the traceback instead. Called from Python
+    with ``args`` the exception is raised as usual.
+    """
+    if one_line_errors is None:
+        one_line_errors = args is None and not os.environ.get("RZERO_PL_TRACEBACK")
+    try:
+        RZeroCLI(args=args if args is not None else sys.argv[1:])
+    except (ValueError, OSError, MisconfigurationException) as err:
+        if not one_line_errors:
+            raise
+        print(f"rzero-pl: error: {one_line(str(err)).splitlines()[0]}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

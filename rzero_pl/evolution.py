@@ -17,24 +17,45 @@ solver phase). Everything lives in one run folder::
 
 Re-running the same command resumes: finished phases are skipped (their weights are
 loaded), a phase in progress restarts from its last checkpoint, a written curriculum is
-reused.
+reused. Every file is written atomically (``rzero_pl.io``, ``AtomicCheckpoint``), so a kill
+at any moment leaves each file whole or absent; temporary files of a killed writer are
+deleted on the next start. SIGTERM (what SLURM sends before pre-emption) stops the run at
+the next safe point and exits with status 143; the next run resumes from the last finished
+rollout step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from rzero_pl.challenger import ChallengerGRPO
+from rzero_pl.checkpoints import AtomicCheckpoint, checkpoint_step
 from rzero_pl.evaluation import Evaluation
-from rzero_pl.run_state import OffsetLogger, RunState
+from rzero_pl.faults import fault_callbacks, fault_point
+from rzero_pl.io import remove_stale_temps
+from rzero_pl.run_state import OffsetLogger, RunLock, RunState, mark_restart, writes_run_folder
 from rzero_pl.solver import SolverGRPO
+
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
+
+
+class Preempted(SystemExit):
+    """SIGTERM stopped the run at a safe point; re-running the same command resumes it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(PREEMPTED_EXIT_CODE)
+        self.message = message
 
 
 class Evolution:
@@ -83,43 +104,72 @@ class Evolution:
     ) -> RunState:
         """Run (or resume) every iteration; ``make_trainer(**overrides)`` builds each phase's trainer."""
         os.makedirs(self.run_dir, exist_ok=True)
-        state = RunState(self.run_dir)
-        state.check_fingerprint(fingerprint, self.allow_config_change)
-        self.challenger.bind(solver.policy, solver.engine)
-        self._evaluate(
-            solver, state, "baseline", os.path.join(self.run_dir, "eval", "baseline"), logger
-        )
-        for it in range(1, self.iterations + 1):
-            folder = os.path.join(self.run_dir, f"iter{it}")
-            self._phase(
-                state,
-                f"iter{it}/challenger",
-                self.challenger,
-                self.challenger_data,
-                self.challenger_steps,
-                folder,
-                make_trainer,
-                logger,
-            )
-            report = self._curriculum(state, it, solver, curriculum, folder, logger)
-            if report.kept == 0:
-                rank_zero_warn(
-                    f"iteration {it}: the curriculum kept no question; solver phase skipped"
-                )
-                state.finish(f"iter{it}/solver", skipped="empty curriculum")
-            else:
-                self._phase(
-                    state,
-                    f"iter{it}/solver",
-                    solver,
-                    curriculum,
-                    self.solver_steps,
-                    folder,
-                    make_trainer,
-                    logger,
-                )
-            self._evaluate(solver, state, f"iter{it}/eval", os.path.join(folder, "eval"), logger)
+        with RunLock(self.run_dir), self._sigterm_stops_the_run():
+            if writes_run_folder():
+                for path in remove_stale_temps(self.run_dir):
+                    rank_zero_info(f"removed {path}, left by an interrupted write")
+            state = RunState(self.run_dir)
+            state.check_fingerprint(fingerprint, self.allow_config_change)
+            self.challenger.bind(solver.policy, solver.engine)
+            baseline = os.path.join(self.run_dir, "eval", "baseline")
+            self._evaluate(solver, state, "baseline", baseline, logger)
+            for it in range(1, self.iterations + 1):
+                self._iteration(it, state, solver, curriculum, make_trainer, logger)
         return state
+
+    def _iteration(
+        self,
+        it: int,
+        state: RunState,
+        solver: SolverGRPO,
+        curriculum: Any,
+        make_trainer: Callable[..., L.Trainer],
+        logger: Any,
+    ) -> None:
+        folder = os.path.join(self.run_dir, f"iter{it}")
+        challenger, data = self.challenger, self.challenger_data
+        steps = self.challenger_steps
+        self._phase(
+            state, f"iter{it}/challenger", challenger, data, steps, folder, make_trainer, logger
+        )
+        report = self._curriculum(state, it, solver, curriculum, folder, logger)
+        phase = f"iter{it}/solver"
+        if report.kept > 0:
+            steps = self.solver_steps
+            self._phase(state, phase, solver, curriculum, steps, folder, make_trainer, logger)
+        elif not state.done(phase):
+            rank_zero_warn(f"iteration {it}: the curriculum kept no question; solver phase skipped")
+            state.finish(phase, skipped="empty curriculum")
+        self._evaluate(solver, state, f"iter{it}/eval", os.path.join(folder, "eval"), logger)
+
+    @contextlib.contextmanager
+    def _sigterm_stops_the_run(self) -> Iterator[None]:
+        """On SIGTERM: inside ``Trainer.fit`` let Lightning stop at the next batch (it calls
+        this handler too, after its own); anywhere else stop at once. Every file is atomic,
+        so the work in progress is simply redone by the next run."""
+        self._fitting = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if not self._fitting:
+                raise self._preempted("between rollout steps")
+
+        previous = signal.signal(signal.SIGTERM, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _preempted(self, where: str) -> Preempted:
+        message = (
+            f"SIGTERM: the run stopped cleanly ({where}); every finished rollout step is saved "
+            f"in {self.run_dir}. Re-run the same command to resume."
+        )
+        if writes_run_folder():  # printed, not warned: warnings may be filtered out
+            print(message, file=sys.stderr, flush=True)
+        return Preempted(message)
 
     def _phase(
         self,
@@ -136,35 +186,72 @@ class Evolution:
         role = module.role
         weights = os.path.join(folder, role, "weights")
         if state.done(phase):
-            if os.path.isdir(weights):
-                module.policy.load_role(role, weights)
-                module.engine.push(role)
+            if not os.path.isdir(weights):
+                raise FileNotFoundError(
+                    f"{state.path}: {phase} is recorded as finished but its weights {weights} "
+                    f"are missing; restore them, or delete the '{phase}' entry to redo it"
+                )
+            module.policy.load_role(role, weights)
+            module.engine.push(role)
             return
         checkpoints = os.path.join(folder, role, "checkpoints")
-        last = os.path.join(checkpoints, "last.ckpt")
+        resume, resume_step = self._resume_point(os.path.join(checkpoints, "last.ckpt"))
+        mark_restart(logger, state.step + resume_step)
         trainer = make_trainer(
             max_epochs=steps,
             max_steps=-1,
             logger=OffsetLogger(logger, state.step),
-            callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0)],
+            callbacks=[
+                AtomicCheckpoint(phase, dirpath=checkpoints, save_last=True, save_top_k=0),
+                *fault_callbacks(phase),
+            ],
             default_root_dir=os.path.join(folder, role),
         )
         start = time.perf_counter()
-        rank_zero_info(
-            f"[{phase}] {steps} rollout steps" + (" (resuming)" if os.path.exists(last) else "")
-        )
-        trainer.fit(module, data, ckpt_path=last if os.path.exists(last) else None)
-        if trainer.current_epoch < steps:  # interrupted (Ctrl-C, SIGTERM): resume next time
+        rank_zero_info(f"[{phase}] {steps} rollout steps" + (" (resuming)" if resume else ""))
+        fault_point(f"phase:{phase}:start")
+        self._fit(trainer, module, data, resume, phase, steps)
+        fault_point(f"phase:{phase}:trained")
+        module.policy.save_role(role, weights)  # every rank (FSDP gathers); rank 0 writes
+        fault_point(f"phase:{phase}:saved")
+        seconds = time.perf_counter() - start
+        state.finish(phase, steps=trainer.global_step, seconds=seconds)
+
+    def _fit(
+        self, trainer: L.Trainer, module: Any, data: Any, resume: str | None, phase: str, steps: int
+    ) -> None:
+        self._fitting = True
+        try:
+            trainer.fit(module, data, ckpt_path=resume, weights_only=True)
+        except SIGTERMException:
+            raise self._preempted(
+                f"{phase}, rollout step {trainer.current_epoch}/{steps}"
+            ) from None
+        finally:
+            self._fitting = False
+        if trainer.received_sigterm:
+            raise self._preempted(f"{phase}, rollout step {trainer.current_epoch}/{steps}")
+        if trainer.current_epoch < steps:  # interrupted (Ctrl-C): resume next time
             raise KeyboardInterrupt(
                 f"{phase} stopped at rollout step {trainer.current_epoch}/{steps}"
             )
-        if trainer.is_global_zero:
-            module.policy.save_role(role, weights)
-        seconds = time.perf_counter() - start
-        logger.log_metrics(
-            {f"{role}/phase_seconds": seconds}, step=state.step + trainer.global_step
-        )
-        state.finish(phase, steps=trainer.global_step, seconds=seconds)
+
+    @staticmethod
+    def _resume_point(last: str) -> tuple[str | None, int]:
+        """``(last.ckpt, its global step)``, or ``(None, 0)`` to start the phase afresh.
+
+        A checkpoint that does not load was damaged outside rzero-pl (ours are renamed into
+        place whole): it is set aside as ``last.ckpt.damaged`` and the phase starts over.
+        """
+        if not os.path.exists(last):
+            return None, 0
+        step = checkpoint_step(last)
+        if step is None:
+            rank_zero_warn(f"{last} does not load; set aside as {last}.damaged, phase restarted")
+            if writes_run_folder():
+                os.replace(last, last + ".damaged")
+            return None, 0
+        return last, step
 
     def _curriculum(
         self,
@@ -175,14 +262,23 @@ class Evolution:
         folder: str,
         logger: Any,
     ) -> Any:
+        phase = f"iter{it}/curriculum"
+        done = state.done(phase)
+        if not done:
+            mark_restart(logger, state.step)
         report = curriculum.build(
             solver.engine, solver.policy.tokenizer, os.path.join(folder, "curriculum"), seed=it
         )
-        if not state.done(f"iter{it}/curriculum"):
-            metrics = {f"curriculum/{k}": v for k, v in report.metrics().items()}
+        fault_point(f"phase:{phase}:built")
+        if not done:
+            metrics = {
+                f"curriculum/{k}": float(v)
+                for k, v in report.__dict__.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
             logger.log_metrics(metrics, step=state.step)
-            state.finish(f"iter{it}/curriculum", kept=report.kept)
-        rank_zero_info(f"[iter{it}/curriculum] {report.kept} of {report.candidates} kept")
+            state.finish(phase, steps=1, kept=report.kept)
+        rank_zero_info(f"[{phase}] {report.kept} of {report.candidates} kept")
         return report
 
     def _evaluate(
@@ -190,5 +286,7 @@ class Evolution:
     ) -> None:
         if self.evaluation is None or state.done(phase):
             return
+        mark_restart(logger, state.step)
         result = self.evaluation.run(solver, phase, state.step, logger, folder=folder)
-        state.finish(phase, accuracy=result.accuracies())
+        fault_point(f"phase:{phase}:done")
+        state.finish(phase, steps=1, accuracy=result.accuracies())

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from rzero_pl import grpo
 from rzero_pl.engines.base import Engine, Generation, SamplingParams
+from rzero_pl.guards import UpdateGuard
 from rzero_pl.policy import Policy
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.rollout import Rollout, RolloutDataset, collate, completion_logprobs
@@ -83,6 +84,8 @@ class GRPOModule(L.LightningModule):
         warmup_steps: Optimizer updates of linear learning-rate warm-up.
         log_rollouts_every: Write a text table of a few rollouts every k rollout steps.
         seed: Base seed for rollout sampling.
+        max_bad_updates: NaN/inf updates in a row (each one skipped) that stop the run; 0 never
+            stops (``rzero_pl.guards.UpdateGuard``).
     """
 
     role = "solver"
@@ -102,6 +105,7 @@ class GRPOModule(L.LightningModule):
         warmup_steps: int = 0,
         log_rollouts_every: int = 5,
         seed: int = 0,
+        max_bad_updates: int = 3,
     ) -> None:
         super().__init__()
         if group_size < 2:
@@ -124,6 +128,7 @@ class GRPOModule(L.LightningModule):
         self.warmup_steps = warmup_steps
         self.log_rollouts_every = log_rollouts_every
         self.seed = seed
+        self.max_bad_updates = max_bad_updates
         self.strict_loading = False  # checkpoints hold only the trainable weights
         self.last_rollout_metrics: dict[str, float] = {}
         if policy is not None and engine is not None:
@@ -155,6 +160,10 @@ class GRPOModule(L.LightningModule):
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def configure_callbacks(self) -> list:
+        # Skips NaN/inf and signal-free updates; stops after max_bad_updates bad ones in a row.
+        return [UpdateGuard(self.max_bad_updates)]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         keep = {f"policy.{name}" for name in self.policy.trainable_names()}

@@ -1,23 +1,103 @@
-"""Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
+"""Atomic file writes: a crash leaves either the old file or the new one, never half of one.
+
+Every file rzero-pl produces is written under a temporary name in its own folder (so the
+rename never crosses a file system), flushed and fsynced, renamed into place, and the folder
+fsynced so that the rename itself survives a power cut. A crash mid-write leaves only a
+``.<name>.tmp-…`` file, which no reader opens and ``remove_stale_temps`` deletes on the next
+start.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from rzero_pl.faults import fault_point
 
-def write_text_atomic(path: str, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync it, then rename it into place."""
+TMP_MARK = ".tmp-"  # in the name of every temporary file or folder, and of nothing else
+
+
+def fsync_dir(folder: str) -> None:
+    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: str) -> None:
+    """fsync every file under ``folder`` and the folders themselves (before renaming it)."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+        fsync_dir(root)
+
+
+def temp_path(path: str) -> str:
+    """A fresh temporary name next to ``path`` (same folder, so ``os.replace`` is atomic)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}{TMP_MARK}", dir=folder)
+    os.close(fd)
+    return tmp
+
+
+def replace_durably(tmp: str, path: str) -> None:
+    """fsync ``tmp``, rename it to ``path`` and fsync the folder."""
+    with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to a temporary file in the same folder, fsync it, then rename it."""
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            half = len(text) // 2  # the fault point sits mid-write: a torn file, if any
+            f.write(text[:half])
+            f.flush()
+            fault_point(f"write:{os.path.basename(path)}")
+            f.write(text[half:])
+        replace_durably(tmp, path)
+    except BaseException:
+        remove_path(tmp)
+        raise
+
+
+def remove_stale_temps(folder: str) -> list[str]:
+    """Delete temporary files and folders left under ``folder`` by a crashed writer."""
+    removed = []
+    for root, dirs, files in os.walk(folder):
+        for name in [*files, *dirs]:
+            if TMP_MARK in name:
+                remove_path(os.path.join(root, name))
+                removed.append(os.path.join(root, name))
+        dirs[:] = [d for d in dirs if TMP_MARK not in d]
+    return removed
+
+
+def remove_path(path: str) -> None:
+    """Delete a file or a folder tree; nothing if it is not there."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -29,10 +109,19 @@ def write_jsonl_atomic(path: str, rows: Iterable[dict]) -> None:
 
 
 def read_json(path: str, default: Any = None) -> Any:
+    """The JSON value in ``path``, ``default`` when it does not exist; a damaged file raises
+    ``ValueError`` naming it (files written here are never half-written, so it was damaged
+    from outside)."""
     if not os.path.exists(path):
         return default
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"{path}: damaged JSON ({err}); delete it to redo what it records"
+        ) from None
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[str, Any]]:

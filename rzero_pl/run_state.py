@@ -3,22 +3,68 @@
 Every phase of the evolution is its own ``Trainer.fit``, and each one counts its
 ``global_step`` from zero. ``OffsetLogger`` adds the steps of all finished phases, so that
 ``challenger/…``, ``curriculum/…``, ``solver/…`` and ``eval/…`` share one increasing axis.
+Each phase owns its own range of that axis: a training phase one step per optimizer update,
+the curriculum and each evaluation one step each, so no two phases ever log at one step.
 ``RunState`` records which phases are finished (written atomically after each one), so a
-re-run of the same command skips them.
+re-run of the same command skips them. A re-run also writes a TensorBoard restart marker at
+the step it resumes from (``mark_restart``), so that what the interrupted process logged past
+that step is hidden, and the axis stays one continuous line.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import inspect
 import json
 import os
 from typing import Any
 
+import torch.distributed
 from lightning.pytorch.loggers import Logger
 
 from rzero_pl.io import read_json, write_json_atomic
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the curriculum and each evaluation own one step of the axis
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+
+
+def writes_run_folder() -> bool:
+    """Whether this process writes the run folder's shared files: rank 0 of the job.
+
+    Asked before the process group exists too (at start-up), so the launcher's variables
+    count as well as the process group's rank.
+    """
+    launched = all(os.environ.get(v, "0") == "0" for v in _RANK_VARIABLES)
+    initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return launched and (not initialised or torch.distributed.get_rank() == 0)
+
+
+class _OffsetExperiment:
+    """A SummaryWriter seen through an offset: ``add_*(…, global_step=k)`` writes at
+    ``offset + k`` (the rollout tables go straight to the writer, not through the logger)."""
+
+    def __init__(self, experiment: Any, offset: int) -> None:
+        self._experiment, self._offset = experiment, offset
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._experiment, name)
+        if not name.startswith("add_") or not callable(attr):
+            return attr
+        try:
+            position = list(inspect.signature(attr).parameters).index("global_step")
+        except (TypeError, ValueError):  # no signature, or no global_step: pass through
+            return attr
+
+        def shifted(*args: Any, **kwargs: Any) -> Any:
+            args = list(args)
+            if len(args) > position and args[position] is not None:
+                args[position] = self._offset + args[position]
+            elif kwargs.get("global_step") is not None:
+                kwargs["global_step"] = self._offset + kwargs["global_step"]
+            return attr(*args, **kwargs)
+
+        return shifted
 
 
 class OffsetLogger(Logger):
@@ -51,7 +97,7 @@ class OffsetLogger(Logger):
 
     @property
     def experiment(self) -> Any:
-        return self.base.experiment
+        return _OffsetExperiment(self.base.experiment, self.offset)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.base.log_metrics(metrics, step=self.offset + (step or 0))
@@ -66,6 +112,27 @@ class OffsetLogger(Logger):
         self.base.save()  # the base outlives this phase: flush, do not close
 
 
+def mark_restart(logger: Any, step: int) -> None:
+    """Write TensorBoard's restart marker (``SessionLog.START``) at ``step``.
+
+    TensorBoard's reader then drops every event at ``step`` or later that was written before
+    the marker: what an interrupted process logged past its last checkpoint, which the
+    resumed phase logs again.
+    """
+    if not writes_run_folder():
+        return
+    experiment = getattr(logger, "experiment", None)
+    file_writer = getattr(experiment, "_get_file_writer", None)  # torch's or tensorboardX's
+    if file_writer is None:
+        return
+    if type(experiment).__module__.startswith("tensorboardX"):
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+    else:
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+    file_writer().add_event(Event(session_log=SessionLog(status=SessionLog.START)), step=step)
+    experiment.flush()
+
+
 def config_fingerprint(config: Any) -> str:
     """A short hash of the settings that decide what a run produces."""
     text = json.dumps(config, sort_keys=True, default=str)
@@ -73,7 +140,11 @@ def config_fingerprint(config: Any) -> str:
 
 
 class RunState:
-    """``state.json``: finished phases, the step axis, and the configuration fingerprint."""
+    """``state.json``: finished phases, the step axis, and the configuration fingerprint.
+
+    Each finished phase records ``step_start`` and ``step_end``; they tile the axis with no
+    gap, and ``step`` (the first free step) is the last phase's ``step_end``.
+    """
 
     def __init__(self, folder: str) -> None:
         self.path = os.path.join(folder, "state.json")
@@ -83,6 +154,11 @@ class RunState:
             "step": 0,
             "phases": {},
         }
+        if self.data.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"{self.path}: written by another version of rzero-pl (state version "
+                f"{self.data.get('version')}, this one reads {STATE_VERSION}); use a new run_dir"
+            )
 
     def check_fingerprint(self, fingerprint: str, allow_change: bool) -> None:
         known = self.data.get("fingerprint")
@@ -103,9 +179,54 @@ class RunState:
         return self.data["phases"].get(phase)
 
     def finish(self, phase: str, steps: int = 0, **info: Any) -> None:
-        self.data["step"] = self.step + steps
-        self.data["phases"][phase] = {"steps": steps, "step_end": self.step, **info}
+        """Record ``phase`` as finished; it used ``steps`` steps of the axis from ``step``."""
+        start = self.step
+        self.data["step"] = start + steps
+        self.data["phases"][phase] = {
+            "steps": steps,
+            "step_start": start,
+            "step_end": self.step,
+            **info,
+        }
         self.save()
 
     def save(self) -> None:
-        write_json_atomic(self.path, self.data)
+        if writes_run_folder():
+            write_json_atomic(self.path, self.data)
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``.lock``), so two processes never write one run.
+
+    The kernel drops the lock when its process dies, even by SIGKILL: a re-run after a crash
+    is never refused. Only rank zero takes it (the other ranks of a job share its folder).
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.path = os.path.join(folder, ".lock")
+        self.handle: Any = None
+
+    def __enter__(self) -> RunLock:
+        if not writes_run_folder():
+            return self
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the whole run
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise RuntimeError(
+                f"{self.path}: another process (pid {owner}) is running this run folder; "
+                "wait for it to stop, or use another run_dir"
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing releases the lock
+            self.handle = None

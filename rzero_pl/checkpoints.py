@@ -1,0 +1,106 @@
+"""Phase checkpoints that appear whole or not at all, and the check that reads them back.
+
+Lightning writes a checkpoint through fsspec: into a temporary file in the system's temp
+folder, then moved over the destination. When that folder is on another file system the move
+is a copy, which a kill can cut short, and nothing is fsynced. ``AtomicCheckpoint`` saves
+under a temporary name next to the destination instead, fsyncs it and renames it, so
+``last.ckpt`` is always the previous rollout step's checkpoint or the new one.
+``checkpoint_step`` reads a checkpoint back before a phase resumes from it: a file that does
+not load (damaged outside rzero-pl) is reported and set aside, never trained from.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from rzero_pl.faults import fault_point
+from rzero_pl.io import TMP_MARK, fsync_tree, remove_path, replace_durably
+
+
+class AtomicCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose files are renamed into place once fully written, and which
+    writes ``last.ckpt`` at the end of every rollout step (epoch).
+
+    Args:
+        phase: The evolution phase, for the fault point ``checkpoint:<phase>`` that the
+            kill/resume tests use (it fires while the new checkpoint lies written under its
+            temporary name).
+        **kwargs: ``ModelCheckpoint``'s arguments.
+    """
+
+    def __init__(self, phase: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.phase = phase
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._at_epoch_end = True
+        try:
+            super().on_train_epoch_end(trainer, pl_module)
+            # Lightning 2.6 saves ``last.ckpt`` at an epoch's end only together with a top-k
+            # checkpoint, so with ``save_top_k=0`` it would be written once, when training
+            # ends: a phase killed midway would start over. Every rollout step is saved here.
+            if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        finally:
+            self._at_epoch_end = False
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        if getattr(self, "_at_epoch_end", False):
+            mark_epoch_completed(checkpoint)
+
+    def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
+        folder, name = os.path.split(filepath)
+        tmp = os.path.join(folder, f".{name}{TMP_MARK}save")  # one name that every rank agrees on
+        super()._save_checkpoint(trainer, tmp)
+        self._last_checkpoint_saved = filepath
+        trainer.strategy.barrier("rzero_atomic_checkpoint")
+        if trainer.is_global_zero and os.path.exists(tmp):
+            fault_point(f"checkpoint:{self.phase}")
+            if os.path.isdir(tmp):  # a sharded checkpoint is a folder: swap it whole
+                fsync_tree(tmp)
+                old = os.path.join(folder, f".{name}{TMP_MARK}old")
+                if os.path.exists(filepath):
+                    os.replace(filepath, old)
+                os.replace(tmp, filepath)
+                remove_path(old)
+            else:
+                replace_durably(tmp, filepath)
+        trainer.strategy.barrier("rzero_atomic_checkpoint_done")
+
+
+def mark_epoch_completed(checkpoint: dict) -> None:
+    """Record the epoch being saved at its end as completed.
+
+    Lightning counts an epoch completed only after the epoch-end hooks, so a checkpoint
+    written in them resumes "on epoch end": the fit loop then loads the finished epoch's
+    train loader first and the next epoch's right after. For us a loader is a rollout step,
+    so that resume would generate a whole rollout step for nothing (and log it twice). Marked
+    completed, the checkpoint resumes at the start of the next rollout step.
+    """
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress")
+    if not progress:
+        return
+    for counts in (progress["total"], progress["current"]):
+        if counts["processed"] > counts["completed"]:
+            counts["completed"] = counts["processed"]
+    checkpoint["epoch"] = progress["current"]["completed"]
+
+
+def checkpoint_step(path: str) -> int | None:
+    """The ``global_step`` stored in a Lightning checkpoint file; None when it does not load.
+
+    Loaded with ``weights_only=True`` (no pickled code runs) and memory-mapped, so only the
+    few bytes read are touched.
+    """
+    if os.path.isdir(path):  # a sharded checkpoint (FSDP): its loop state is in meta.pt
+        path = os.path.join(path, "meta.pt")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(checkpoint["global_step"])
+    except Exception:
+        return None

@@ -1,0 +1,70 @@
+"""One-line configuration errors: the offending key or file:line, and what is wrong with it.
+
+jsonargparse reports a bad value inside a ``class_path`` component as a tree of "Does not
+validate against any of the Union subtypes" blocks, each repeating the whole configuration.
+``one_line`` walks that tree down to the message that says what is wrong, joins the keys on
+the way (``evolution.iterations``), and names the section (``model``, ``data``, ``trainer``…)
+the error came from.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class ConfigError(ValueError):
+    """A configuration or input error, already phrased as one line."""
+
+
+_SECTIONS = {
+    "LightningDataModule": "data",
+    "LightningModule": "model",
+    "Evolution": "evolution",
+    "Evaluation": "evaluation",
+}
+_NOISE = re.compile(
+    r"^(?:- )?(?:Does not validate against any of the Union subtypes|Subtypes:|Errors:|"
+    r"Given value|Expected a <class 'NoneType'>|Problem with given class_path)"
+)
+_PARSER_KEY = re.compile(r'^(?:- )?(?:error: )?Parser key "([^"]+)":\s*(.*)$')
+_UNKNOWN = re.compile(r"^(?:- )?Option '([^']+)' is not accepted")
+_KEY_VALUE = re.compile(r"NestedArg\(key='([^']+)'")
+
+
+def _leaf(lines: list[str]) -> tuple[list[str], str | None]:
+    """The keys named on the way down and the first line that says what is wrong."""
+    keys: list[str] = []
+    for line in lines:
+        text = line.strip()
+        if not text or _NOISE.match(text):
+            continue
+        key = _PARSER_KEY.match(text)
+        if key:
+            keys.append(key[1])
+            if key[2]:
+                return keys, key[2]
+            continue
+        unknown = _UNKNOWN.match(text)
+        if unknown:
+            return [*keys, unknown[1]], "unknown key (not a parameter of this component)"
+        return keys, text.removeprefix("- ")
+    return keys, None
+
+
+def one_line(message: str, section: str | None = None) -> str:
+    """Reduce a (possibly nested, multi-line) error message to ``key: what is wrong``."""
+    lines = message.splitlines()
+    if len(lines) <= 1:
+        return f"{section}: {message}" if section and message else message
+    keys, leaf = _leaf(lines)
+    if leaf is None:
+        return lines[0].strip()
+    if not keys:  # an error raised while building a component: name its section
+        for name, key in _SECTIONS.items():
+            if section is None and re.search(rf"Subtypes: \[<class '[\w.]*\.{name}'>", message):
+                section = key
+        nested = _KEY_VALUE.search(message)
+        keys = [section] if section else []
+        keys += [nested[1]] if nested else []
+    where = ".".join(keys)
+    return f"{where}: {leaf}" if where else leaf

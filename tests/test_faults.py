@@ -1,0 +1,358 @@
+"""Faults that must not lose work: bad configuration and input, bad numbers, bad generations.
+
+Configuration and input faults go through the real CLI (``main`` in command-line mode): each
+must end in exactly one ``rzero-pl: error:`` line naming the key or file:line, exit status 2.
+Numerical faults: a NaN loss skips its update, is logged with the batch's rollouts, and too
+many in a row stop the run with a clear message. Generation faults: empty and truncated
+completions score 0; a challenger step with no valid question is a logged no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from rzero_pl.callbacks.majority_vote import MajorityVote
+from rzero_pl.callbacks.repetition_penalty import RepetitionPenalty
+from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
+
+from rzero_pl import grpo_module
+from rzero_pl.answers import extract_boxed, majority_vote
+from rzero_pl.challenger import ChallengerGRPO
+from rzero_pl.checkpoints import checkpoint_step
+from rzero_pl.cli import main
+from rzero_pl.engines import HFEngine, SamplingParams
+from rzero_pl.errors import one_line
+from rzero_pl.faults import parse_fault
+from rzero_pl.grpo_module import GRPOLoss
+from rzero_pl.guards import NonFiniteUpdates, UpdateGuard, finite_gradients
+from rzero_pl.io import read_json, remove_stale_temps, write_text_atomic
+from rzero_pl.models import PretrainedModel
+from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.questions import JsonlQuestions
+from rzero_pl.rewards import parse_question
+from rzero_pl.run_state import RunLock, RunState
+from rzero_pl.solver import SolverGRPO, correctness_rewards
+from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY = os.path.join(ROOT, "cli_configs", "toy.yaml")
+MODEL = "--model.init_args.policy.init_args.model"
+BENCHMARKS = "/work/shared/benchmarks"
+
+# ---------------------------------------------------------------------- configuration and input
+
+
+def _fit(tmp_path, model_dir, *extra):
+    return [
+        "fit",
+        "--config",
+        TOY,
+        f"{MODEL}.class_path=rzero_pl.models.PretrainedModel",
+        f"{MODEL}.init_args.name_or_path={model_dir}",
+        "--trainer.enable_progress_bar=false",
+        f"--evolution.run_dir={tmp_path / 'run'}",
+        "--evolution.evaluation.init_args.max_samples=2",
+        "--evolution.evaluation.init_args.max_new_tokens=4",
+        *extra,
+    ]
+
+
+def _bad_benchmark(tmp_path):
+    folder = tmp_path / "bench" / "math500"
+    folder.mkdir(parents=True)
+    good = open(os.path.join(BENCHMARKS, "math500", "test.jsonl")).readlines()[:3]
+    (folder / "test.jsonl").write_text("".join(good) + '{"problem": "x", "answer": \n')
+    return [
+        "--evolution.evaluation.init_args.benchmarks=[math500]",
+        f"--evolution.evaluation.init_args.root={tmp_path / 'bench'}",
+    ]
+
+
+def _other_run(tmp_path):
+    RunState(str(tmp_path / "run")).check_fingerprint("someone-else", allow_change=False)
+    return []
+
+
+def _yaml(tmp_path, text):
+    path = tmp_path / "extra.yaml"
+    path.write_text(text)
+    return ["--config", str(path)]
+
+
+_VOTES_1 = (
+    "trainer:\n  callbacks:\n    - class_path: rzero_pl.callbacks.majority_vote.MajorityVote\n"
+    "      init_args: {votes: 1}\n"
+)
+
+
+# (id, extra arguments or a function making them, text the one error line must contain)
+CONFIG_FAULTS = [
+    ("unknown key", ["--evolution.iterationz=2"], ["evolution.iterationz", "unknown key"]),
+    (
+        "unknown key in YAML",
+        lambda p: _yaml(p, "evolution:\n  solver_stepz: 3\n"),
+        ["evolution.solver_stepz", "unknown key"],
+    ),
+    ("wrong type", ["--evolution.iterations=two"], ["evolution.iterations", "int", "two"]),
+    ("band min > max", ["--data.init_args.band=[0.8,0.2]"], ["data", "band", "(0.8, 0.2)"]),
+    ("m < 2", ["--data.init_args.votes=1"], ["data", "votes (m)", ">= 2"]),
+    ("callback m < 2", lambda p: _yaml(p, _VOTES_1), ["MajorityVote.votes (m)", ">= 2"]),
+    ("G < 2", ["--model.init_args.group_size=1"], ["model", "group_size (G)", ">= 2"]),
+    (
+        "model path",
+        [f"{MODEL}.init_args.name_or_path=/nonexistent/model"],
+        ["name_or_path", "/nonexistent/model"],
+    ),
+    (
+        "nf4 without LoRA",
+        ["--model.init_args.policy.init_args.quantization=nf4"],
+        ["policy.quantization", "LoRA"],
+    ),
+    ("strategy on CPU", ["--trainer.strategy=fsdp"], ["trainer", "fsdp", "GPU accelerator"]),
+    ("accelerator", ["--trainer.accelerator=gpu"], ["trainer", "gpu"]),
+    ("benchmark bad line", _bad_benchmark, ["math500/test.jsonl:4", "bad JSON"]),
+    ("incompatible run folder", _other_run, ["state.json", "allow_config_change"]),
+]
+
+
+@pytest.mark.slow  # each case builds the CLI (a few seconds of jsonargparse)
+@pytest.mark.parametrize(
+    "extra, expected", [c[1:] for c in CONFIG_FAULTS], ids=[c[0] for c in CONFIG_FAULTS]
+)
+def test_config_fault_is_one_line_naming_the_key(tiny_model_dir, tmp_path, capsys, extra, expected):
+    args = _fit(tmp_path, tiny_model_dir, *(extra(tmp_path) if callable(extra) else extra))
+    with pytest.raises(SystemExit) as stop:
+        main(args, one_line_errors=True)
+    assert stop.value.code == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("rzero-pl: error:")]
+    assert len(errors) == 1, errors
+    for text in expected:
+        assert text in errors[0], errors[0]
+
+
+def test_one_line_reads_jsonargparse_trees():
+    nested = (
+        "Does not validate against any of the Union subtypes\n"
+        "Subtypes: [<class 'lightning.pytorch.core.datamodule.LightningDataModule'>, <class "
+        "'NoneType'>]\nErrors:\n  - curriculum band must satisfy 0 <= min <= max <= 1\n"
+        "  - Expected a <class 'NoneType'>\nGiven value type: <class 'Namespace'>"
+    )
+    assert one_line(nested) == "data: curriculum band must satisfy 0 <= min <= max <= 1"
+    assert one_line("plain", "trainer") == "trainer: plain"
+
+
+# ---------------------------------------------------------------------- files
+
+
+def test_a_damaged_state_file_is_named_not_read(tmp_path):
+    (tmp_path / "state.json").write_text('{"version": 2, "step": ')
+    with pytest.raises(ValueError, match="state.json: damaged JSON"):
+        RunState(str(tmp_path))
+
+
+def test_a_torn_write_leaves_the_old_file_and_a_temp_that_is_cleaned(tmp_path, monkeypatch):
+    path = tmp_path / "a.jsonl"
+    write_text_atomic(str(path), '{"a": 1}\n')
+
+    def crash(name):
+        raise KeyboardInterrupt  # dies mid-write, as a kill would
+
+    monkeypatch.setattr("rzero_pl.io.fault_point", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_text_atomic(str(path), '{"a": 2}\n' * 1000)
+    assert path.read_text() == '{"a": 1}\n'
+    assert os.listdir(tmp_path) == ["a.jsonl"]  # the writer removed its temporary file
+    (tmp_path / ".a.jsonl.tmp-left").write_text('{"a": ')  # one a SIGKILL would leave
+    (tmp_path / ".tmp-weights").mkdir()
+    assert len(remove_stale_temps(str(tmp_path))) == 2
+    assert os.listdir(tmp_path) == ["a.jsonl"]
+    assert read_json(str(tmp_path / "missing.json"), default=7) == 7
+
+
+def test_a_second_process_on_a_run_folder_is_refused(tmp_path):
+    with RunLock(str(tmp_path)):
+        with pytest.raises(RuntimeError, match=r"another process \(pid \d+\)"):
+            RunLock(str(tmp_path)).__enter__()
+    with RunLock(str(tmp_path)):  # released: the next run takes it
+        pass
+
+
+def test_a_damaged_checkpoint_is_not_trained_from(tmp_path):
+    path = tmp_path / "last.ckpt"
+    torch.save({"global_step": 7, "state_dict": {}}, path)
+    assert checkpoint_step(str(path)) == 7
+    path.write_bytes(path.read_bytes()[:100])  # torn
+    assert checkpoint_step(str(path)) is None
+
+
+def test_fault_specs():
+    assert parse_fault("write:*.jsonl@3") == ("write:*.jsonl", 3, signal.SIGKILL)
+    assert parse_fault("train:iter1/solver:batch@1:TERM")[2] == signal.SIGTERM
+    for bad in ("nothing", "x@0", "@1"):
+        with pytest.raises(ValueError, match="RZERO_PL_FAULT"):
+            parse_fault(bad)
+
+
+# ---------------------------------------------------------------------- numbers
+
+
+def _solver(tiny_model_dir, **kwargs):
+    policy = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4))
+    return SolverGRPO(
+        policy,
+        HFEngine(),
+        prompt=TOY_SOLVER,
+        group_size=4,
+        sampling=SamplingParams(max_new_tokens=6),
+        loss=GRPOLoss(kl_coef=0.0),
+        minibatch_size=8,
+        micro_batch_size=8,
+        lr=1e-2,
+        **kwargs,
+    )
+
+
+def _trainer(tmp_path, epochs, callbacks=()):
+    return L.Trainer(
+        max_epochs=epochs,
+        callbacks=list(callbacks),
+        logger=TensorBoardLogger(str(tmp_path), name="t"),
+        default_root_dir=str(tmp_path),
+        reload_dataloaders_every_n_epochs=1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
+def _weights(module):
+    return [p.detach().clone() for p in module.policy.trainable_parameters(module.role)]
+
+
+def _nan_loss(monkeypatch, bad_calls):
+    """Make the policy loss NaN on the given calls (0-based), real otherwise."""
+    real, calls = grpo_module.grpo.policy_loss, []
+
+    def loss(*args, **kwargs):
+        out, metrics = real(*args, **kwargs)
+        calls.append(len(calls))
+        return (out * float("nan") if calls[-1] in bad_calls else out), metrics
+
+    monkeypatch.setattr(grpo_module.grpo, "policy_loss", loss)
+
+
+def _labelled(path):
+    return LabelledQuestionsDataModule(JsonlQuestions(path), questions_per_step=2)
+
+
+def test_nan_updates_are_skipped_logged_and_stop_the_run(
+    tiny_model_dir, toy_questions_file, tmp_path, monkeypatch
+):
+    _nan_loss(monkeypatch, bad_calls=range(100))
+    module = _solver(tiny_model_dir, max_bad_updates=2)
+    before = _weights(module)
+    with pytest.raises(NonFiniteUpdates, match="2 bad updates in a row.*max_bad_updates=2"):
+        _trainer(tmp_path, 5).fit(module, _labelled(toy_questions_file))
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(module), strict=True))
+    rows = [json.loads(x) for x in open(tmp_path / "bad_updates.jsonl")]
+    assert len(rows) == 2 and rows[0]["loss"] == "nan"
+    assert len(rows[0]["rollouts"]) == 8 and "text" in rows[0]["rollouts"][0]
+
+
+def test_one_nan_update_is_skipped_and_training_goes_on(
+    tiny_model_dir, toy_questions_file, tmp_path, monkeypatch
+):
+    _nan_loss(monkeypatch, bad_calls={0})
+    module = _solver(tiny_model_dir, max_bad_updates=2)
+    trainer = _trainer(tmp_path, 2)
+    trainer.fit(module, _labelled(toy_questions_file))
+    guard = next(cb for cb in trainer.callbacks if isinstance(cb, UpdateGuard))
+    assert guard.skipped["non_finite"] == 1 and guard.in_a_row == 0
+    assert trainer.global_step == 2  # both updates counted, the first one not applied
+
+
+def test_finite_gradients():
+    p = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([p])
+    assert finite_gradients(optimizer)  # no gradient at all
+    p.grad = torch.tensor([1.0, float("inf"), 0.0])
+    assert not finite_gradients(optimizer)
+    p.grad = torch.zeros(3)
+    assert finite_gradients(optimizer)
+
+
+# ---------------------------------------------------------------------- generations
+
+
+def test_empty_and_truncated_completions_score_zero():
+    completions = ["", "The answer is \\boxed{1", "<question>What is", "\\boxed{3}"]
+    answers, rewards = correctness_rewards(completions, ["3", "3", "3", "3"])
+    assert answers == [None, None, None, "3"] and rewards == [0.0, 0.0, 0.0, 1.0]
+    assert parse_question("<question>What is 2+") is None  # cut at max tokens
+    assert parse_question("") is None
+    vote = majority_vote([extract_boxed(c) for c in completions[:3]])
+    assert vote.label is None and vote.share == 0.0 and vote.num_missing == 3
+
+
+def test_a_challenger_step_without_a_valid_question_is_a_logged_no_op(tiny_model_dir, tmp_path):
+    # A random tiny model never writes a <question> block: every reward is 0.
+    policy = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4))
+    module = ChallengerGRPO(
+        policy,
+        HFEngine(),
+        prompt=TOY_CHALLENGER,
+        group_size=4,
+        sampling=SamplingParams(max_new_tokens=8),
+        loss=GRPOLoss(kl_coef=0.0),
+        minibatch_size=8,
+        micro_batch_size=8,
+        lr=1e-2,
+    )
+    before = _weights(module)
+    votes = MajorityVote(votes=2, max_new_tokens=4, prompt=TOY_SOLVER)
+    trainer = _trainer(tmp_path, 1, [votes, RepetitionPenalty()])
+    with pytest.warns(UserWarning, match="every advantage is 0"):
+        trainer.fit(module, ChallengerPromptsDataModule(slots_per_step=2))
+    assert module.last_rollout_metrics["challenger/reward_max"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(module), strict=True))
+    guard = next(cb for cb in trainer.callbacks if isinstance(cb, UpdateGuard))
+    assert guard.skipped == {"non_finite": 0, "no_signal": 1}
+    shutil.rmtree(tmp_path / "t", ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- safety
+
+
+def _sources():
+    for top in ("rzero_pl", "callbacks", "datamodules"):
+        for folder, _, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.join(folder, name)
+                    yield os.path.relpath(path, ROOT), open(path, encoding="utf-8").read()
+
+
+def test_no_code_runs_from_model_output_or_checkpoints():
+    import inspect
+    import re
+
+    for path, text in _sources():
+        for number, line in enumerate(text.splitlines(), 1):
+            code = line.split("#")[0]
+            where = f"{path}:{number}: {line.strip()}"
+            assert not re.search(r"(?<![\w.])(eval|exec)\(", code), where  # builtins, not .eval()
+            assert "pickle.load" not in code and "marshal.load" not in code, where
+            assert "trust_remote_code=True" not in code, where
+            if "torch.load(" in code:
+                assert "weights_only=True" in code, where
+    default = inspect.signature(PretrainedModel).parameters["trust_remote_code"].default
+    assert default is False

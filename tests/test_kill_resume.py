@@ -1,0 +1,204 @@
+"""Kill and resume: the toy evolution killed at chosen moments of every phase, then finished.
+
+One run folder lives through a chain of processes. Each process runs the same
+``python -m rzero_pl fit`` command with ``RZERO_PL_FAULT`` naming the moment it dies at
+(``rzero_pl.faults``): SIGKILL mid-batch, mid-checkpoint (the new checkpoint written under its
+temporary name), between a phase's weights and its ``state.json`` entry, mid-write of
+``questions.jsonl``/``curriculum.jsonl``/the evaluation files, and SIGTERM (what SLURM sends
+before pre-emption) in training and in curriculum writing. Kill points are named, not timed,
+so every machine sees the same kills. After every kill the folder must hold only whole files;
+a last clean process must finish the run with every artifact, a consistent ``state.json``
+and one continuous TensorBoard step axis.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from rzero_pl.checkpoints import checkpoint_step
+from rzero_pl.evolution import PREEMPTED_EXIT_CODE
+from rzero_pl.io import TMP_MARK
+
+pytestmark = pytest.mark.slow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ITERATIONS = 2
+CANDIDATES = 8
+EVAL_SAMPLES = 3
+PHASES = ["baseline"] + [
+    f"iter{i}/{p}"
+    for i in range(1, ITERATIONS + 1)
+    for p in ("challenger", "curriculum", "solver", "eval")
+]
+
+# (fault, expected exit status[, phase the next process must resume from its checkpoint]) in
+# the order the run reaches them; each process resumes the folder the previous one left.
+KILLS = [
+    ("write:toy.jsonl@1", -9),  # baseline evaluation, samples half written
+    ("train:iter1/challenger:batch@1", -9),  # first challenger update
+    ("phase:iter1/challenger:saved@1", -9),  # weights saved, state.json not yet
+    ("write:questions.jsonl@1:TERM", PREEMPTED_EXIT_CODE),  # SIGTERM while writing curriculum
+    ("train:iter1/solver:batch@3", -9),  # solver, second rollout step
+    ("checkpoint:iter1/solver@1", -9, "iter1/solver"),  # written, not yet renamed into place
+    ("train:iter1/solver:batch@1:TERM", PREEMPTED_EXIT_CODE, "iter1/solver"),  # mid rollout step
+    ("phase:iter1/eval:done@1", -9),  # evaluation written, state.json not yet
+    ("checkpoint:iter2/challenger@2", -9, "iter2/challenger"),  # iteration 2, not yet renamed
+    ("write:curriculum.jsonl@1", -9),  # second curriculum, kept questions half written
+    ("write:eval.json@1", -9),  # last evaluation, summary half written
+]
+
+
+def _config(tmp_path) -> str:
+    """toy.yaml, shrunk: 2 iterations of 2 + 2 rollout steps, 8 candidates, 2 votes."""
+    with open(os.path.join(ROOT, "cli_configs", "toy.yaml")) as f:
+        config = yaml.safe_load(f)
+    config["trainer"]["enable_progress_bar"] = False
+    config["trainer"]["callbacks"][0]["init_args"].update(votes=2, max_new_tokens=12)
+    model = config["model"]["init_args"]
+    model.update(group_size=2, minibatch_size=4, micro_batch_size=4)
+    model["sampling"]["max_new_tokens"] = 8
+    data = config["data"]["init_args"]
+    data.update(candidates=CANDIDATES, votes=2, questions_per_step=4, min_kept=1, max_rounds=1)
+    data["band"] = [0.0, 1.0]  # keep every labelled question: both solver phases must run
+    data["solver_sampling"]["max_new_tokens"] = 32
+    evolution = config["evolution"]
+    evolution.update(iterations=ITERATIONS, challenger_steps=2, solver_steps=2)
+    evolution["run_dir"] = str(tmp_path / "run")
+    evolution["challenger"]["init_args"]["group_size"] = 2
+    evolution["challenger"]["init_args"]["sampling"]["max_new_tokens"] = 12
+    evolution["challenger_data"]["init_args"]["slots_per_step"] = 2
+    evolution["evaluation"]["init_args"].update(max_samples=EVAL_SAMPLES, max_new_tokens=8)
+    path = tmp_path / "toy_tiny.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
+def _run(config: str, fault: str | None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+    env.pop("RZERO_PL_FAULT", None)
+    if fault:
+        env["RZERO_PL_FAULT"] = fault
+    cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def _check_state(run_dir, complete: bool) -> dict:
+    """``state.json`` parses, its phases come in order and tile the step axis."""
+    with open(os.path.join(run_dir, "state.json")) as f:
+        state = json.load(f)
+    phases = state["phases"]
+    assert list(phases) == PHASES[: len(phases)]
+    step = 0
+    for name, entry in phases.items():
+        assert entry["step_start"] == step, name
+        assert entry["step_end"] == step + entry["steps"], name
+        step = entry["step_end"]
+    assert state["step"] == step
+    if complete:
+        assert list(phases) == PHASES
+    return state
+
+
+def _check_files_whole(run_dir) -> None:
+    """Every JSON/JSONL file under its final name parses, line by line."""
+    for path in glob.glob(os.path.join(run_dir, "**", "*.json*"), recursive=True):
+        if TMP_MARK in os.path.basename(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if path.endswith(".jsonl"):
+            assert text == "" or text.endswith("\n"), path
+            for number, line in enumerate(text.splitlines(), 1):
+                json.loads(line), f"{path}:{number}"
+        else:
+            json.loads(text)
+    for path in glob.glob(os.path.join(run_dir, "**", "last.ckpt"), recursive=True):
+        assert checkpoint_step(path) is not None, path
+
+
+def _check_artifacts(run_dir, state: dict) -> None:
+    assert not [
+        p for p in glob.glob(os.path.join(run_dir, "**", "*"), recursive=True) if TMP_MARK in p
+    ]
+    for tag in ["eval/baseline"] + [f"iter{i}/eval" for i in range(1, ITERATIONS + 1)]:
+        summary = json.load(open(os.path.join(run_dir, tag, "eval.json")))
+        assert summary["benchmarks"]["toy"]["n_problems"] == EVAL_SAMPLES
+        samples = open(os.path.join(run_dir, tag, "samples", "toy.jsonl")).read().splitlines()
+        assert len(samples) == EVAL_SAMPLES
+    for i in range(1, ITERATIONS + 1):
+        folder = os.path.join(run_dir, f"iter{i}")
+        assert os.path.exists(os.path.join(folder, "challenger", "weights", "config.json"))
+        report = json.load(open(os.path.join(folder, "curriculum", "curriculum.json")))
+        questions = [
+            json.loads(x) for x in open(os.path.join(folder, "curriculum", "questions.jsonl"))
+        ]
+        kept = [json.loads(x) for x in open(os.path.join(folder, "curriculum", "curriculum.jsonl"))]
+        assert len(questions) == report["candidates"] == CANDIDATES
+        assert len({q["id"] for q in questions}) == CANDIDATES  # no duplicated candidate
+        assert len(kept) == report["kept"] == sum(q["kept"] for q in questions)
+        assert state["phases"][f"iter{i}/curriculum"]["kept"] == report["kept"]
+        solver = state["phases"][f"iter{i}/solver"]
+        if report["kept"]:
+            assert solver["steps"] > 0
+            assert os.path.exists(os.path.join(folder, "solver", "weights", "config.json"))
+        else:
+            assert solver["skipped"]
+
+
+def _scalars(run_dir) -> dict[str, list[int]]:
+    """Steps of every scalar tag as TensorBoard shows them (restart markers applied)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(os.path.join(run_dir, "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def _check_step_axis(run_dir, state: dict) -> None:
+    """One point per step per tag, and each phase's scalars exactly on its own steps."""
+    scalars = _scalars(run_dir)
+    for tag, steps in scalars.items():
+        assert steps == sorted(set(steps)), f"{tag}: duplicated or out-of-order steps {steps}"
+    phases = state["phases"]
+    for role in ("challenger", "solver"):
+        expected, rollout_steps = [], 0
+        for i in range(1, ITERATIONS + 1):
+            entry = phases[f"iter{i}/{role}"]
+            expected += range(entry["step_start"], entry["step_end"])
+            rollout_steps += 2 if entry["steps"] else 0
+        assert scalars.get(f"{role}/loss", []) == expected, role
+        assert len(scalars.get(f"{role}/reward_mean", [])) == rollout_steps, role
+    curricula = [phases[f"iter{i}/curriculum"]["step_start"] for i in range(1, ITERATIONS + 1)]
+    assert scalars["curriculum/kept"] == curricula
+    evals = [phases[p]["step_start"] for p in PHASES if p.endswith("eval") or p == "baseline"]
+    assert scalars["eval/toy/accuracy"] == evals
+
+
+def test_killed_at_every_phase_the_run_resumes_and_finishes(tmp_path):
+    config = _config(tmp_path)
+    run_dir = str(tmp_path / "run")
+    resumes = None
+    for fault, status, *then_resumes in KILLS:
+        done = _run(config, fault)
+        assert done.returncode == status, f"{fault}: exit {done.returncode}\n{done.stderr[-3000:]}"
+        if resumes:  # the phase went on from its last rollout step, not from the start
+            assert f"[{resumes}] 2 rollout steps (resuming)" in done.stdout + done.stderr
+        resumes = then_resumes[0] if then_resumes else None
+        if status == PREEMPTED_EXIT_CODE:  # SIGTERM: a clean stop, with a message, no traceback
+            assert "SIGTERM: the run stopped cleanly" in done.stderr
+            assert "Traceback" not in done.stderr
+        _check_state(run_dir, complete=False)
+        _check_files_whole(run_dir)
+    done = _run(config, None)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = _check_state(run_dir, complete=True)
+    _check_files_whole(run_dir)
+    _check_artifacts(run_dir, state)
+    _check_step_axis(run_dir, state)
