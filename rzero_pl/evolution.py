@@ -41,6 +41,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.checkpoints import AtomicCheckpoint, checkpoint_step
+from rzero_pl.distributed import rank_zero_first
 from rzero_pl.evaluation import Evaluation
 from rzero_pl.faults import fault_callbacks, fault_point
 from rzero_pl.io import remove_stale_temps
@@ -266,9 +267,15 @@ class Evolution:
         done = state.done(phase)
         if not done:
             mark_restart(logger, state.step)
-        report = curriculum.build(
-            solver.engine, solver.policy.tokenizer, os.path.join(folder, "curriculum"), seed=it
-        )
+        with solver.policy.gathered(solver.engine):  # FSDP: rank 0 may generate alone
+            report = rank_zero_first(  # rank 0 writes it; the other ranks then reuse the files
+                lambda: curriculum.build(
+                    solver.engine,
+                    solver.policy.tokenizer,
+                    os.path.join(folder, "curriculum"),
+                    seed=it,
+                )
+            )
         fault_point(f"phase:{phase}:built")
         if not done:
             metrics = {
@@ -287,6 +294,7 @@ class Evolution:
         if self.evaluation is None or state.done(phase):
             return
         mark_restart(logger, state.step)
-        result = self.evaluation.run(solver, phase, state.step, logger, folder=folder)
+        with solver.policy.gathered(solver.engine):  # FSDP: ranks generate unequal amounts
+            result = self.evaluation.run(solver, phase, state.step, logger, folder=folder)
         fault_point(f"phase:{phase}:done")
         state.finish(phase, steps=1, accuracy=result.accuracies())

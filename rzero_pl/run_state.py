@@ -20,9 +20,9 @@ import json
 import os
 from typing import Any
 
-import torch.distributed
 from lightning.pytorch.loggers import Logger
 
+from rzero_pl.distributed import is_rank_zero
 from rzero_pl.io import read_json, write_json_atomic
 
 STATE_VERSION = 2  # 2: the curriculum and each evaluation own one step of the axis
@@ -36,8 +36,7 @@ def writes_run_folder() -> bool:
     count as well as the process group's rank.
     """
     launched = all(os.environ.get(v, "0") == "0" for v in _RANK_VARIABLES)
-    initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
-    return launched and (not initialised or torch.distributed.get_rank() == 0)
+    return launched and is_rank_zero()
 
 
 class _OffsetExperiment:
