@@ -86,7 +86,8 @@ def _run(config: str, fault: str | None) -> subprocess.CompletedProcess:
     if fault:
         env["RZERO_PL_FAULT"] = fault
     cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    # The timeout only catches a hang: on a crowded machine one process can take minutes.
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
 
 
 def _check_state(run_dir, complete: bool) -> dict:
