@@ -356,6 +356,8 @@ class VLLMEngine:
         check_role(role)
         if self.llm is None:
             raise RuntimeError("VLLMEngine.generate called before attach(policy)")
+        if role not in self.policy.roles:
+            raise ValueError(f"policy has no weights for role {role!r}; roles: {self.policy.roles}")
         from vllm import SamplingParams as VLLMSampling
 
         tok = self.policy.tokenizer
