@@ -11,8 +11,9 @@ did not happen. Two kinds are skipped:
   ``bad_updates.jsonl`` in the trainer's folder with the batch's rollouts (decoded) and
   counted; ``max_bad_updates`` of them in a row stop the run with ``NonFiniteUpdates``.
 - no signal: every rollout of the update has advantage 0 (e.g. a challenger step in which no
-  question was valid, so every reward is 0). The loss is then zero; applying the update
-  would only move the weights by momentum and weight decay. It is logged, not counted.
+  question was valid, so every reward is 0) and the loss has no KL term. The loss is then
+  zero; applying the update would only move the weights by momentum and weight decay. It is
+  logged, not counted. (With a KL term the update still pulls toward the reference: applied.)
 
 With a fp16 ``GradScaler`` the scaler already skips inf gradients (and lowers its scale), so
 only the loss is checked there.
@@ -85,7 +86,7 @@ class UpdateGuard(Callback):
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         bad = bad_loss is not None or (scaler is None and not finite_gradients(optimizer))
         bad = trainer.strategy.reduce_boolean_decision(bad, all=False)  # any rank: all skip
-        no_signal = all(not torch.any(b["advantages"] != 0) for b in batches if "advantages" in b)
+        no_signal = self._no_signal(pl_module, batches)
         no_signal = trainer.strategy.reduce_boolean_decision(no_signal, all=True)  # all ranks
         if not bad:
             self.in_a_row = 0  # a finite update ends a run of bad ones
@@ -117,6 +118,18 @@ class UpdateGuard(Callback):
                 "max_bad_updates; re-running resumes from the last good checkpoint"
             )
         rank_zero_warn(message)
+
+    @staticmethod
+    def _no_signal(pl_module: Any, batches: list) -> bool:
+        """Every advantage 0 and no KL term: the loss, hence the gradient, is exactly zero.
+
+        With a KL term the update still pulls the policy back toward the reference, which is
+        part of the objective, so it is applied.
+        """
+        settings = getattr(pl_module, "loss_settings", None)
+        if getattr(settings, "kl_coef", 0.0) > 0:
+            return False
+        return all(not torch.any(b["advantages"] != 0) for b in batches if "advantages" in b)
 
     def _record(self, trainer: Any, pl_module: Any, batches: list, loss: float | None) -> str:
         path = os.path.join(trainer.default_root_dir, "bad_updates.jsonl")
