@@ -74,9 +74,15 @@ def token_logprobs(
 
     ``logits`` is ``[B, T, V]``, already aligned with ``token_ids`` (position t predicts token t).
     Computed as ``logit[token] - logsumexp(logits)`` in at least float32 (bf16/fp16 logits are
-    upcast; float64 stays float64), ``chunk_size`` rows at a time,
-    so no ``[B, T, V]`` log-softmax is materialised; the only full-size copy autograd keeps is
-    the float32 (temperature-scaled) logits that ``logsumexp`` needs for its backward.
+    upcast; float64 stays float64), on whole rows of the leading dimension, about
+    ``chunk_size`` positions at a time, so no ``[B, T, V]`` log-softmax is materialised; the
+    only full-size copy autograd keeps is the float32 (temperature-scaled) logits that
+    ``logsumexp`` needs for its backward.
+
+    Chunks are ``torch.split`` views of ``logits`` as given (a strided slice such as
+    ``logits[:, :-1]`` is not copied), so the backward writes each chunk's gradient once into
+    one ``[B, T, V]`` tensor; slicing chunks out of a flattened copy instead costs a full-size
+    zero fill and add per chunk in the backward.
     """
     if logits.shape[:-1] != token_ids.shape:
         raise ValueError(
@@ -84,19 +90,21 @@ def token_logprobs(
         )
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    flat_logits = logits.reshape(-1, logits.shape[-1])
-    flat_ids = token_ids.reshape(-1, 1)
     dtype = torch.promote_types(logits.dtype, torch.float32)
+    if logits.ndim == 1:  # one position
+        return token_logprobs(logits[None], token_ids[None], temperature, chunk_size)[0]
+    if token_ids.numel() == 0:
+        return logits.new_zeros(token_ids.shape, dtype=dtype)
+    per_row = token_ids[0].numel()  # positions in one row of the leading dimension
+    rows = max(1, chunk_size // max(per_row, 1))
     out = []
-    for start in range(0, flat_logits.shape[0], chunk_size):
-        x = flat_logits[start : start + chunk_size].to(dtype)
+    for x, ids in zip(logits.split(rows), token_ids.split(rows), strict=True):
+        x = x.to(dtype)
         if temperature != 1.0:
             x = x / temperature
-        picked = x.gather(-1, flat_ids[start : start + chunk_size]).squeeze(-1)
+        picked = x.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
         out.append(picked - torch.logsumexp(x, dim=-1))
-    if not out:
-        return logits.new_zeros(token_ids.shape, dtype=dtype)
-    return torch.cat(out).view(token_ids.shape)
+    return torch.cat(out)
 
 
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
