@@ -15,10 +15,12 @@ labels.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import platform
 import random
+import threading
 import time
 from fractions import Fraction
 from importlib.metadata import version
@@ -172,6 +174,67 @@ def naive_label(votes: list[str | None]) -> tuple[str | None, float]:
     return label, size / len(votes)
 
 
+def mathruler_label(votes: list[str | None], timeout: float = 10.0) -> tuple[str | None, float]:
+    """The released R-Zero labeller (R-ZERO.md 4.1): raw strings, missing answers as "None",
+    greedy clusters; a vote joins a representative on ``==``, on both containing "no ", or on
+    mathruler ``grade_answer`` either way, each call under a thread timeout (a timeout moves
+    on to the next representative)."""
+    from mathruler.grader import grade_answer
+
+    def graded(a: str, b: str, timeout: float) -> bool | str:
+        # stopit's threading_timeoutable, which the reference uses, imports pkg_resources
+        # (gone from current setuptools); this is the same mechanism: a thread, then an
+        # asynchronous exception into it when it overruns (pure-C work cannot be stopped).
+        out: list[bool] = []
+        worker = threading.Thread(target=lambda: out.append(grade_answer(a, b)), daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(worker.ident), ctypes.py_object(TimeoutError)
+            )
+            return "timeout"
+        return bool(out and out[0])
+
+    clusters: list[list] = []
+    for vote in ["None" if v is None else v for v in votes]:
+        if not vote.strip():
+            continue
+        for cluster in clusters:
+            rep = cluster[0]
+            if vote == rep or ("no " in vote.lower() and "no " in rep.lower()):
+                cluster[1] += 1
+                break
+            first = graded(vote, rep, timeout=timeout)
+            if first == "timeout":
+                continue
+            if first or graded(rep, vote, timeout=timeout) is True:
+                cluster[1] += 1
+                break
+        else:
+            clusters.append([vote, 1])
+    if not clusters:
+        return None, 0.0
+    label, size = max(clusters, key=lambda c: c[1])
+    return label, size / len(votes)
+
+
+def mathruler_baseline(questions: list, ours: list, timeout: float) -> None:
+    """Time the released labeller on ``questions`` (one process); compare labels with ours."""
+    start = time.perf_counter()
+    ref = [mathruler_label(q, timeout) for q in questions]
+    wall = time.perf_counter() - start
+    answers_n = sum(len(q) for q in questions)
+    decided = [(v, label) for v, (label, _) in zip(ours, ref, strict=True)
+               if label not in (None, "None") and v.label is not None]  # fmt: skip
+    same = sum(v.label == label or answers.equivalent(v.label, label) for v, label in decided)
+    print(
+        f"mathruler reference, 1 process: {len(questions)} questions in {wall:.1f} s = "
+        f"{answers_n / wall:,.0f} answers/s; labels equivalent on {same}/{len(decided)} "
+        f"questions both label (ours: answers.equivalent)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=int, default=8000)
@@ -181,6 +244,10 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--pathological", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--mathruler", type=int, default=0, help="also time the released mathruler labeller "
+        "on this many questions (pip install mathruler pylatexenc)",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
 
@@ -249,6 +316,8 @@ def main() -> None:
     ]
     for q, v, label, share in differ[:8]:
         print(f"  differ: {q} -> ours {v.label!r} {v.share:.1f}, naive {label!r} {share:.1f}")
+    if args.mathruler:
+        mathruler_baseline(questions[: args.mathruler], votes[: args.mathruler], args.timeout)
 
 
 if __name__ == "__main__":

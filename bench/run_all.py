@@ -10,6 +10,7 @@ benchmark runs at its documented size (the end-to-end run then takes toy.yaml's 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -37,7 +38,10 @@ QUICK = {
     "repetition": ["--sample-pairs", "5000", "--repeats", "1"],
     "majority_vote": ["--questions", "1000", "--naive", "100"],
 }
-FULL = {"e2e": ["--full"], "repetition": ["--full-max", "1024"]}
+FULL = {"e2e": ["--full"], "repetition": ["--full-max", "1024"], "majority_vote": []}
+if all(importlib.util.find_spec(m) for m in ("mathruler", "pylatexenc")):  # the released labeller
+    QUICK["majority_vote"] += ["--mathruler", "1000"]
+    FULL["majority_vote"] += ["--mathruler", "8000"]
 JSON = {"grpo_step", "generation", "e2e"}  # the others print their own markdown tables
 
 

@@ -93,3 +93,17 @@ def test_run_all_runs_a_benchmark_in_a_subprocess_with_its_peak_rss():
     assert row["peak_rss_mb"] > 0 and row["wall_s"] > 0
     assert "penalties identical" in row["text"]
     assert "table rows" in run_all.summary(row)
+
+
+def test_majority_vote_bench_runs_with_the_released_labeller_when_installed():
+    import importlib.util
+
+    import run_all
+
+    args = ["--questions", "6", "--naive", "3", "--pathological", "0", "--workers", "1"]
+    has_mathruler = all(importlib.util.find_spec(m) for m in ("mathruler", "pylatexenc"))
+    row = run_all.run_one("majority_vote", args + (["--mathruler", "6"] if has_mathruler else []))
+    assert row["rc"] == 0, row.get("error")
+    assert "majority_votes: 6 questions x 10 = 60 answers" in row["text"]
+    if has_mathruler:
+        assert "mathruler reference, 1 process: 6 questions" in row["text"]
