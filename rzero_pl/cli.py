@@ -25,6 +25,7 @@ from rzero_pl.errors import ConfigError, one_line
 from rzero_pl.evaluation import Evaluation
 from rzero_pl.evolution import Evolution
 from rzero_pl.run_state import config_fingerprint
+from rzero_pl.sharding import new_strategy
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     # One epoch is one rollout step; its loader is built anew every epoch.
@@ -102,6 +103,10 @@ class RZeroCLI(LightningCLI):
         if self._base_callbacks is None:
             self._base_callbacks = list(config.get("callbacks") or [])
         kwargs["callbacks"] = [*self._base_callbacks, *kwargs.get("callbacks", [])]
+        # A Strategy object serves one trainer only: each phase gets a fresh one.
+        spec = self._get(self.config, "trainer", default={}).get("strategy")
+        if not isinstance(spec, str) and getattr(spec, "class_path", None):
+            kwargs.setdefault("strategy", new_strategy(spec.class_path, spec.get("init_args")))
         return super().instantiate_trainer(**kwargs)
 
     def fit(self, model: L.LightningModule, datamodule: Any = None, **kwargs: Any) -> None:

@@ -19,15 +19,16 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from rzero_pl import grpo
+from rzero_pl import distributed, grpo, memory, sharding
 from rzero_pl.engines.base import Engine, Generation, SamplingParams
 from rzero_pl.guards import UpdateGuard
 from rzero_pl.policy import Policy
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.rollout import Rollout, RolloutDataset, collate, completion_logprobs
-from rzero_pl.rollout_log import rollout_metrics, write_rollout_table
+from rzero_pl.rollout_log import combine_rank_metrics, rollout_metrics, write_rollout_table
 
 
 class GRPOLoss:
@@ -150,11 +151,28 @@ class GRPOModule(L.LightningModule):
         trainer = self.trainer
         # One epoch is one rollout step: the loader must be rebuilt every epoch.
         trainer.reload_dataloaders_every_n_epochs = 1
-        trainer.accumulate_grad_batches = self.minibatch_size // self.micro_batch_size
+        sharding.check_strategy(
+            trainer.strategy, self.policy.quantization, trainer.strategy.root_device.type
+        )
+        # Each rank holds 1/world of every minibatch: it accumulates that many micro-batches.
+        per_update = self.micro_batch_size * trainer.world_size
+        if self.minibatch_size % per_update:
+            raise ValueError(
+                f"minibatch_size ({self.minibatch_size}) must be a multiple of micro_batch_size "
+                f"x ranks ({self.micro_batch_size} x {trainer.world_size})"
+            )
+        trainer.accumulate_grad_batches = self.minibatch_size // per_update
+        rank_zero_info(f"[{self.role}] {memory.estimate_for(self, trainer).describe()}")
+
+    def configure_model(self) -> None:
+        """Under ``ModelParallelStrategy``: shard the policy with FSDP2 (once; roles share it)."""
+        if self._device_mesh is not None:
+            self.policy.shard(self.device_mesh["data_parallel"])
 
     def configure_optimizers(self) -> Any:
         params = self.policy.trainable_parameters(self.role)
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        init_adamw_state(optimizer)
         warmup = max(self.warmup_steps, 0)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
@@ -166,6 +184,8 @@ class GRPOModule(L.LightningModule):
         return [UpdateGuard(self.max_bad_updates)]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.policy.is_sharded:
+            return  # a sharded (DCP) checkpoint is loaded key for key: keep every shard
         keep = {f"policy.{name}" for name in self.policy.trainable_names()}
         state = checkpoint["state_dict"]
         checkpoint["state_dict"] = {k: v for k, v in state.items() if k in keep}
@@ -182,24 +202,31 @@ class GRPOModule(L.LightningModule):
         raise NotImplementedError
 
     def rollout(self, items: Sequence[dict]) -> RolloutDataset:
-        """Sample, score and prepare one rollout step for ``items``."""
+        """Sample, score and prepare this rank's shard of one rollout step's ``items``."""
         start = time.perf_counter()
+        items, first = distributed.shard(items, *distributed.world())
         tok = self.policy.tokenizer
         prompts = [self.prompt.render(tok, problem=item.get("problem", "")) for item in items]
-        params = replace(self.sampling, n=self.group_size, seed=self._rollout_seed())
+        # Offset by the shard's first item: ranks sample different streams.
+        params = replace(self.sampling, n=self.group_size, seed=self._rollout_seed() + first)
         generations = self.engine.generate(prompts, role=self.role, params=params)
         generated = time.perf_counter()
         rollouts = self._to_rollouts(generations)
         extra = self.score(items, generations, rollouts) or {}
-        rewards = torch.tensor([r.reward for r in rollouts], dtype=torch.float32)
+        # Groups never span ranks, but scale="batch" needs the whole batch's rewards.
+        rewards, at = distributed.gather_lists([r.reward for r in rollouts])
         advantages = grpo.group_advantages(
-            rewards, self.group_size, scale=self.loss_settings.advantage_scale
-        )
+            torch.tensor(rewards, dtype=torch.float32),
+            self.group_size,
+            scale=self.loss_settings.advantage_scale,
+        )[at : at + len(rollouts)]
         for r, a in zip(rollouts, advantages.tolist(), strict=True):
             r.advantage = a
         self._record_logprobs(rollouts)
         metrics = rollout_metrics(rollouts, generated - start, time.perf_counter() - start)
         metrics.update(extra)
+        # Each rank measured its own shard; the logged figures are the whole batch's.
+        metrics = combine_rank_metrics(distributed.gather_objects(metrics))
         # Logged once, at the step the rollouts were made (not through self.log, which would
         # repeat them at every accumulation boundary of the epoch).
         self.last_rollout_metrics = {f"{self.role}/{k}": float(v) for k, v in metrics.items()}
@@ -245,7 +272,7 @@ class GRPOModule(L.LightningModule):
     @torch.no_grad()
     def _record_logprobs(self, rollouts: list[Rollout]) -> None:
         """Log-probs of the sampling policy (when several updates follow) and the reference."""
-        several_updates = len(rollouts) > self.minibatch_size
+        several_updates = len(rollouts) * distributed.world()[1] > self.minibatch_size
         with_kl = self.loss_settings.kl_coef > 0
         if not (several_updates or with_kl):
             return
@@ -295,3 +322,24 @@ class GRPOModule(L.LightningModule):
         logged[f"{self.role}/loss"] = float(loss.detach())
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=len(batch["advantages"]))
         return loss
+
+
+def init_adamw_state(optimizer: torch.optim.AdamW) -> None:
+    """Give every parameter the state AdamW would create at its first step (step 0, zeros).
+
+    Why: a sharded (DCP) checkpoint of an optimizer without state makes one up by running
+    ``step()`` on zero gradients at lr 0 (``torch.distributed.checkpoint.state_dict``). That
+    leaves step 1 and zero moments, so the first real update is bias-corrected as a second
+    one (0.74x its size). A checkpoint saved before the first update (one skipped for lack
+    of signal, say) would change training. With the state made here, nothing is made up.
+    """
+    for group in optimizer.param_groups:
+        if group["fused"] or group["capturable"] or group["amsgrad"]:
+            raise ValueError("init_adamw_state: fused, capturable and amsgrad are not handled")
+        for p in group["params"]:
+            if p.requires_grad and not optimizer.state[p]:
+                optimizer.state[p] = {
+                    "step": torch.tensor(0.0),
+                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+                }

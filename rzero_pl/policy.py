@@ -136,6 +136,7 @@ class Policy(nn.Module):
 
         if self.quantization:
             base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
+            _keep_4bit_trainable_on_cpu(base)
         peft_model = get_peft_model(base, lora.peft_config(), adapter_name=self.roles[0])
         for role in self.roles[1:]:
             peft_model.add_adapter(role, lora.peft_config())
@@ -254,7 +255,7 @@ class Policy(nn.Module):
         """
         state = None
         if self.is_sharded:  # every rank gathers tensor by tensor; rank 0 keeps them on CPU
-            items = sharding.full_weights(self.module(role).state_dict().items())
+            items = sharding.full_weights(_unique_tensors(self.module(role)))
             state = {name: t.cpu() for name, t in items if is_rank_zero()}
         return self._save_role(role, folder, state) if is_rank_zero() else folder
 
@@ -301,3 +302,30 @@ class Policy(nn.Module):
         for name in files:
             state.update(load_file(os.path.join(folder, name)))
         self.models[role].load_state_dict(state, strict=False)
+
+
+def _unique_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """``module``'s state-dict entries, each tensor under its first name only.
+
+    Tied weights (``lm_head`` sharing the embeddings) are one parameter under two names;
+    once gathered they are two separate tensors, which ``save_pretrained`` would write
+    twice. An unsharded save writes them once, under the first name: so does this.
+    """
+    seen: set[int] = set()
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            yield name, tensor
+
+
+def _keep_4bit_trainable_on_cpu(model: nn.Module) -> None:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference.
+
+    Why: on a CPU with AVX512-BF16, bitsandbytes (0.50) repacks a ``Linear4bit`` weight the
+    first time it runs in eval mode without gradients (our generation) and never unpacks it;
+    the packed kernel has no backward, so every later training step gets no gradient through
+    the 4-bit layers, silently. The packing also fails on layers narrower than 64 inputs.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False

@@ -37,6 +37,32 @@ def rollout_metrics(rollouts: Sequence[Rollout], gen_seconds: float, total_secon
     return metrics
 
 
+def combine_rank_metrics(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
+    """One rollout step's metrics from every rank's own (equal) shard.
+
+    ``*_max``/``*_min`` take the extreme, ``*seconds`` the slowest rank, ``*tokens_per_s``
+    the sum (ranks generate at once); everything else is the mean of the ranks' values: the
+    batch mean, since shards are equal (for a term only some rollouts carry, such as a
+    question's vote share, it is the mean of the ranks' means).
+    """
+    if len(per_rank) == 1:
+        return dict(per_rank[0])
+    combined = {}
+    for key in sorted({k for m in per_rank for k in m}):
+        values = [m[key] for m in per_rank if key in m]
+        if key.endswith("_max"):
+            combined[key] = max(values)
+        elif key.endswith("_min"):
+            combined[key] = min(values)
+        elif key.endswith("seconds"):
+            combined[key] = max(values)
+        elif key.endswith("tokens_per_s"):
+            combined[key] = sum(values)
+        else:
+            combined[key] = fmean(values)
+    return combined
+
+
 def rollout_rows(items: Sequence[dict], rollouts: Sequence[Rollout], limit: int = 8) -> list[dict]:
     """A few rollouts, one per group first, as plain rows."""
     seen: set[int] = set()

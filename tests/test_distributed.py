@@ -58,6 +58,22 @@ def test_repetition_penalty_counts_clusters_and_denominator_over_the_whole_batch
     assert np.allclose(whole.terms["repetition"], [2 / 4, 2 / 4, 1 / 4, 1 / 4])  # by hand
 
 
+def test_rank_metrics_combine_into_the_whole_batch():
+    from rzero_pl.rollout_log import combine_rank_metrics
+
+    ranks = [
+        {"reward_mean": 0.25, "reward_max": 1.0, "rollout_seconds": 2.0, "gen_tokens_per_s": 100.0},
+        {"reward_mean": 0.75, "reward_max": 0.5, "rollout_seconds": 3.0, "gen_tokens_per_s": 50.0},
+    ]
+    assert combine_rank_metrics(ranks) == {
+        "reward_mean": 0.5,  # equal shards: the mean of the means
+        "reward_max": 1.0,
+        "rollout_seconds": 3.0,  # the step waits for the slowest rank
+        "gen_tokens_per_s": 150.0,  # ranks generate at the same time
+    }
+    assert combine_rank_metrics(ranks[:1]) == ranks[0]
+
+
 class FSDPStrategy:  # the name is what check_strategy reads
     pass
 
@@ -100,6 +116,34 @@ def test_cpu_offload_needs_a_gpu():
         FullyShard(cpu_offload=True).kwargs("cpu")
     assert FullyShard().kwargs("cpu")["mp_policy"].param_dtype is None  # no bf16 on CPU
     assert FullyShard().kwargs("cuda")["mp_policy"].param_dtype == torch.bfloat16
+
+
+def _one_update(eager_state: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    from rzero_pl.grpo_module import init_adamw_state
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    if eager_state:
+        init_adamw_state(optimizer)
+    if eager_state is not None:
+        get_optimizer_state_dict(model, optimizer)  # what a sharded checkpoint save does
+    model(torch.ones(2, 4)).sum().backward()
+    optimizer.step()
+    return model.weight.detach(), optimizer.state[model.weight]["step"]
+
+
+def test_a_sharded_checkpoint_before_the_first_update_leaves_adamw_untouched():
+    plain, plain_step = _one_update(None)  # no checkpoint at all
+    eager, eager_step = _one_update(True)
+    torch.testing.assert_close(eager, plain, rtol=0, atol=0)
+    assert eager_step == plain_step == 1
+    # Without the eager state, torch makes one up with a zero-gradient step: the first
+    # real update is then bias-corrected as a second one.
+    lazy, lazy_step = _one_update(False)
+    assert lazy_step == 2 and not torch.allclose(lazy, plain)
 
 
 # ---- one iteration on 2 CPU ranks (FSDP2, gloo) against one process --------------------
@@ -214,9 +258,9 @@ def test_two_rank_fsdp2_iteration_matches_one_process_and_resumes(primed_model_d
 # ---- QLoRA on one device ---------------------------------------------------------------
 
 
-def _length_reward(rollouts):
-    for r in rollouts:  # a reward that varies within every group: each step has signal
-        r.reward = float(len(r.completion_ids) % 2)
+def _alternating_reward(rollouts):
+    for i, r in enumerate(rollouts):  # 0, 1, 0, 1 within every group: each step has signal
+        r.reward = float(i % 2)
 
 
 def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model_dir, tmp_path):
@@ -230,15 +274,15 @@ def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model
     from rzero_pl.solver import SolverGRPO
 
     class Challenger(ChallengerGRPO):
-        def on_fit_start(self) -> None:  # no solver votes here: the reward is _length_reward
+        def on_fit_start(self) -> None:  # no solver votes here: the reward is _alternating_reward
             pass
 
         def score(self, items, generations, rollouts):
-            _length_reward(rollouts)
+            _alternating_reward(rollouts)
 
     class Solver(SolverGRPO):
         def score(self, items, generations, rollouts):
-            _length_reward(rollouts)
+            _alternating_reward(rollouts)
 
     policy = Policy(
         PretrainedModel(tiny_model_dir, dtype="float32"),

@@ -76,7 +76,10 @@ def test_qlora_trains_on_cpu(tiny_model_dir):
     assert any("4bit" in type(m).__name__ for m in policy.modules())
     params = policy.trainable_parameters("solver")
     ids = torch.tensor([[1, 5, 6, 7, 8]])
-    loss = policy.module("solver")(input_ids=ids, labels=ids).loss
+    model = policy.module("solver").eval()
+    with torch.no_grad():  # as generation does: must not switch the 4-bit layers to inference
+        model(input_ids=ids)
+    loss = model.train()(input_ids=ids, labels=ids).loss
     loss.backward()
     assert all(p.grad is not None for p in params)
     assert any(p.grad.abs().sum() > 0 for p in params)
