@@ -293,7 +293,13 @@ class GRPOModule(L.LightningModule):
     def _logprobs(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         context = self.trainer.precision_plugin.forward_context() if self._trainer else None
         with context if context is not None else torch.autocast("cpu", enabled=False):
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            # use_cache=False: a training forward needs no KV cache (it would copy every
+            # layer's keys and values and keep them alive with the graph).
+            out = model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                use_cache=False,
+            )
         temperature = self.sampling.temperature or 1.0
         return grpo.token_logprobs(
             out.logits[:, :-1].float(), batch["input_ids"][:, 1:], temperature

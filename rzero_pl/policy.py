@@ -21,6 +21,7 @@ from torch import nn
 from rzero_pl import sharding
 from rzero_pl.distributed import is_rank_zero
 from rzero_pl.engines.base import ROLES, check_role
+from rzero_pl.io import fsync_dir, fsync_tree, remove_path
 from rzero_pl.models import ModelSource
 from rzero_pl.sharding import FullyShard
 
@@ -273,9 +274,15 @@ class Policy(nn.Module):
         else:
             module.save_pretrained(tmp, state_dict=state)
         self.tokenizer.save_pretrained(tmp)
+        fsync_tree(tmp)
+        # The old folder is moved aside (a temp name: cleaned up if we crash) before the new
+        # one takes its place, so the final name never holds a half-written or missing copy.
+        old = tmp + "-old"
         if os.path.exists(folder):
-            shutil.rmtree(folder)
+            os.replace(folder, old)
         os.replace(tmp, folder)
+        fsync_dir(parent)
+        remove_path(old)
         return folder
 
     def load_role(self, role: str, folder: str) -> None:
@@ -289,11 +296,24 @@ class Policy(nn.Module):
             )
         from safetensors.torch import load_file
 
+        adapter = os.path.join(folder, "adapter_model.safetensors")
+        if self.is_lora != os.path.isfile(adapter):
+            saved, wanted = (
+                ("a LoRA adapter", "full weights")
+                if not self.is_lora
+                else ("full weights", "a LoRA adapter")
+            )
+            raise ValueError(
+                f"policy.weights.{role}: {folder!r} holds {saved} but this policy trains "
+                f"{wanted}; set policy.lora to match how the weights were trained"
+            )
         if self.is_lora:
             from peft import set_peft_model_state_dict
 
-            state = load_file(os.path.join(folder, "adapter_model.safetensors"))
-            set_peft_model_state_dict(self.models["shared"], state, adapter_name=role)
+            result = set_peft_model_state_dict(
+                self.models["shared"], load_file(adapter), adapter_name=role
+            )
+            _check_loaded(role, folder, result.unexpected_keys, [])
             return
         files = sorted(f for f in os.listdir(folder) if f.endswith(".safetensors"))
         if not files:
@@ -301,7 +321,24 @@ class Policy(nn.Module):
         state: dict[str, torch.Tensor] = {}
         for name in files:
             state.update(load_file(os.path.join(folder, name)))
-        self.models[role].load_state_dict(state, strict=False)
+        model = self.models[role]
+        result = model.load_state_dict(state, strict=False)
+        # A tied weight (lm_head = embeddings) is saved once: missing under its second name.
+        loaded = {id(t) for k, t in model.state_dict(keep_vars=True).items() if k in state}
+        own = model.state_dict(keep_vars=True)
+        missing = [k for k in result.missing_keys if id(own[k]) not in loaded]
+        _check_loaded(role, folder, result.unexpected_keys, missing)
+
+
+def _check_loaded(role: str, folder: str, unexpected: list[str], missing: list[str]) -> None:
+    """Refuse saved weights that do not fit the model: loading them would score another model."""
+    if unexpected or missing:
+        names = ", ".join((unexpected or missing)[:3])
+        raise ValueError(
+            f"policy.weights.{role}: {folder!r} does not fit this model ({len(unexpected)} "
+            f"unexpected and {len(missing)} missing tensors, e.g. {names}); was it saved from "
+            "another base model or LoRA shape?"
+        )
 
 
 def _unique_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:

@@ -194,6 +194,10 @@ class RunState:
             write_json_atomic(self.path, self.data)
 
 
+class RunFolderBusy(OSError):
+    """Another live process holds the run folder's lock (a one-line error from the CLI)."""
+
+
 class RunLock:
     """An exclusive lock on a run folder (``.lock``), so two processes never write one run.
 
@@ -215,7 +219,7 @@ class RunLock:
             handle.seek(0)
             owner = handle.read().strip() or "unknown"
             handle.close()
-            raise RuntimeError(
+            raise RunFolderBusy(
                 f"{self.path}: another process (pid {owner}) is running this run folder; "
                 "wait for it to stop, or use another run_dir"
             ) from None

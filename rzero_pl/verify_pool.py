@@ -53,6 +53,7 @@ _START_FAILURES_BEFORE_GIVING_UP = 3
 _LOOKAHEAD = 64  # queued pairs a free worker looks through for an answer it has parsed before
 _PARSED = 8192  # answers a worker keeps parsed (its parse cache), mirrored here
 _PIPELINED_CHARS = 2000  # JSON-escaped, at most 12 kB: two fit in a 64 kB pipe
+_REAP_INTERVAL = 0.05  # seconds between looks at killed workers that are not gone yet
 
 
 class _TimedOut:
@@ -173,6 +174,7 @@ class VerifyPool:
         self._pending: deque[_Task] = deque()
         self._ids = itertools.count()
         self._procs: list[_Worker] = []
+        self._dying: list = []  # killed workers not yet gone
         self._zygote: Zygote | None = None
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = -1, -1
@@ -246,6 +248,8 @@ class VerifyPool:
                     (w.deadline if w.ready else w.start_deadline for w in self._procs),
                     default=float("inf"),
                 )
+                if self._dying:  # look again soon, to reap them
+                    wakeup = min(wakeup, now + _REAP_INTERVAL)
                 wait = None if wakeup == float("inf") else max(0, math.ceil(1000 * (wakeup - now)))
                 poller = select.poll()  # not select(): fds above 1024 are common in trainers
                 for fd in [self._wake_r] + [w.fd for w in self._procs]:
@@ -253,6 +257,7 @@ class VerifyPool:
                 readable = {fd for fd, _ in poller.poll(wait)}
                 if self._wake_r in readable:
                     os.read(self._wake_r, 4096)
+                self._reap()
                 now = time.monotonic()
                 for w in list(self._procs):
                     if w.fd in readable and not self._read(w):
@@ -282,6 +287,12 @@ class VerifyPool:
             for task in leftover:
                 task.future.set_result(None)
             self._procs = []
+            for proc in self._dying:
+                try:
+                    proc.wait(timeout=10)
+                except Exception:
+                    pass
+            self._dying = []
             if self._zygote is not None:
                 self._zygote.close()
                 self._zygote = None
@@ -373,10 +384,13 @@ class VerifyPool:
             w.inflight.popleft().future.set_result(TIMED_OUT)
             with self._lock:
                 self._pending.extendleft(reversed(w.inflight))
-        try:  # reap it (a dying worker can take a while to free its memory)
-            w.proc.wait(timeout=10)
-        except Exception:
-            pass
+        # Reaped later by _reap: a dying worker can take a while to free its memory, and
+        # waiting for it here would hold up every other worker's deadline.
+        self._dying.append(w.proc)
+
+    def _reap(self) -> None:
+        """Forget killed workers that are gone (``poll`` reaps one that is our child)."""
+        self._dying = [proc for proc in self._dying if proc.poll() is None]
 
 
 _LIVE_POOLS: weakref.WeakSet[VerifyPool] = weakref.WeakSet()

@@ -139,6 +139,14 @@ def test_multiple_choice_answer_must_be_an_existing_letter(tmp_path):
         load_rows("mmlu_pro", root=tmp_path)
 
 
+def test_more_options_than_letters_is_refused_naming_the_line(tmp_path):
+    path = _write(
+        tmp_path / "mmlu_pro" / "test.jsonl", [_row("q", "A", options=list("abcdefghijk"))]
+    )
+    with pytest.raises(ValueError, match=re.escape(f"{path}:1: 11 options; at most 10")):
+        load_rows("mmlu_pro", root=tmp_path)
+
+
 def test_max_samples_is_a_fixed_subset_per_seed(tmp_path):
     _write(tmp_path / "gsm8k" / "test.jsonl", [_row(id=str(i)) for i in range(50)])
     first = [r.id for r in load_rows("gsm8k", root=tmp_path, max_samples=10, seed=3)]

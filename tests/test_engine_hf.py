@@ -116,3 +116,19 @@ def test_bad_sampling_params_are_rejected():
         SamplingParams(top_p=0.0)
     with pytest.raises(ValueError, match="n must"):
         SamplingParams(n=0)
+
+
+def test_sampling_without_top_k_draws_from_the_whole_vocabulary(tiny_model_dir):
+    policy = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=None, roles=("solver",))
+    # Tied embeddings on one axis: logits linear in the token id, all distinct and all
+    # likely, so a hidden top-k would cut some tokens off.
+    with torch.no_grad():
+        weight = policy.module("solver").get_input_embeddings().weight
+        weight.zero_()
+        weight[:, 0] = torch.linspace(-1.0, 1.0, weight.shape[0])
+    engine = _engine(policy)
+    params = SamplingParams(n=40, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=50, seed=0)
+    (gen,) = engine.generate(["Solve:"], role="solver", params=params)
+    drawn = {t for c in gen.completions for t in c.token_ids}
+    # transformers' own default would keep the 50 likeliest tokens only
+    assert len(drawn) > 60, len(drawn)

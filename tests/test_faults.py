@@ -37,14 +37,13 @@ from rzero_pl.models import PretrainedModel
 from rzero_pl.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
 from rzero_pl.rewards import parse_question
-from rzero_pl.run_state import RunLock, RunState
+from rzero_pl.run_state import RunFolderBusy, RunLock, RunState
 from rzero_pl.solver import SolverGRPO, correctness_rewards
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = os.path.join(ROOT, "cli_configs", "toy.yaml")
 MODEL = "--model.init_args.policy.init_args.model"
-BENCHMARKS = "/work/shared/benchmarks"
 
 # ---------------------------------------------------------------------- configuration and input
 
@@ -67,8 +66,9 @@ def _fit(tmp_path, model_dir, *extra):
 def _bad_benchmark(tmp_path):
     folder = tmp_path / "bench" / "math500"
     folder.mkdir(parents=True)
-    good = open(os.path.join(BENCHMARKS, "math500", "test.jsonl")).readlines()[:3]
-    (folder / "test.jsonl").write_text("".join(good) + '{"problem": "x", "answer": \n')
+    good = [{"id": f"m{i}", "problem": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(3)]
+    lines = [json.dumps(row) + "\n" for row in good]  # then line 4 is cut short
+    (folder / "test.jsonl").write_text("".join(lines) + '{"problem": "x", "answer": \n')
     return [
         "--evolution.evaluation.init_args.benchmarks=[math500]",
         f"--evolution.evaluation.init_args.root={tmp_path / 'bench'}",
@@ -178,7 +178,7 @@ def test_a_torn_write_leaves_the_old_file_and_a_temp_that_is_cleaned(tmp_path, m
 
 def test_a_second_process_on_a_run_folder_is_refused(tmp_path):
     with RunLock(str(tmp_path)):
-        with pytest.raises(RuntimeError, match=r"another process \(pid \d+\)"):
+        with pytest.raises(RunFolderBusy, match=r"another process \(pid \d+\)"):
             RunLock(str(tmp_path)).__enter__()
     with RunLock(str(tmp_path)):  # released: the next run takes it
         pass

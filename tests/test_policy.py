@@ -100,3 +100,20 @@ def test_full_weights_roles_and_reference(tiny_model_dir, tmp_path):
     loaded = AutoModelForCausalLM.from_pretrained(folder)
     assert torch.allclose(_logits(loaded, ids), _logits(policy.module("solver"), ids), atol=1e-5)
     assert "models.solver.model.embed_tokens.weight" in policy.trainable_names()
+
+
+def test_saved_weights_that_do_not_fit_are_refused(lora_policy, tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    adapter = lora_policy.save_role("solver", str(tmp_path / "adapter"))
+    full = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=None)
+    with pytest.raises(ValueError, match="holds a LoRA adapter but this policy trains full"):
+        full.load_role("solver", adapter)
+    folder = full.save_role("solver", str(tmp_path / "full"))
+    with pytest.raises(ValueError, match="holds full weights but this policy trains a LoRA"):
+        lora_policy.load_role("solver", folder)
+    # Another model's tensor names: nothing would load; refused, never scored silently.
+    state = load_file(f"{folder}/model.safetensors")
+    save_file({f"other.{k}": v for k, v in state.items()}, f"{folder}/model.safetensors")
+    with pytest.raises(ValueError, match="does not fit this model"):
+        full.load_role("solver", folder)

@@ -40,6 +40,22 @@ def test_a_huge_pair_behind_a_hanging_one_does_not_stall_the_deadlines():
         pool.close()
 
 
+def test_workers_hanging_at_the_same_time_all_keep_their_deadlines():
+    pool = VerifyPool(workers=2)
+    try:
+        assert pool.map([("1/2", "0.5")], timeout=60.0) == [True]  # started
+        towers = [(f"{k}^{{{k}^{{{k}^{{{k}}}}}}}", str(k)) for k in (3, 4, 5, 6)]
+        start = time.monotonic()
+        assert pool.map(towers, timeout=1.0) == [TIMED_OUT] * 4
+        # Two at a time on two workers: two rounds, each within its timeout plus a second
+        # (a killed worker is reaped later, not waited for).
+        assert time.monotonic() - start < 2 * (1.0 + 1.0)
+        assert pool.replaced == 4
+        assert pool.map([("2/4", "0.5")], timeout=30.0) == [True]
+    finally:
+        pool.close()
+
+
 def test_a_pool_whose_workers_cannot_start_answers_false(monkeypatch):
     monkeypatch.setattr(verify_pool, "_BOOT", "import sys; sys.exit(3)")
     pool = VerifyPool(workers=1)

@@ -303,6 +303,8 @@ def check_row(benchmark: Benchmark, record: Any, where: str, index: int) -> Benc
         not isinstance(options, list) or not all(isinstance(o, str) for o in options)
     ):
         raise ValueError(f"{where}: 'options' must be a list of strings")
+    if options is not None and len(options) > len(LETTERS):
+        raise ValueError(f"{where}: {len(options)} options; at most {len(LETTERS)} (A-J)")
     if benchmark.kind == "multiple_choice":
         answer = answer.strip()
         limit = len(options) if options else len(LETTERS)

@@ -143,8 +143,10 @@ class HFEngine:
             max_new_tokens=params.max_new_tokens,
             do_sample=not greedy,
             temperature=None if greedy else params.temperature,
-            top_p=None if greedy or params.top_p >= 1 else params.top_p,
-            top_k=None if greedy or params.top_k <= 0 else params.top_k,
+            # Explicit "off" values when sampling: None would be filled in from transformers'
+            # defaults (top_k=50) or the checkpoint's generation_config.
+            top_p=None if greedy else min(params.top_p, 1.0),
+            top_k=None if greedy else max(params.top_k, 0),
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
             return_dict_in_generate=True,
