@@ -16,7 +16,9 @@ class BenchmarkEvaluation(Evaluation, L.Callback):
     """
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.baseline and trainer.global_step == 0:
+        # Not on a resumed fit: its baseline exists (global_step is still 0 here, as the
+        # loops are restored after this hook, but the restored weights are not the base).
+        if self.baseline and trainer.global_step == 0 and trainer.ckpt_path is None:
             self.run(pl_module, "baseline", 0, trainer.logger)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -132,6 +132,7 @@ class GRPOModule(L.LightningModule):
         self.max_bad_updates = max_bad_updates
         self.strict_loading = False  # checkpoints hold only the trainable weights
         self.last_rollout_metrics: dict[str, float] = {}
+        self._restored = False  # weights restored from a checkpoint, not yet pushed
         if policy is not None and engine is not None:
             self.bind(policy, engine)
 
@@ -190,6 +191,11 @@ class GRPOModule(L.LightningModule):
         state = checkpoint["state_dict"]
         checkpoint["state_dict"] = {k: v for k, v in state.items() if k in keep}
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The weights are restored after this hook, behind the engine's back: the next
+        # rollout step pushes them first (an engine with its own copy would sample stale ones).
+        self._restored = True
+
     def on_train_epoch_end(self) -> None:
         self.engine.push(self.role)
 
@@ -204,6 +210,9 @@ class GRPOModule(L.LightningModule):
     def rollout(self, items: Sequence[dict]) -> RolloutDataset:
         """Sample, score and prepare this rank's shard of one rollout step's ``items``."""
         start = time.perf_counter()
+        if self._restored:
+            self.engine.push(self.role)
+            self._restored = False
         items, first = distributed.shard(items, *distributed.world())
         tok = self.policy.tokenizer
         prompts = [self.prompt.render(tok, problem=item.get("problem", "")) for item in items]

@@ -131,6 +131,25 @@ class TestLoraRoles:
         assert _greedy(engine, "challenger") == challenger
         assert len(engine.llm.llm_engine.list_loras()) <= 2  # the old adapter was dropped
 
+    def test_a_resumed_phase_pushes_the_restored_weights_before_sampling(self, engines):
+        policy, hf, engine = engines
+        solver = SolverGRPO(
+            policy,
+            engine,
+            prompt=TOY_SOLVER,
+            group_size=2,
+            sampling=SamplingParams(max_new_tokens=6),
+            loss=GRPOLoss(kl_coef=0.0),
+            minibatch_size=2,
+            micro_batch_size=2,
+        )
+        before = engine.version("solver")
+        solver.on_load_checkpoint({})  # as Lightning resumes: the hook, then the weights
+        _perturb(policy.trainable_parameters("solver"), 0.3, 5)
+        rollouts = solver.rollout([{"problem": "What is 1 + 2?", "answer": "3"}]).rollouts
+        assert {r.weight_version for r in rollouts} == {before + 1}  # pushed, then sampled
+        assert _greedy(engine, "solver") == _greedy(hf, "solver")  # the restored weights
+
     def test_sampling_seed_n_and_stop(self, engines):
         _, _, engine = engines
         params = SamplingParams(n=4, temperature=1.0, top_p=0.9, top_k=20, max_new_tokens=8, seed=3)

@@ -100,3 +100,28 @@ def test_checkpoint_holds_only_adapters_and_resumes(tiny_model_dir, toy_question
 def test_group_size_below_two_is_rejected(tiny_model_dir):
     with pytest.raises(ValueError, match="group_size"):
         _module(tiny_model_dir, group_size=1)
+
+
+def test_benchmark_evaluation_scores_the_start_and_the_end_of_a_fit(
+    tiny_model_dir, toy_questions_file, tmp_path
+):
+    import json
+    import os
+
+    from rzero_pl.callbacks.benchmark_eval import BenchmarkEvaluation
+
+    data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=4)
+    evaluation = BenchmarkEvaluation(benchmarks=["toy"], max_samples=3, max_new_tokens=4)
+    trainer = _trainer(tmp_path, epochs=1, callbacks=[evaluation], default_root_dir=str(tmp_path))
+    trainer.fit(_module(tiny_model_dir), data)
+    assert list(evaluation.results) == ["baseline", "step2"]  # 1 step x 2 updates
+    for tag in ("baseline", "step2"):
+        summary = json.load(open(os.path.join(trainer.logger.log_dir, "eval", tag, "eval.json")))
+        assert summary["benchmarks"]["toy"]["n_problems"] == 3
+    # A resumed fit has a baseline already: it only scores its end.
+    again = BenchmarkEvaluation(benchmarks=["toy"], max_samples=3, max_new_tokens=4)
+    trainer2 = _trainer(tmp_path, epochs=2, callbacks=[again], default_root_dir=str(tmp_path))
+    checkpoint = trainer.checkpoint_callback
+    path = checkpoint.best_model_path or checkpoint.last_model_path
+    trainer2.fit(_module(tiny_model_dir), data, ckpt_path=path)
+    assert list(again.results) == ["step4"]
