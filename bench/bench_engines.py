@@ -72,6 +72,7 @@ def main() -> None:
         dtype="float32", kv_cache_memory_bytes=args.kv_cache_mib << 20, enforce_eager=True
     )
     vllm_engine.attach(policy)
+    vllm_engine.start()
     startup = time.perf_counter() - start
     hf_engine = HFEngine()
     hf_engine.attach(policy)

@@ -119,7 +119,19 @@ class RZeroCLI(LightningCLI):
         logger = self.trainer.logger
         if isinstance(logger, TensorBoardLogger) or logger is None:
             logger = TensorBoardLogger(save_dir=evolution.run_dir, name="tensorboard", version="")
+        self._prepare_devices(model)
         evolution.run(model, datamodule, self.instantiate_trainer, logger, self._fingerprint())
+
+    def _prepare_devices(self, model: L.LightningModule) -> None:
+        """Before the evolution's first generation (the baseline evaluation, the engine's
+        start-up): the process group of a torchrun/SLURM job, and the model on its device."""
+        strategy = self.trainer.strategy
+        environment = getattr(strategy, "cluster_environment", None)
+        if environment is not None and environment.creates_processes_externally:
+            strategy.connect(model)  # ModelParallelStrategy hands the module its mesh
+            strategy.setup_environment()  # each phase's trainer then finds the group made
+        if type(strategy).__name__ != "ModelParallelStrategy":  # FSDP2 shards it first
+            model.to(strategy.root_device)
 
     def test(self, model: L.LightningModule, datamodule: Any = None, **kwargs: Any) -> None:
         """Score the solver on ``evaluation``'s benchmarks, without training.

@@ -95,6 +95,8 @@ def _both(policy, **kwargs):
     hf.attach(policy)
     engine = vllm_engine.VLLMEngine(**ENGINE, **kwargs)
     engine.attach(policy)
+    assert engine.llm is None  # vLLM starts on first use, after any process group
+    engine.start()
     return hf, engine
 
 
@@ -273,3 +275,26 @@ class TestFullWeights:
         assert solver != base and solver == _greedy(hf, "solver")
         assert _greedy(engine, "challenger") == base  # the challenger's weights swapped back
         assert _greedy(engine, "solver") == solver
+
+
+@needs_vllm
+def test_qlora_adapters_are_served_on_the_unquantized_base(wide_model_dir, tmp_path):
+    lora = LoraSettings(4, 8)
+    qlora = Policy(PretrainedModel(wide_model_dir, dtype="float32"), lora, quantization="nf4")
+    _perturb(qlora.trainable_parameters("solver"), 0.3, 6)
+    engine = vllm_engine.VLLMEngine(**ENGINE)
+    engine.attach(qlora)
+    with pytest.warns(UserWarning, match="no bitsandbytes loader"):  # vLLM >= 0.32
+        engine.start()
+    try:
+        # The same adapter on the float32 base, through transformers: token for token.
+        plain = Policy(PretrainedModel(wide_model_dir, dtype="float32"), lora)
+        plain.load_role("solver", qlora.save_role("solver", str(tmp_path / "solver")))
+        hf = HFEngine()
+        hf.attach(plain)
+        assert _greedy(engine, "solver") == _greedy(hf, "solver")
+        with pytest.raises(ValueError, match="no bitsandbytes loader"):
+            vllm_engine.base_quantization("bitsandbytes", "nf4")
+        assert vllm_engine.base_quantization("none", "nf4") is None
+    finally:
+        engine.close()

@@ -6,7 +6,12 @@ serving the old adapter if an id is reused) and drops the old one. With full fin
 the engine holds one set of weights: before a role generates, its trainer weights are
 streamed into the running engine in place (``reload_weights``) whenever the engine holds
 another role's weights or an older version, and the prefix cache is cleared. With QLoRA
-the engine loads the same base in bitsandbytes 4-bit and serves the adapters on it.
+the engine loads the same base in bitsandbytes 4-bit where the installed vLLM can
+(``base_quantization``); vLLM 0.32 has no bitsandbytes loader, so there the engine serves
+the adapters on the unquantized base (never merged into it) and says so once.
+
+The engine starts on first use, not at ``attach``: under ``torchrun`` the trainer's process
+group must exist first, or vLLM would make one of its own with a single rank.
 
 vLLM is imported only when an engine is attached; ``import rzero_pl`` never needs it.
 The in-process engine (the default) seeds the global RNGs, replaces
@@ -24,7 +29,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -118,16 +123,31 @@ def _kept_process_state() -> Iterator[None]:
         np.random.set_state(states[2])
 
 
-def _bitsandbytes() -> str:
-    """vLLM's name of bitsandbytes 4-bit loading; a clear error where the build lacks it."""
+def base_quantization(wanted: str, policy_quantization: str | None) -> str | None:
+    """vLLM's ``quantization`` for the engine's base model, from ``engine.base_quantization``.
+
+    ``auto``: bitsandbytes 4-bit when the policy is nf4 and this vLLM has the loader, else
+    the unquantized base; ``bitsandbytes`` insists (an error where vLLM lacks it); ``none``
+    always serves the unquantized base.
+    """
+    if policy_quantization != "nf4" or wanted == "none":
+        return None
     from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
 
-    if "bitsandbytes" not in QUANTIZATION_METHODS:
+    if "bitsandbytes" in QUANTIZATION_METHODS:
+        return "bitsandbytes"
+    if wanted == "bitsandbytes":
         raise ValueError(
-            "policy.quantization: nf4 needs vLLM's bitsandbytes loader, which this vLLM build "
-            "lacks (the CPU build has none); use HFEngine for QLoRA here, or a GPU with vllm"
+            "engine.base_quantization: this vLLM has no bitsandbytes loader (removed by vLLM "
+            "0.32); set it to auto or none to serve the adapters on the unquantized base"
         )
-    return "bitsandbytes"
+    from lightning.pytorch.utilities import rank_zero_warn
+
+    rank_zero_warn(
+        "QLoRA: this vLLM has no bitsandbytes loader, so the engine serves the role adapters "
+        "on the unquantized base; rollouts come from the base the nf4 weights approximate"
+    )
+    return None
 
 
 class VLLMEngine:
@@ -152,6 +172,8 @@ class VLLMEngine:
             temperature (with top_p/top_k, of the truncated distribution vLLM samples).
         sleep: Sleep between generate calls (weights offloaded, KV cache freed) so that
             optimizer updates get the memory; GPU only (vLLM refuses sleep mode on CPU).
+        base_quantization: With a QLoRA (nf4) policy: ``auto``, ``bitsandbytes`` or ``none``
+            (see ``base_quantization``).
         in_process: Run the engine core in this process (fast start-up; the default).
         engine_kwargs: Further ``vllm.LLM`` keyword arguments, passed unchanged.
     """
@@ -170,6 +192,7 @@ class VLLMEngine:
         seed: int = 0,
         return_logprobs: bool = False,
         sleep: bool = False,
+        base_quantization: Literal["auto", "bitsandbytes", "none"] = "auto",
         in_process: bool = True,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -192,6 +215,7 @@ class VLLMEngine:
         self.seed = seed
         self.return_logprobs = return_logprobs
         self.sleep = sleep
+        self.base_quantization = base_quantization
         self.in_process = in_process
         self.engine_kwargs = dict(engine_kwargs or {})
         self.policy: Any = None
@@ -214,19 +238,27 @@ class VLLMEngine:
             raise RuntimeError("VLLMEngine is already attached to another policy; close() it")
         self.policy = policy
         self._versions = dict.fromkeys(policy.roles, 0)
+        if self.sleep and not torch.cuda.is_available():
+            raise ValueError("engine.sleep: vLLM refuses sleep mode on CPU; set it to false")
+
+    def start(self) -> None:
+        """Start vLLM now; otherwise it starts on first use (after the trainer's process
+        group, if any, exists)."""
+        if self.llm is not None:
+            return
+        if self.policy is None:
+            raise RuntimeError("VLLMEngine used before attach(policy)")
         self._tmp = tempfile.mkdtemp(prefix="rzero-vllm-")
         dist = torch.distributed
         self._owns_process_group = dist.is_available() and not dist.is_initialized()
-        self.llm = self._start(self._llm_kwargs(policy))
-        if policy.is_lora:
-            for role in policy.roles:
+        self.llm = self._start(self._llm_kwargs(self.policy))
+        if self.policy.is_lora:
+            for role in self.policy.roles:
                 self._publish_adapter(role)
         self._sleep()
 
     def _llm_kwargs(self, policy: Any) -> dict[str, Any]:
         on_cpu = not torch.cuda.is_available()
-        if self.sleep and on_cpu:
-            raise ValueError("engine.sleep: vLLM refuses sleep mode on CPU; set it to false")
         kv_bytes = self.kv_cache_memory_bytes
         if kv_bytes is None and on_cpu and "VLLM_CPU_KVCACHE_SPACE" not in os.environ:
             kv_bytes = CPU_KV_CACHE_BYTES
@@ -254,8 +286,9 @@ class VLLMEngine:
                 max_loras=self.max_loras,
                 max_lora_rank=self.max_lora_rank or lora_slot_rank(r),
             )
-        if policy.quantization == "nf4":
-            kwargs["quantization"] = _bitsandbytes()  # the same base in 4-bit, never merged
+        quantization = base_quantization(self.base_quantization, policy.quantization)
+        if quantization:
+            kwargs["quantization"] = quantization  # the same base in 4-bit, never merged
         kwargs.update(self._distributed_kwargs())
         kwargs.update(self.engine_kwargs)
         return kwargs
@@ -299,7 +332,7 @@ class VLLMEngine:
     def push(self, role: str) -> int:
         check_role(role)
         self._versions[role] = self._versions.get(role, 0) + 1
-        if self.policy is not None and self.policy.is_lora:
+        if self.llm is not None and self.policy.is_lora:  # before start-up: published then
             self._publish_adapter(role)
         return self._versions[role]
 
@@ -354,8 +387,9 @@ class VLLMEngine:
         self, prompts: Sequence[str], *, role: str, params: SamplingParams
     ) -> list[Generation]:
         check_role(role)
-        if self.llm is None:
+        if self.policy is None:
             raise RuntimeError("VLLMEngine.generate called before attach(policy)")
+        self.start()
         if role not in self.policy.roles:
             raise ValueError(f"policy has no weights for role {role!r}; roles: {self.policy.roles}")
         from vllm import SamplingParams as VLLMSampling
@@ -399,6 +433,7 @@ class VLLMEngine:
     def close(self) -> None:
         """Free the engine, its adapter folders and the process group it initialised."""
         if self.llm is None:
+            self.policy = None
             return
         import gc
 
