@@ -61,13 +61,14 @@ class MajorityVote(RewardCallback):
         start = time.perf_counter()
         index = [i for i, q in enumerate(batch.questions) if q is not None]
         share = np.full(len(batch.questions), np.nan)
+        tok = module.policy.tokenizer
+        prompts = [self.prompt.render(tok, problem=batch.questions[i]) for i in index]
+        # Offset by the votes of lower ranks' valid questions: a vote's seed is the same on
+        # any number of ranks. Called even without prompts: every rank joins the engine.
+        before = sum(q is not None for q in batch.batch_questions[: batch.offset])
+        params = replace(self.sampling, seed=module._rollout_seed() + 1 + before * self.votes)
+        generations = module.engine.generate(prompts, role="solver", params=params)
         if index:
-            tok = module.policy.tokenizer
-            prompts = [self.prompt.render(tok, problem=batch.questions[i]) for i in index]
-            # Offset by the valid questions of lower ranks: ranks sample different streams.
-            before = sum(q is not None for q in batch.batch_questions[: batch.offset])
-            params = replace(self.sampling, seed=module._rollout_seed() + 1 + before)
-            generations = module.engine.generate(prompts, role="solver", params=params)
             answers = [[extract_boxed(c.text) for c in g.completions] for g in generations]
             for i, vote in zip(index, majority_votes(answers, timeout=self.timeout), strict=True):
                 share[i] = vote.share

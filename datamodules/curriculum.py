@@ -20,8 +20,10 @@ from typing import Any
 
 from rzero_pl.datamodules.base import RolloutDataModule
 
+from rzero_pl import distributed
 from rzero_pl import prompts as role_prompts
 from rzero_pl.answers import extract_boxed, majority_votes
+from rzero_pl.distributed import barrier, gather_lists, gather_objects, is_rank_zero, on_rank_zero
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.io import read_json, write_json_atomic, write_jsonl_atomic
 from rzero_pl.prompts import RolePrompt
@@ -175,16 +177,22 @@ class CurriculumDataModule(RolloutDataModule):
     # ---- building -----------------------------------------------------------------------
 
     def build(self, engine: Any, tokenizer: Any, folder: str, seed: int = 0) -> CurriculumReport:
-        """Write (or reuse) ``folder/questions.jsonl`` and ``folder/curriculum.jsonl``."""
+        """Write (or reuse) ``folder/questions.jsonl`` and ``folder/curriculum.jsonl``.
+
+        Collective: under several ranks each one writes and votes on its share of the N
+        candidates, rank 0 gathers the records and writes the files, and every rank returns
+        the same report once they are written.
+        """
         self.folder, self._pool = folder, None
-        done = read_json(os.path.join(folder, "curriculum.json"))
-        if done is not None and os.path.exists(os.path.join(folder, "curriculum.jsonl")):
+        done = on_rank_zero(lambda: self._finished(folder))
+        if done is not None:
             return CurriculumReport(**{**done, "reused": True})
         start = time.perf_counter()
         records: list[dict] = []
         rounds = 0
         while rounds < self.max_rounds:
-            records += self._round(engine, tokenizer, seed * 1009 + rounds, len(records))
+            mine = self._round(engine, tokenizer, seed * 1009 + rounds, len(records))
+            records += gather_lists(mine)[0]  # rank order is candidate order
             rounds += 1
             kept = sum(r["kept"] for r in records)
             if kept >= self.min_kept:
@@ -195,13 +203,11 @@ class CurriculumDataModule(RolloutDataModule):
                     f"{self.min_kept}; generating another {self.candidates} candidates",
                     stacklevel=2,
                 )
-        write_jsonl_atomic(os.path.join(folder, "questions.jsonl"), records)
         kept_rows = [
             {"problem": r["question"], "answer": r["label"], "share": r["share"]}
             for r in records
             if r["kept"]
         ]
-        write_jsonl_atomic(os.path.join(folder, "curriculum.jsonl"), kept_rows)
         judged = [r["label_correct"] for r in records if r.get("label_correct") is not None]
         judged_kept = [
             r["label_correct"] for r in records if r["kept"] and r.get("label_correct") is not None
@@ -216,18 +222,38 @@ class CurriculumDataModule(RolloutDataModule):
             kept_label_accuracy=sum(judged_kept) / len(judged_kept) if judged_kept else None,
             **curriculum_stats(records, self.votes),
         )
-        write_json_atomic(os.path.join(folder, "curriculum.json"), report.__dict__)
+        if is_rank_zero():
+            write_jsonl_atomic(os.path.join(folder, "questions.jsonl"), records)
+            write_jsonl_atomic(os.path.join(folder, "curriculum.jsonl"), kept_rows)
+            write_json_atomic(os.path.join(folder, "curriculum.json"), report.__dict__)
+        barrier()  # the other ranks serve from the files rank 0 wrote
         return report
 
+    @staticmethod
+    def _finished(folder: str) -> dict | None:
+        """The report of a curriculum already written whole in ``folder``, else None."""
+        done = read_json(os.path.join(folder, "curriculum.json"))
+        if done is not None and os.path.exists(os.path.join(folder, "curriculum.jsonl")):
+            return done
+        return None
+
     def _round(self, engine: Any, tokenizer: Any, seed: int, offset: int) -> list[dict]:
+        """This rank's share of one round's N candidates: written, voted on, judged."""
+        rank, world = distributed.world()
+        first = rank * (self.candidates // world) + min(rank, self.candidates % world)
+        count = self.candidates // world + (rank < self.candidates % world)
         prompt = self.challenger_prompt.render(tokenizer)
-        params = replace(self.challenger_sampling, n=self.candidates, seed=seed)
-        written = engine.generate([prompt], role="challenger", params=params)[0].completions
+        # One prompt, n samples: sample k of the round is seeded seed + k on any rank count.
+        params = replace(self.challenger_sampling, n=max(count, 1), seed=seed + first)
+        prompts_written = [prompt] if count else []
+        written = engine.generate(prompts_written, role="challenger", params=params)
+        written = written[0].completions if written else []
         questions = [parse_question(c.text) for c in written]
         valid = [i for i, q in enumerate(questions) if q is not None]
         prompts = [self.solver_prompt.render(tokenizer, problem=questions[i]) for i in valid]
-        params = replace(self.solver_sampling, n=self.votes, seed=seed + 1)
-        generations = engine.generate(prompts, role="solver", params=params) if prompts else []
+        before = sum(gather_objects(len(valid))[:rank])  # valid questions of lower ranks
+        params = replace(self.solver_sampling, n=self.votes, seed=seed + 1 + before * self.votes)
+        generations = engine.generate(prompts, role="solver", params=params)
         answers = [[extract_boxed(c.text) for c in g.completions] for g in generations]
         votes = dict(zip(valid, majority_votes(answers, timeout=self.timeout), strict=True))
         answers_of = dict(zip(valid, answers, strict=True))
@@ -237,7 +263,7 @@ class CurriculumDataModule(RolloutDataModule):
             label, share = (vote.label, vote.share) if vote else (None, 0.0)
             reason = drop_reason(question, label, share, self.band, self.filters)
             record = {
-                "id": offset + i,
+                "id": offset + first + i,
                 "question": question,
                 "votes": answers_of.get(i, []),
                 "label": label,

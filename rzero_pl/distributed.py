@@ -84,15 +84,3 @@ def on_rank_zero(fn: Callable[[], T]) -> T:
     box = [result]
     dist.broadcast_object_list(box, src=0)
     return box[0]  # type: ignore[return-value]
-
-
-def rank_zero_first(fn: Callable[[], T]) -> T:
-    """Run ``fn`` on rank 0, then on the other ranks (which find and reuse its files).
-
-    For work that writes a shared folder and knows how to reuse one (the curriculum): rank 0
-    produces it, the others read it once it is complete. The run folder must be on a
-    filesystem every node sees.
-    """
-    result = fn() if is_rank_zero() else None
-    barrier()
-    return result if is_rank_zero() else fn()  # type: ignore[return-value]

@@ -158,11 +158,11 @@ def score_problems(
     Returns, per problem, one samples-file record per response: ``id``, ``prompt``,
     ``response``, ``extracted`` (what the grader read), ``gold``, ``correct``.
     """
-    if not problems:
-        return []
     mine = [rows[i] for i in problems]
     texts = [template.render(tokenizer, problem=benchmark_prompt(bench, row)) for row in mine]
-    generations = engine.generate(texts, role=role, params=params)
+    generations = engine.generate(texts, role=role, params=params)  # every rank joins it
+    if not problems:
+        return []
     n = params.n
     responses = [c.text for g in generations for c in g.completions]
     golds = [row.answer for row in mine for _ in range(n)]

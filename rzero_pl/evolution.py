@@ -41,7 +41,6 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.checkpoints import AtomicCheckpoint, checkpoint_step
-from rzero_pl.distributed import rank_zero_first
 from rzero_pl.evaluation import Evaluation
 from rzero_pl.faults import fault_callbacks, fault_point
 from rzero_pl.io import remove_stale_temps
@@ -267,14 +266,10 @@ class Evolution:
         done = state.done(phase)
         if not done:
             mark_restart(logger, state.step)
-        with solver.policy.gathered(solver.engine):  # FSDP: rank 0 may generate alone
-            report = rank_zero_first(  # rank 0 writes it; the other ranks then reuse the files
-                lambda: curriculum.build(
-                    solver.engine,
-                    solver.policy.tokenizer,
-                    os.path.join(folder, "curriculum"),
-                    seed=it,
-                )
+        # Every rank writes and votes on its share of the candidates; rank 0 writes the files.
+        with solver.policy.gathered(solver.engine):  # FSDP: ranks generate unequal amounts
+            report = curriculum.build(
+                solver.engine, solver.policy.tokenizer, os.path.join(folder, "curriculum"), seed=it
             )
         fault_point(f"phase:{phase}:built")
         if not done:

@@ -216,8 +216,9 @@ class GRPOModule(L.LightningModule):
         items, first = distributed.shard(items, *distributed.world())
         tok = self.policy.tokenizer
         prompts = [self.prompt.render(tok, problem=item.get("problem", "")) for item in items]
-        # Offset by the shard's first item: ranks sample different streams.
-        params = replace(self.sampling, n=self.group_size, seed=self._rollout_seed() + first)
+        # Offset by the shard's first sample: a sample's seed is the same on any rank count.
+        seed = self._rollout_seed() + first * self.group_size
+        params = replace(self.sampling, n=self.group_size, seed=seed)
         generations = self.engine.generate(prompts, role=self.role, params=params)
         generated = time.perf_counter()
         rollouts = self._to_rollouts(generations)

@@ -19,19 +19,25 @@ from rzero_pl.engines.hf import HFEngine
 
 
 class PromptSeededEngine(HFEngine):
-    """HFEngine, one prompt per call, seeded ``params.seed + j`` for the call's prompt ``j``.
+    """HFEngine, one sample per call: sample ``k`` of prompt ``j`` seeded ``seed + j * n + k``.
 
-    The modules offset ``params.seed`` by the global index of a rank's first prompt, so the
-    prompt with global index ``i`` is sampled with seed ``seed + i`` on any number of ranks.
+    That is the Engine protocol's seeding, which vLLM follows and HFEngine (seeded per
+    batch) does not. The modules offset ``params.seed`` by their shard's first sample, so
+    every sample is drawn with the same seed on any number of ranks.
     """
 
     def generate(
         self, prompts: Sequence[str], *, role: str, params: SamplingParams
     ) -> list[Generation]:
         out: list[Generation] = []
+        one = replace(params, n=1)
         for j, prompt in enumerate(prompts):
-            seed = None if params.seed is None else params.seed + j
-            out += super().generate([prompt], role=role, params=replace(params, seed=seed))
+            samples = []
+            for k in range(params.n):
+                seed = None if params.seed is None else params.seed + j * params.n + k
+                samples += super().generate([prompt], role=role, params=replace(one, seed=seed))
+            out.append(Generation(prompt, samples[0].prompt_ids))
+            out[-1].completions = [c for g in samples for c in g.completions]
         return out
 
 
@@ -46,12 +52,15 @@ def _texts(rng: random.Random, n: int) -> list[str]:
     return texts
 
 
-def build_primed_model(folder: str, steps: int = 80) -> str:
-    """A tiny Llama (tests/conftest.py) taught the toy prompts' output format for a moment."""
+def build_primed_model(folder: str, steps: int = 80, hidden: int = 48) -> str:
+    """A tiny Llama (tests/conftest.py) taught the toy prompts' output format for a moment.
+
+    vLLM's CPU attention needs head sizes that are multiples of 32: ``hidden=128``.
+    """
     from conftest import build_tiny_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    build_tiny_model(folder, hidden=48)
+    build_tiny_model(folder, hidden=hidden)
     model = AutoModelForCausalLM.from_pretrained(folder)
     tok = AutoTokenizer.from_pretrained(folder)
     torch.manual_seed(0)

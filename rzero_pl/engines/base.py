@@ -71,7 +71,14 @@ class Engine(Protocol):
     def generate(
         self, prompts: Sequence[str], *, role: str, params: SamplingParams
     ) -> list[Generation]:
-        """Return one ``Generation`` per prompt, each with ``params.n`` completions."""
+        """Return one ``Generation`` per prompt, each with ``params.n`` completions.
+
+        Under several ranks every rank calls it at the same points with the same role, with
+        no prompts when it has none: an engine that keeps its own copy of FSDP-sharded
+        weights gathers them here, a collective. Sample ``k`` of prompt ``j`` is seeded
+        ``params.seed + j * n + k`` (where the engine can): callers offset the seed by their
+        shard's first sample, so a sample's seed does not depend on the number of ranks.
+        """
 
     def push(self, role: str) -> int:
         """Take the role's current trainer weights; return the new weight version."""

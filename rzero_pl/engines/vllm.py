@@ -165,9 +165,9 @@ class VLLMEngine:
         enforce_eager: No CUDA graphs / compilation (faster start-up, slower decode).
         max_loras: Adapters resident at once (both roles, plus one while a push swaps).
         max_lora_rank: LoRA slot rank; None: the smallest vLLM rank holding ``policy.lora.r``.
-        tensor_parallel_size: GPUs per engine; with several trainer ranks, each group of this
-            many ranks shares one engine (vLLM's ``external_launcher``).
-        seed: Engine seed (offset by the tensor-parallel group index on several ranks).
+        tensor_parallel_size: GPUs per engine, for a single trainer process; with several
+            trainer ranks it must be 1 (one engine per rank, vLLM's ``external_launcher``).
+        seed: Engine seed, offset by the rank (seeded requests do not depend on it).
         return_logprobs: Return each sampled token's log-prob under the sampling
             temperature (with top_p/top_k, of the truncated distribution vLLM samples).
         sleep: Sleep between generate calls (weights offloaded, KV cache freed) so that
@@ -298,17 +298,17 @@ class VLLMEngine:
         dist = torch.distributed
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
             return {}
-        world, rank = dist.get_world_size(), dist.get_rank()
-        if world % self.tensor_parallel_size:
+        if self.tensor_parallel_size != 1:
+            # A tensor-parallel group would need the same requests from each of its ranks,
+            # but every trainer rank generates for its own shard of the prompts.
             raise ValueError(
-                f"engine.tensor_parallel_size ({self.tensor_parallel_size}) must divide the "
-                f"number of ranks ({world})"
+                f"engine.tensor_parallel_size: {self.tensor_parallel_size} with "
+                f"{dist.get_world_size()} trainer ranks is not supported; use 1 (one engine "
+                "per GPU, each generating for its rank's prompts)"
             )
-        # Ranks of one tensor-parallel group must sample alike; groups must differ.
-        return {
-            "distributed_executor_backend": "external_launcher",
-            "seed": self.seed + rank // self.tensor_parallel_size,
-        }
+        # Unseeded requests differ across ranks; seeded ones (ours) do not depend on it.
+        seed = self.seed + dist.get_rank()
+        return {"distributed_executor_backend": "external_launcher", "seed": seed}
 
     def _start(self, kwargs: dict[str, Any]) -> Any:
         from vllm import LLM
@@ -404,13 +404,13 @@ class VLLMEngine:
         try:
             # One request kind per call: vLLM's CPU LoRA path may give requests without an
             # adapter the adapter of a neighbour in the same batch.
-            lora = self._serve(role)
+            lora = self._serve(role)  # collective under FSDP: even a rank with no prompts
             version = self.version(role)
-            outputs = self.llm.generate(
-                [{"prompt_token_ids": ids} for ids in encoded],
-                sampling,
-                lora_request=lora,
-                use_tqdm=False,
+            requests = [{"prompt_token_ids": ids} for ids in encoded]
+            outputs = (
+                self.llm.generate(requests, sampling, lora_request=lora, use_tqdm=False)
+                if requests
+                else []
             )
         finally:
             self._sleep()
