@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from rzero_pl.answer_values import decide_by_value
 from rzero_pl.verify_pool import TIMED_OUT, VerifyPool, shared_pool
 
 log = logging.getLogger(__name__)
@@ -185,9 +186,32 @@ def _decide_locally(a: str, b: str) -> bool | None:
     words_b = _WORDS.fullmatch(b) is not None and _WORD.search(b) is not None
     if words_a and words_b:  # math-verify would read "no" as n*o and equate it with "on"
         return a.casefold() == b.casefold()
-    if (x and _wordy(b)) or (y and _wordy(a)) or max(len(a), len(b)) > MAX_VERIFY_CHARS:
+    if max(len(a), len(b)) > MAX_VERIFY_CHARS or _garbled(a) or _garbled(b):
         return False
-    return None
+    if (_wordy(a) and _has_digit(b)) or (_wordy(b) and _has_digit(a)):
+        return False
+    return decide_by_value(a, b)  # two simple numeric expressions, or None
+
+
+def _has_digit(s: str) -> bool:
+    return any(c.isdigit() for c in s)
+
+
+def _garbled(s: str) -> bool:
+    """Not math at all: math-verify keeps it as a string, equal only to itself (``((``,
+    ``a+``, ``\\frac{?}{}``): unbalanced brackets or braces, an empty group, a question mark,
+    or a trailing operator."""
+    if "?" in s or "{}" in s or s[-1] in "+-*/^=_":
+        return True
+    opened = s.count("(") + s.count("[")  # intervals mix them: [a, b)
+    if opened != s.count(")") + s.count("]"):
+        return True
+    depth = 0
+    for c in s:
+        depth += (c == "{") - (c == "}")
+        if depth < 0:
+            return True
+    return depth != 0
 
 
 def _wordy(s: str) -> bool:

@@ -177,6 +177,13 @@ def test_words_are_compared_as_words():
     assert _decide_locally("x", "y") is None  # single letters are math
 
 
+def test_garbled_answers_and_prose_against_numbers_are_decided_locally():
+    for junk in ("((", "a+", "\\frac{?}{}", "x=", "f(x", "{1"):
+        assert _decide_locally(junk, "3") is False
+    assert _decide_locally("see above", "\\sqrt{2}") is False  # prose, digits: never equal
+    assert _decide_locally("(x+1", "(x+1") is True  # equal strings stay equal
+
+
 def test_equivalent_many_matches_equivalent():
     pairs = [("1/2", "0.5"), (None, "1"), ("2", "2.0"), ("\\pi", "3.14"), ("1/2", "0.5")]
     assert equivalent_many(pairs) == [equivalent(a, b) for a, b in pairs]
