@@ -19,9 +19,8 @@ from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsD
 
 from rzero_pl import grpo
 from rzero_pl.challenger import ChallengerGRPO
-from rzero_pl.engines import HFEngine, SamplingParams
+from rzero_pl.engines import HFEngine, SamplingParams, vllm_support
 from rzero_pl.engines import vllm as vllm_engine
-from rzero_pl.engines import vllm_support
 from rzero_pl.grpo_module import GRPOLoss
 from rzero_pl.models import PretrainedModel
 from rzero_pl.policy import LoraSettings, Policy
