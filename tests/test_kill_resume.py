@@ -207,42 +207,53 @@ def test_killed_at_every_phase_the_run_resumes_and_finishes(tmp_path):
 
 
 def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path):
-    """SIGKILL after a random (seeded) delay, again and again, until the run gets through.
+    """Ten runs, each SIGKILLed after a random delay, then re-run to the end.
 
-    Timed kills land wherever the machine happens to be (mid-generation, mid-write, in the
-    verifier, between two files), so they complement the named points above; the same
-    invariants must hold after each one.
+    The delays are stratified over the run's measured length (after start-up), so the kills
+    land across every phase wherever the machine happens to be: mid-generation, mid-write,
+    in the verifier, between two files. They complement the named points above; the same
+    invariants must hold after each kill and after each finished re-run.
     """
     import random
+    import time
 
-    config = _config(tmp_path)
-    run_dir = str(tmp_path / "run")
+    def timed(config):
+        start = time.perf_counter()
+        done = _run(config, None)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return time.perf_counter() - start
+
+    (tmp_path / "calibration").mkdir()
+    calibration = _config(tmp_path / "calibration")
+    whole = timed(calibration)
+    start_up = timed(calibration)  # a finished run: start-up and the checks only
+    work = max(whole - start_up, 1.0)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
     env.pop("RZERO_PL_FAULT", None)
-    cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
     rng = random.Random(0)
-    kills = 0
-    log = tmp_path / "stderr.txt"  # a file, not a pipe: a full pipe would stall the run
-    for _ in range(30):
-        with open(log, "w") as err:
+    kills, trials = 0, 10
+    for trial in range(trials):
+        folder = tmp_path / f"trial{trial}"
+        folder.mkdir()
+        config = _config(folder)
+        run_dir = str(folder / "run")
+        cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
+        with open(folder / "stderr.txt", "w") as err:  # a file: a full pipe would stall it
             process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=err, stderr=err)
             try:
-                process.wait(timeout=rng.uniform(2.0, 12.0))
+                process.wait(timeout=start_up + (trial + rng.random()) / trials * work)
             except subprocess.TimeoutExpired:
                 process.kill()  # SIGKILL
                 process.wait()
                 kills += 1
-        if process.returncode == 0:
-            break
-        if process.returncode != -9:
-            pytest.fail(f"exit {process.returncode}: {log.read_text()[-3000:]}")
+        assert process.returncode in (0, -9), (folder / "stderr.txt").read_text()[-3000:]
         if os.path.exists(os.path.join(run_dir, "state.json")):
             _check_state(run_dir, complete=False)
         _check_files_whole(run_dir)
-    assert kills >= 10, f"only {kills} kills before the run finished: lengthen it"
-    done = _run(config, None)  # finished: a re-run is a no-op that still succeeds
-    assert done.returncode == 0, done.stderr[-3000:]
-    state = _check_state(run_dir, complete=True)
-    _check_files_whole(run_dir)
-    _check_artifacts(run_dir, state)
-    _check_step_axis(run_dir, state)
+        done = _run(config, None)
+        assert done.returncode == 0, f"trial {trial}: {done.stderr[-3000:]}"
+        state = _check_state(run_dir, complete=True)
+        _check_files_whole(run_dir)
+        _check_artifacts(run_dir, state)
+        _check_step_axis(run_dir, state)
+    assert kills >= trials - 2, f"only {kills} of {trials} runs were killed before they ended"
