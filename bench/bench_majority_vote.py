@@ -225,14 +225,24 @@ def mathruler_baseline(questions: list, ours: list, timeout: float) -> None:
     ref = [mathruler_label(q, timeout) for q in questions]
     wall = time.perf_counter() - start
     answers_n = sum(len(q) for q in questions)
-    decided = [(v, label) for v, (label, _) in zip(ours, ref, strict=True)
-               if label not in (None, "None") and v.label is not None]  # fmt: skip
-    same = sum(v.label == label or answers.equivalent(v.label, label) for v, label in decided)
+    decided = [
+        (q, v, label, share)
+        for q, v, (label, share) in zip(questions, ours, ref, strict=True)
+        if label not in (None, "None") and v.label is not None
+    ]
+    differ = [
+        (q, v, label, share)
+        for q, v, label, share in decided
+        if not (v.label == label or answers.equivalent(v.label, label))
+    ]
     print(
         f"mathruler reference, 1 process: {len(questions)} questions in {wall:.1f} s = "
-        f"{answers_n / wall:,.0f} answers/s; labels equivalent on {same}/{len(decided)} "
-        f"questions both label (ours: answers.equivalent)"
+        f"{answers_n / wall:,.0f} answers/s; labels equivalent on "
+        f"{len(decided) - len(differ)}/{len(decided)} questions both label "
+        "(ours: answers.equivalent)"
     )
+    for q, v, label, share in differ[: int(os.environ.get("RZERO_BENCH_SHOW", "8"))]:
+        print(f"  differ: {q} -> ours {v.label!r} {v.share}, mathruler {label!r} {share}")
 
 
 def main() -> None:
@@ -314,7 +324,7 @@ def main() -> None:
         for q, v, (label, share) in zip(subset, ours, naive, strict=True)
         if v.label != label or abs(v.share - share) > 1e-9
     ]
-    for q, v, label, share in differ[:8]:
+    for q, v, label, share in differ[: int(os.environ.get("RZERO_BENCH_SHOW", "8"))]:
         print(f"  differ: {q} -> ours {v.label!r} {v.share:.1f}, naive {label!r} {share:.1f}")
     if args.mathruler:
         mathruler_baseline(questions[: args.mathruler], votes[: args.mathruler], args.timeout)

@@ -29,7 +29,11 @@ _WRAPPER = re.compile(
 )
 _DELIMITER_SIZE = re.compile(r"\\(?:left|right)(?![A-Za-z])\s*\.?|\\[bB]igg?[lr]?(?![A-Za-z])")
 _GREEK = "alpha|beta|gamma|delta|epsilon|theta|lambda|mu|phi|varphi|psi|omega|rho|sigma|tau"
-_ASSIGNMENT = re.compile(rf"(?:[A-Za-z]|\\(?:{_GREEK})(?![A-Za-z]))\s*=\s*(?P<value>.+)", re.DOTALL)
+_VARIABLE = rf"(?:[A-Za-z]|\\(?:{_GREEK})(?![A-Za-z]))"
+_ASSIGNMENT = re.compile(
+    rf"(?:{_VARIABLE}|\(\s*{_VARIABLE}(?:\s*,\s*{_VARIABLE})+\s*\))\s*=\s*(?P<value>.+)",
+    re.DOTALL,
+)
 _RELATION = re.compile(r"[=<>]|\\(?:leq?|geq?|neq?|lt|gt|approx|equiv|sim)(?![A-Za-z])")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+")
 _THOUSANDS_SEPARATOR = re.compile(r",|\{,\}|\\,")
@@ -75,9 +79,10 @@ def normalize(answer: str) -> str:
     3. ``\\left``/``\\right`` (with the null delimiter ``\\left.``), ``\\big``-family sizes and
        ``\\displaystyle`` are removed.
     4. Outer whitespace and one trailing period are stripped (``5.`` → ``5``, not ``...``).
-    5. A leading assignment to one variable, a latin letter or a Greek letter command, is dropped
-       when nothing after it is a relation: ``x = 3`` → ``3``, ``\\theta=30`` → ``30``; but
-       ``x=1, y=2`` and ``x = y = 2`` are kept.
+    5. A leading assignment to one variable, a latin letter or a Greek letter command, or to a
+       tuple of them, is dropped when nothing after it is a relation: ``x = 3`` → ``3``,
+       ``\\theta=30`` → ``30``, ``(x, y) = (1, 2)`` → ``(1, 2)``; but ``x=1, y=2`` and
+       ``x = y = 2`` are kept.
     6. Thousands separators ``,``, ``{,}`` and ``\\,`` are removed from a plain integer that is the
        whole answer: ``1,000`` → ``1000``, ``-12{,}345`` → ``-12345``; ``1,23`` is kept.
     7. ``\\dfrac`` and ``\\tfrac`` become ``\\frac``.

@@ -84,6 +84,7 @@ def test_extract_boxed_returns_what_was_boxed(content, noise):
         ("5.", "5"),  # trailing period
         ("1, 2, ...", "1,2,..."),  # an ellipsis is not a period
         ("x = 3", "3"),  # single-variable assignment
+        ("(x, y) = (1, -2)", "(1,-2)"),  # a tuple of variables assigned a tuple
         ("\\theta=\\frac{\\pi}{3}", "\\frac{\\pi}{3}"),
         ("x=1, y=2", "x=1,y=2"),  # two assignments stay
         ("y = x = 2", "y=x=2"),
