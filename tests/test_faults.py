@@ -280,6 +280,39 @@ def test_one_nan_update_is_skipped_and_training_goes_on(
     assert trainer.global_step == 2  # both updates counted, the first one not applied
 
 
+class _InfiniteGradient(torch.autograd.Function):
+    """The identity forward; an infinite gradient backward (a finite loss, a bad update)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
+
+
+def test_an_infinite_gradient_under_a_finite_loss_is_skipped_and_logged(
+    tiny_model_dir, toy_questions_file, tmp_path, monkeypatch
+):
+    real = grpo_module.grpo.policy_loss
+
+    def loss(*args, **kwargs):
+        out, metrics = real(*args, **kwargs)
+        return _InfiniteGradient.apply(out), metrics
+
+    monkeypatch.setattr(grpo_module.grpo, "policy_loss", loss)
+    module = _solver(tiny_model_dir, max_bad_updates=0)  # 0: skip, never stop
+    before = _weights(module)
+    trainer = _trainer(tmp_path, 2)
+    trainer.fit(module, _labelled(toy_questions_file))
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(module), strict=True))
+    guard = next(cb for cb in trainer.callbacks if isinstance(cb, UpdateGuard))
+    assert guard.skipped["non_finite"] == 2 and guard.in_a_row == 2
+    rows = [json.loads(x) for x in open(tmp_path / "bad_updates.jsonl")]
+    assert [r["loss"] for r in rows] == [None, None]  # the loss was fine; the gradient was not
+
+
 def test_finite_gradients():
     p = torch.nn.Parameter(torch.ones(3))
     optimizer = torch.optim.AdamW([p])

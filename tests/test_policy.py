@@ -117,3 +117,23 @@ def test_saved_weights_that_do_not_fit_are_refused(lora_policy, tiny_model_dir, 
     save_file({f"other.{k}": v for k, v in state.items()}, f"{folder}/model.safetensors")
     with pytest.raises(ValueError, match="does not fit this model"):
         full.load_role("solver", folder)
+
+
+@pytest.mark.parametrize("lora", [None, LoraSettings(r=4, alpha=8)])
+def test_activation_checkpointing_gives_the_same_gradients(tiny_model_dir, lora):
+    ids = torch.tensor([[1, 5, 6, 7, 8, 9], [1, 9, 8, 7, 6, 5]])
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        policy = Policy(
+            PretrainedModel(tiny_model_dir, dtype="float32"),
+            lora=lora,
+            gradient_checkpointing=checkpointing,
+        )
+        if lora is not None:
+            _perturb(policy.trainable_parameters("solver"))  # lora_B starts at zero
+        model = policy.module("solver").train()
+        model(input_ids=ids, labels=ids).loss.backward()
+        grads.append([p.grad.clone() for p in policy.trainable_parameters("solver")])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
