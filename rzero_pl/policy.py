@@ -324,8 +324,8 @@ class Policy(nn.Module):
         model = self.models[role]
         result = model.load_state_dict(state, strict=False)
         # A tied weight (lm_head = embeddings) is saved once: missing under its second name.
-        loaded = {id(t) for k, t in model.state_dict(keep_vars=True).items() if k in state}
         own = model.state_dict(keep_vars=True)
+        loaded = {id(t) for k, t in own.items() if k in state}
         missing = [k for k in result.missing_keys if id(own[k]) not in loaded]
         _check_loaded(role, folder, result.unexpected_keys, missing)
 
