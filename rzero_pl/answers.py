@@ -1,10 +1,11 @@
 """Final answers: ``\\boxed{}`` extraction, normalisation, equivalence and the majority vote.
 
-Equivalence is decided cheapest first: equal ``normalize`` forms; two plain numbers or two
-plain-word answers, compared here; otherwise math-verify in both directions, in a worker process
-under a hard timeout (``rzero_pl.verify_pool``). Only that last step is slow, so the vote groups
-identical normal forms first, remembers every checked pair, and sends the checks of many
-questions to the worker pool together.
+Equivalence is decided cheapest first: equal ``normalize`` forms; two plain numbers, two
+plain-word answers, garbled answers, and simple numeric expressions compared by value
+(``rzero_pl.answer_forms``), all here; otherwise math-verify in both directions, in a worker
+process under a hard timeout (``rzero_pl.verify_pool``). Only that last step is slow, so the
+vote groups identical normal forms first, remembers every checked pair, and sends the checks
+of many questions to the worker pool together.
 """
 
 from __future__ import annotations
@@ -208,7 +209,10 @@ def equivalent(a: str | None, b: str | None, timeout: float = 5.0) -> bool:
     ``None`` or a blank on either side is False. Equal ``normalize`` forms are True at once. Two
     plain numbers are compared here by math-verify's rules (exact; to 6 decimal places when one
     has a decimal point, but exactly against an integer), two plain-word answers ignoring case,
-    and a plain number is never a word. Anything else goes to math-verify, both directions
+    a plain number is never a word, prose is never a number, a garbled answer (unbalanced
+    brackets, ``?``, a trailing operator) equals only itself, and two expressions of integers,
+    fractions, roots, pi and integer powers (or lists of them) are compared by value to 50
+    digits (``rzero_pl.answer_forms``). Anything else goes to math-verify, both directions
     (either is enough), in a worker process killed after ``timeout`` seconds. A timeout, a parse
     failure or an error is False; nothing is raised. Verdicts are cached on the normalised pair
     (a timeout too, whatever ``timeout`` it had).
