@@ -186,6 +186,21 @@ def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> 
             raise
         print(f"rzero-pl: error: {one_line(str(err)).splitlines()[0]}", file=sys.stderr)
         sys.exit(2)
+    if args is None:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """End a torchrun/SLURM rank's process group in order, after its last collective.
+
+    Why: left to interpreter shutdown, gloo's threads can be torn down while still joinable
+    ("terminate called without an active exception", SIGABRT), failing a finished job.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -206,42 +206,56 @@ def test_killed_at_every_phase_the_run_resumes_and_finishes(tmp_path):
     _check_step_axis(run_dir, state)
 
 
-def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path):
-    """Ten runs, each SIGKILLed after a random delay, then re-run to the end.
+def _start_and_wait_for_the_lock(cmd, env, run_dir, log, timeout=600.0):
+    """Start the run; return it and the time it took the run folder's lock (start-up done)."""
+    import time
 
-    The delays are stratified over the run's measured length (after start-up), so the kills
-    land across every phase wherever the machine happens to be: mid-generation, mid-write,
-    in the verifier, between two files. They complement the named points above; the same
-    invariants must hold after each kill and after each finished re-run.
+    lock = os.path.join(run_dir, ".lock")
+    process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=log)
+    start = time.perf_counter()
+    while not os.path.exists(lock) and process.poll() is None:
+        if time.perf_counter() - start > timeout:
+            process.kill()
+            raise AssertionError(f"no lock after {timeout} s")
+        time.sleep(0.02)
+    return process, time.perf_counter()
+
+
+def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path):
+    """Ten runs, each SIGKILLed at a random moment of its work, then re-run to the end.
+
+    The clock starts when a run takes its folder's lock (imports and model loading done) and
+    the delays are stratified over the work's measured length, so the kills land across every
+    phase wherever the machine happens to be: mid-generation, mid-write, in the verifier,
+    between two files. They complement the named points above; the same invariants must hold
+    after each kill and after each finished re-run.
     """
     import random
     import time
 
-    def timed(config):
-        start = time.perf_counter()
-        done = _run(config, None)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return time.perf_counter() - start
-
-    (tmp_path / "calibration").mkdir()
-    calibration = _config(tmp_path / "calibration")
-    whole = timed(calibration)
-    start_up = timed(calibration)  # a finished run: start-up and the checks only
-    work = max(whole - start_up, 1.0)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
     env.pop("RZERO_PL_FAULT", None)
+
+    def command(folder):
+        folder.mkdir()
+        return [sys.executable, "-m", "rzero_pl", "fit", "--config", _config(folder)]
+
+    calibration = tmp_path / "calibration"
+    cmd = command(calibration)
+    with open(calibration / "stderr.txt", "w") as log:
+        process, locked = _start_and_wait_for_the_lock(cmd, env, str(calibration / "run"), log)
+        assert process.wait(timeout=900) == 0, (calibration / "stderr.txt").read_text()[-3000:]
+    work = time.perf_counter() - locked
     rng = random.Random(0)
     kills, trials = 0, 10
     for trial in range(trials):
         folder = tmp_path / f"trial{trial}"
-        folder.mkdir()
-        config = _config(folder)
+        cmd = command(folder)
         run_dir = str(folder / "run")
-        cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
-        with open(folder / "stderr.txt", "w") as err:  # a file: a full pipe would stall it
-            process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=err, stderr=err)
+        with open(folder / "stderr.txt", "w") as log:  # a file: a full pipe would stall it
+            process, _ = _start_and_wait_for_the_lock(cmd, env, run_dir, log)
             try:
-                process.wait(timeout=start_up + (trial + rng.random()) / trials * work)
+                process.wait(timeout=(trial + rng.random()) / trials * work)
             except subprocess.TimeoutExpired:
                 process.kill()  # SIGKILL
                 process.wait()
@@ -250,10 +264,11 @@ def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path):
         if os.path.exists(os.path.join(run_dir, "state.json")):
             _check_state(run_dir, complete=False)
         _check_files_whole(run_dir)
-        done = _run(config, None)
+        done = _run(cmd[-1], None)
         assert done.returncode == 0, f"trial {trial}: {done.stderr[-3000:]}"
         state = _check_state(run_dir, complete=True)
         _check_files_whole(run_dir)
         _check_artifacts(run_dir, state)
         _check_step_axis(run_dir, state)
-    assert kills >= trials - 2, f"only {kills} of {trials} runs were killed before they ended"
+    # A run may outpace its calibration now and then; most must have been killed.
+    assert kills >= trials // 2, f"only {kills} of {trials} runs were killed before they ended"
