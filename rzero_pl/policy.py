@@ -232,19 +232,6 @@ class Policy(nn.Module):
             return contextlib.nullcontext()
         return sharding.gathered(self._roots())
 
-    def role_weights(self, role: str) -> Iterator[tuple[str, torch.Tensor]]:
-        """``role``'s full tensors one at a time: the adapter alone with LoRA, else the model.
-
-        Under FSDP each sharded tensor is all-gathered as it is reached (every rank must
-        iterate), so an engine loading them never needs a second full copy of the model.
-        """
-        module = self.module(role)
-        named = module.named_parameters()
-        if self.is_lora:
-            marker = f".{role}."
-            named = ((n, p) for n, p in named if "lora_" in n and marker in n)
-        return sharding.full_weights(named)
-
     # ---- saving and loading role weights ------------------------------------------------
 
     def save_role(self, role: str, folder: str) -> str:

@@ -38,13 +38,13 @@ from rzero_pl.engines.vllm_support import (  # noqa: F401 - re-exported
     LORA_RANKS,
     _kept_process_state,
     base_quantization,
-    full_tensors,
     lora_slot_rank,
     request_seeds,
     require_vllm,
     vllm_sampling_kwargs,
     write_adapter,
 )
+from rzero_pl.sharding import full_weights
 
 
 class VLLMEngine:
@@ -264,7 +264,7 @@ class VLLMEngine:
             # Tied tensors under every name: vLLM's in-place reload keeps the old lm_head of a
             # tied-embedding model unless ``lm_head.weight`` itself arrives.
             module = self.policy.module(role)
-            named = full_tensors(module.named_parameters(remove_duplicate=False))
+            named = full_weights(module.named_parameters(remove_duplicate=False))
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named})
             self.llm.reset_prefix_cache()  # cached blocks were computed by other weights
             self._loaded = wanted
@@ -284,9 +284,7 @@ class VLLMEngine:
         self, prompts: Sequence[str], *, role: str, params: SamplingParams
     ) -> list[Generation]:
         check_role(role)
-        if self.policy is None:
-            raise RuntimeError("VLLMEngine.generate called before attach(policy)")
-        self.start()
+        self.start()  # refuses an engine not attached to a policy
         if role not in self.policy.roles:
             raise ValueError(f"policy has no weights for role {role!r}; roles: {self.policy.roles}")
         from vllm import SamplingParams as VLLMSampling

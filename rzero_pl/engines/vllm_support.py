@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from rzero_pl.engines.base import SamplingParams
+from rzero_pl.sharding import full_weights
 
 INSTALL = (
     "VLLMEngine needs vLLM: on GPU `pip install 'rzero-pl[vllm]'`; on CPU "
@@ -65,15 +66,6 @@ def vllm_sampling_kwargs(params: SamplingParams, seed: int | None, logprobs: boo
     }
 
 
-def full_tensors(named: Iterator[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
-    """``(name, full tensor)`` one at a time; FSDP2 shards are gathered as they are reached."""
-    from torch.distributed.tensor import DTensor
-
-    for name, tensor in named:
-        value = tensor.detach()
-        yield name, value.full_tensor() if isinstance(value, DTensor) else value
-
-
 def write_adapter(policy: Any, role: str, folder: str) -> str:
     """Write ``role``'s adapter as a PEFT folder (on every rank: each has its own engine)."""
     from peft import get_peft_model_state_dict
@@ -81,7 +73,7 @@ def write_adapter(policy: Any, role: str, folder: str) -> str:
 
     model = policy.module(role)
     state = get_peft_model_state_dict(model, adapter_name=role)
-    tensors = {k: v.contiguous().cpu() for k, v in full_tensors(iter(state.items()))}
+    tensors = {k: v.contiguous().cpu() for k, v in full_weights(state.items())}
     os.makedirs(folder, exist_ok=True)
     save_file(tensors, os.path.join(folder, "adapter_model.safetensors"))
     model.peft_config[role].save_pretrained(folder)
