@@ -125,6 +125,40 @@ def test_solution_format():
     assert solve("7") == "\\boxed{7}"
 
 
+def test_rewrite_solution_format():
+    assert solve("23 + 7 * 4", "rewrite") == "23+7*4=23+28=51. \\boxed{51}"
+    assert solve("12 + 7 * (5 - 2)", "rewrite") == "12+7*(5-2)=12+7*3=12+21=33. \\boxed{33}"
+    assert solve("5 - (3 - 17)", "rewrite") == "5-(3-17)=5-(-14)=19. \\boxed{19}"
+    assert solve("3 - 17 * 2", "rewrite") == "3-17*2=3-34=-31. \\boxed{-31}"
+    # brackets the tree does not need are dropped; those it needs are kept
+    assert solve("(70 - 5) - 50 * 8", "rewrite") == "70-5-50*8=65-50*8=65-400=-335. \\boxed{-335}"
+    assert solve("10 - (2 + 3)", "rewrite") == "10-(2+3)=10-5=5. \\boxed{5}"
+    assert solve("2 * (3 * 4)", "rewrite") == "2*(3*4)=2*12=24. \\boxed{24}"
+    # a minus sign on a literal is part of the number, not a step
+    assert solve("-(3 + 4) * 2", "rewrite") == "-(3+4)*2=(-7)*2=-14. \\boxed{-14}"
+    assert solve("7", "rewrite") == "\\boxed{7}"
+    assert solve("7 + 4", "rewrite") == solve("7 + 4")  # one operation: the styles agree
+    with pytest.raises(ValueError, match="style"):
+        solve("1 + 2", "terse")
+
+
+@pytest.mark.parametrize("level", sorted(LEVELS))
+def test_rewrite_steps_keep_the_value_and_drop_one_operation_each(level):
+    rng = random.Random(200 + level)
+    for _ in range(200):
+        p = generate_problem(rng, level)
+        body, boxed = solve(p.expression, "rewrite").rsplit(". ", 1)
+        assert boxed == f"\\boxed{{{p.answer}}}"
+        texts = body.split("=")
+        assert len(texts) == LEVELS[level].operands  # the question, one per operation
+        assert texts[0] == p.expression.replace(" ", "") or "(" in p.expression
+        assert texts[-1] == str(p.answer)
+        for text in texts:
+            assert evaluate_expression(text) == p.answer
+        operators = [len(re.findall(r"(?<=[\d)])[-+*]", t)) for t in texts]
+        assert operators == list(range(LEVELS[level].operands - 1, -1, -1))
+
+
 STEP = re.compile(r"(-?\d+)([-+*])(\(-\d+\)|\d+)=(-?\d+)")
 
 
@@ -228,6 +262,10 @@ def test_corpus_documents_start_with_the_rendered_prompts():
         assert doc.startswith(TOY_SOLVER.render(None, problem=prompt.removeprefix("Solve: ")))
         gold = evaluate_expression(question_expression(prompt.removeprefix("Solve: ")))
         assert grade(boxed_answer(solution), gold)
+    # multi-step solutions come in both styles, the careful one a minority (REWRITE_SHARE)
+    multi = [d.split("\n", 1)[1] for d in solver if d.count("=") >= 2]
+    careful = [s for s in multi if ", " not in s]
+    assert 0.22 < len(careful) / len(multi) < 0.38
     assert corpus(20, seed=5) == docs[:20]
 
 

@@ -6,7 +6,9 @@ that refuses long, deep or huge inputs instead of computing them.
 
 A question reads ``What is 12 + 7 * (5 - 2)?`` (spaces around binary operators, so that a
 whitespace split gives one word per number or operator). Its solution works one operation at a
-time, innermost and leftmost first: ``5-2=3, 7*3=21, 12+21=33. \\boxed{33}``.
+time, innermost and leftmost first: ``5-2=3, 7*3=21, 12+21=33. \\boxed{33}`` (the terse
+``steps`` style), or rewrites the whole expression after each operation:
+``12+7*(5-2)=12+7*3=12+21=33. \\boxed{33}`` (the careful ``rewrite`` style).
 """
 
 from __future__ import annotations
@@ -252,11 +254,80 @@ def solution_steps(node: Node) -> list[str]:
     return steps
 
 
-def solve(expr: str) -> str:
-    """The worked solution of ``expr``: ``7*4=28, 23+28=51. \\boxed{51}``."""
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2}
+
+
+def render(node: Node, parent: str | None = None, right: bool = False) -> str:
+    """``node`` written compactly, with only the brackets its tree needs (``12+7*(5-2)``).
+
+    A child is bracketed when it binds looser than its parent, or as tightly on the right (the
+    parser is left-associative), so parsing the text gives back the same tree.
+    """
+    if node.op is None:
+        return _show(node.value) if parent is not None else str(node.value)
+    if node.op == "neg":
+        return "-" + render(node.left, "*", True)
+    text = render(node.left, node.op) + node.op + render(node.right, node.op, True)
+    if parent is not None and (
+        _PRECEDENCE[node.op] < _PRECEDENCE[parent]
+        or (right and _PRECEDENCE[node.op] == _PRECEDENCE[parent])
+    ):
+        return f"({text})"
+    return text
+
+
+def _reduce_first(node: Node) -> Node:
+    """``node`` with its first operation (in solution order) replaced by its value."""
+    if node.op is None:
+        return node
+    if node.op == "neg":
+        return _fold_signs(Node(node.value, "neg", _reduce_first(node.left)))
+    if node.left.op is not None:
+        return Node(node.value, node.op, _reduce_first(node.left), node.right)
+    if node.right.op is not None:
+        return Node(node.value, node.op, node.left, _reduce_first(node.right))
+    return Node(node.value)
+
+
+def _fold_signs(node: Node) -> Node:
+    """``node`` with every minus sign on a literal folded into it (a sign is not a step)."""
+    if node.op is None:
+        return node
+    if node.op == "neg":
+        inner = _fold_signs(node.left)
+        return Node(node.value) if inner.op is None else Node(node.value, "neg", inner)
+    return Node(node.value, node.op, _fold_signs(node.left), _fold_signs(node.right))
+
+
+def rewrite_steps(node: Node) -> list[str]:
+    """The expression rewritten once per operation, in the order of :func:`solution_steps`."""
+    node = _fold_signs(node)
+    texts = [render(node)]
+    while node.op is not None:
+        node = _reduce_first(node)
+        texts.append(render(node))
+    return texts
+
+
+SOLUTION_STYLES = ("steps", "rewrite")
+
+
+def solve(expr: str, style: str = "steps") -> str:
+    """The worked solution of ``expr`` in one of two styles.
+
+    ``steps`` (terse) writes each operation on its own: ``7*4=28, 23+28=51. \\boxed{51}``.
+    ``rewrite`` (careful) rewrites the whole expression after each operation, so every
+    operand is copied from the line just before: ``23+7*4=23+28=51. \\boxed{51}``.
+    """
     node = parse_expression(expr)
-    steps = solution_steps(node)
-    body = ", ".join(steps) + ". " if steps else ""
+    if style == "steps":
+        steps = solution_steps(node)
+        body = ", ".join(steps) + ". " if steps else ""
+    elif style == "rewrite":
+        texts = rewrite_steps(node)
+        body = "=".join(texts) + ". " if len(texts) > 1 else ""
+    else:
+        raise ValueError(f"style must be one of {SOLUTION_STYLES}, got {style!r}")
     return f"{body}\\boxed{{{node.value}}}"
 
 

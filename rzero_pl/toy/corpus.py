@@ -2,7 +2,9 @@
 
 A question-writing document is the rendered ``TOY_CHALLENGER`` prompt followed by
 ``<question>What is ...?</question> \\boxed{N}``; a solving document is the rendered
-``TOY_SOLVER`` prompt for a question followed by its worked steps and ``\\boxed{N}``. The
+``TOY_SOLVER`` prompt for a question followed by its worked solution and ``\\boxed{N}``, in
+the terse ``steps`` style or, in a minority of documents, the careful ``rewrite`` style
+(``rzero_pl.toy.arithmetic.solve``). The
 tokenizer adds ``<bos>`` before and the pretraining loop ``<eos>`` after each document.
 Questions from the held-out part of the world (the benchmark's) never appear.
 """
@@ -14,15 +16,21 @@ from collections.abc import Iterator, Sequence
 
 from rzero_pl.toy.arithmetic import (
     DEFAULT_MIX,
+    MAX_SOLUTION_CHARS,
     ToyProblem,
     generate_problem,
     is_held_out,
     normalize_mix,
     sample_level,
+    solve,
 )
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 CHALLENGER_SHARE = 0.3  # fraction of documents that write a question instead of solving one
+# Fraction of solving documents in the careful style. Why a minority: as on the web, most
+# worked solutions are terse, so the base mostly answers tersely; the careful style copies
+# every operand from the line just before and slips less, and a reward can find that.
+REWRITE_SHARE = 0.3
 
 
 def challenger_completion(problem: ToyProblem) -> str:
@@ -35,9 +43,12 @@ def challenger_example(problem: ToyProblem) -> tuple[str, str]:
     return TOY_CHALLENGER.render(None), challenger_completion(problem)
 
 
-def solver_example(problem: ToyProblem) -> tuple[str, str]:
-    """``(prompt, completion)`` of a solving document."""
-    return TOY_SOLVER.render(None, problem=problem.question), problem.solution
+def solver_example(problem: ToyProblem, style: str = "steps") -> tuple[str, str]:
+    """``(prompt, completion)`` of a solving document in the given solution style."""
+    solution = problem.solution if style == "steps" else solve(problem.expression, style)
+    if len(solution) > MAX_SOLUTION_CHARS:  # keeps every document inside the context
+        solution = problem.solution
+    return TOY_SOLVER.render(None, problem=problem.question), solution
 
 
 def training_problems(seed: int, mix: Sequence[float] = DEFAULT_MIX) -> Iterator[ToyProblem]:
@@ -53,6 +64,7 @@ def examples(
     seed: int = 0,
     mix: Sequence[float] = DEFAULT_MIX,
     challenger_share: float = CHALLENGER_SHARE,
+    rewrite_share: float = REWRITE_SHARE,
 ) -> Iterator[tuple[str, str]]:
     """An endless, seeded stream of ``(prompt, completion)`` pairs of both roles."""
     rng = random.Random(f"roles-{seed}")
@@ -60,7 +72,8 @@ def examples(
         if rng.random() < challenger_share:
             yield challenger_example(problem)
         else:
-            yield solver_example(problem)
+            style = "rewrite" if rng.random() < rewrite_share else "steps"
+            yield solver_example(problem, style)
 
 
 def documents(seed: int = 0, mix: Sequence[float] = DEFAULT_MIX) -> Iterator[str]:
