@@ -27,7 +27,13 @@ from rzero_pl.engines.base import Engine, Generation, SamplingParams
 from rzero_pl.guards import UpdateGuard
 from rzero_pl.policy import Policy
 from rzero_pl.prompts import RolePrompt
-from rzero_pl.rollout import Rollout, RolloutDataset, collate, completion_logprobs
+from rzero_pl.rollout import (
+    Rollout,
+    RolloutDataset,
+    collate,
+    completion_logprobs,
+    keep_informative,
+)
 from rzero_pl.rollout_log import combine_rank_metrics, rollout_metrics, write_rollout_table
 
 
@@ -87,6 +93,9 @@ class GRPOModule(L.LightningModule):
         seed: Base seed for rollout sampling.
         max_bad_updates: NaN/inf updates in a row (each one skipped) that stop the run; 0 never
             stops (``rzero_pl.guards.UpdateGuard``).
+        skip_signal_free: Train only on rollouts with a non-zero advantage (groups that
+            scored alike carry no policy gradient; needs ``loss.kl_coef`` 0). Saves their
+            forward/backward passes; a minibatch then averages over fewer tokens.
     """
 
     role = "solver"
@@ -107,6 +116,7 @@ class GRPOModule(L.LightningModule):
         log_rollouts_every: int = 5,
         seed: int = 0,
         max_bad_updates: int = 3,
+        skip_signal_free: bool = False,
     ) -> None:
         super().__init__()
         if group_size < 2:
@@ -130,6 +140,12 @@ class GRPOModule(L.LightningModule):
         self.log_rollouts_every = log_rollouts_every
         self.seed = seed
         self.max_bad_updates = max_bad_updates
+        if skip_signal_free and self.loss_settings.kl_coef > 0:
+            raise ValueError(
+                "skip_signal_free needs loss.kl_coef 0: a rollout with zero advantage still "
+                f"carries the KL term (kl_coef is {self.loss_settings.kl_coef})"
+            )
+        self.skip_signal_free = skip_signal_free
         self.strict_loading = False  # checkpoints hold only the trainable weights
         self.last_rollout_metrics: dict[str, float] = {}
         self._restored = False  # weights restored from a checkpoint, not yet pushed
@@ -232,9 +248,12 @@ class GRPOModule(L.LightningModule):
         )[at : at + len(rollouts)]
         for r, a in zip(rollouts, advantages.tolist(), strict=True):
             r.advantage = a
-        self._record_logprobs(rollouts)
+        trained = self._trained_rollouts(rollouts)
+        self._record_logprobs(trained)
         metrics = rollout_metrics(rollouts, generated - start, time.perf_counter() - start)
         metrics.update(extra)
+        if self.skip_signal_free:
+            metrics["trained_fraction"] = len(trained) / max(len(rollouts), 1)
         # Each rank measured its own shard; the logged figures are the whole batch's.
         metrics = combine_rank_metrics(distributed.gather_objects(metrics))
         # Logged once, at the step the rollouts were made (not through self.log, which would
@@ -245,7 +264,15 @@ class GRPOModule(L.LightningModule):
         step = self.trainer.current_epoch if self._trainer is not None else 0
         if self.log_rollouts_every and step % self.log_rollouts_every == 0:
             write_rollout_table(self.logger, self.role, items, rollouts, self.global_step)
-        return RolloutDataset(rollouts)
+        return RolloutDataset(trained)
+
+    def _trained_rollouts(self, rollouts: list[Rollout]) -> list[Rollout]:
+        """All rollouts, or (``skip_signal_free``) the informative ones, as many on every rank."""
+        if not self.skip_signal_free:
+            return rollouts
+        counts = distributed.gather_objects(sum(r.advantage != 0.0 for r in rollouts))
+        # At least one, so that the epoch still runs and the guard skips a signal-free update.
+        return keep_informative(rollouts, max(max(counts), 1))
 
     def rollout_loader(self, dataset: RolloutDataset) -> DataLoader:
         """Serve a finished rollout step in shuffled micro-batches."""

@@ -77,6 +77,26 @@ def collate(rollouts: Sequence[Rollout], pad_id: int) -> dict[str, torch.Tensor]
     return batch
 
 
+def keep_informative(rollouts: Sequence[Rollout], size: int) -> list[Rollout]:
+    """The rollouts with a non-zero advantage, topped up to ``size`` with signal-free ones.
+
+    A rollout whose advantage is 0 (its whole group scored alike) adds nothing to the policy
+    gradient, so without a KL term its forward and backward passes are wasted. ``size``
+    (at least the number of informative rollouts) lets every rank train on the same number
+    of rollouts; the top-up keeps the original order and never exceeds ``len(rollouts)``.
+    """
+    informative = [r.advantage != 0.0 for r in rollouts]
+    room = max(0, min(size, len(rollouts)) - sum(informative))
+    kept = []
+    for r, useful in zip(rollouts, informative, strict=True):
+        if useful:
+            kept.append(r)
+        elif room:
+            kept.append(r)
+            room -= 1
+    return kept
+
+
 def completion_logprobs(row_logprobs: torch.Tensor, mask_row: torch.Tensor) -> list[float]:
     """The completion part of one row of a ``[L-1]`` log-prob tensor, as a list."""
     return row_logprobs[mask_row.bool()].tolist()

@@ -347,3 +347,38 @@ def test_tiny_linear_policy_matches_reinforce():
     weight = adv[:, None] * mask.double() / mask.sum()  # [B, T]
     expected = -torch.einsum("bt,btv,btd->vd", weight, score, x)
     close(grad, expected, tol=1e-10)
+
+
+def _rollout(advantage, n_tokens=2):
+    from rzero_pl.rollout import Rollout
+
+    return Rollout([1], [2] * n_tokens, "", 0, 0, advantage=advantage)
+
+
+def test_keep_informative_tops_up_in_order():
+    from rzero_pl.rollout import keep_informative
+
+    rows = [_rollout(a) for a in (0.0, 1.5, 0.0, -1.5, 0.0)]
+    assert keep_informative(rows, 2) == [rows[1], rows[3]]
+    assert keep_informative(rows, 3) == [rows[0], rows[1], rows[3]]  # one signal-free top-up
+    assert keep_informative(rows, 9) == rows  # never more than there are
+    assert keep_informative(rows, 0) == [rows[1], rows[3]]  # informative rows are never dropped
+    assert keep_informative([_rollout(0.0)] * 3, 1) == [_rollout(0.0)]
+
+
+def test_dropping_signal_free_rollouts_only_rescales_the_gradient():
+    """Without KL, zero-advantage rows add no gradient; token_mean then divides by fewer tokens."""
+    torch.manual_seed(0)
+    logits = torch.randn(4, 3, 5, requires_grad=True)
+    targets = torch.randint(0, 5, (4, 3))
+    advantages = torch.tensor([0.0, 1.0, 0.0, -1.0])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
+
+    def grad(rows):
+        lp = token_logprobs(logits[rows], targets[rows])
+        loss, _ = policy_loss(lp, lp.detach(), advantages[rows], mask[rows], kl_coef=0.0)
+        (g,) = torch.autograd.grad(loss, logits)
+        return g
+
+    every, informative = grad([0, 1, 2, 3]), grad([1, 3])
+    close(informative * 5 / 8, every)  # 5 of the 8 completion tokens are informative

@@ -125,3 +125,32 @@ def test_benchmark_evaluation_scores_the_start_and_the_end_of_a_fit(
     path = checkpoint.best_model_path or checkpoint.last_model_path
     trainer2.fit(_module(tiny_model_dir), data, ckpt_path=path)
     assert list(again.results) == ["step4"]
+
+
+def _score_first_group_only(items, generations, rollouts):
+    # group 0 (the first G = 4 rollouts) scores 0, 1, 0, 1; every other group scores 0
+    for i, r in enumerate(rollouts):
+        r.reward = float(r.group == 0 and i % 2)
+
+
+def test_skip_signal_free_trains_only_on_informative_groups(tiny_model_dir, toy_questions_file):
+    module = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0), skip_signal_free=True)
+    module.score = _score_first_group_only
+    items = JsonlQuestions(toy_questions_file).load()[:4]
+    trained = module.rollout(items).rollouts
+    assert len(trained) == 4 and {r.group for r in trained} == {0}
+    assert all(r.advantage != 0 for r in trained)
+    assert module.last_rollout_metrics["solver/trained_fraction"] == 4 / 16
+    # nothing informative: one row is kept, so the step still runs and the guard skips it
+    module.score = lambda items, generations, rollouts: None
+    trained = module.rollout(items).rollouts
+    assert len(trained) == 1 and trained[0].advantage == 0.0
+    # off (the default): every rollout is trained on
+    plain = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0))
+    plain.score = _score_first_group_only
+    assert len(plain.rollout(items).rollouts) == 16
+
+
+def test_skip_signal_free_refuses_a_kl_term(tiny_model_dir):
+    with pytest.raises(ValueError, match="skip_signal_free needs loss.kl_coef 0"):
+        _module(tiny_model_dir, skip_signal_free=True)  # kl_coef 0.01
