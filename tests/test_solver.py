@@ -154,3 +154,16 @@ def test_skip_signal_free_trains_only_on_informative_groups(tiny_model_dir, toy_
 def test_skip_signal_free_refuses_a_kl_term(tiny_model_dir):
     with pytest.raises(ValueError, match="skip_signal_free needs loss.kl_coef 0"):
         _module(tiny_model_dir, skip_signal_free=True)  # kl_coef 0.01
+
+
+def test_skip_signal_free_trains_as_many_rollouts_on_every_rank(tiny_model_dir, monkeypatch):
+    from rzero_pl import grpo_module
+    from rzero_pl.rollout import Rollout
+
+    module = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0), skip_signal_free=True)
+    rows = [Rollout([1], [2], "", i // 4, 0, advantage=a) for i, a in enumerate([1, -1, 0, 0] * 2)]
+    # this rank has 4 informative rollouts, another rank 6: both train on 6 (FSDP needs equal
+    # numbers of forward/backward passes), topped up here with 2 signal-free ones
+    monkeypatch.setattr(grpo_module.distributed, "gather_objects", lambda n: [n, 6])
+    trained = module._trained_rollouts(rows)
+    assert len(trained) == 6 and sum(r.advantage != 0 for r in trained) == 4
