@@ -255,6 +255,44 @@ def test_two_rank_fsdp2_iteration_matches_one_process_and_resumes(primed_model_d
             torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+def _logged(run_dir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    values = []
+    for name in os.listdir(os.path.join(run_dir, "tensorboard")):
+        if name.startswith("events"):
+            events = EventAccumulator(os.path.join(run_dir, "tensorboard", name))
+            events.Reload()
+            if tag in events.Tags()["scalars"]:
+                values += [e.value for e in events.Scalars(tag)]
+    return values
+
+
+SKIP = [
+    "--model.init_args.skip_signal_free=true",
+    "--evolution.challenger.init_args.skip_signal_free=true",
+]
+
+
+@pytest.mark.slow
+def test_two_rank_skip_signal_free_matches_one_process(primed_model_dir, tmp_path):
+    """Ranks keep different numbers of informative rollouts; the top-up keeps them in step."""
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    single = _run([sys.executable, "-m", "rzero_pl", *_args(primed_model_dir, one), *SKIP])
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    ranks = _run([*torchrun, "-m", "rzero_pl", *_args(primed_model_dir, two), *TWO_RANKS, *SKIP])
+    assert ranks.returncode == 0, ranks.stderr[-3000:]
+    trained = _logged(one, "solver/trained_fraction")
+    assert trained and min(trained) < 1.0, "some rollouts should have been skipped"
+    assert _questions(two) == _questions(one)
+    # Signal-free rollouts add nothing to the gradient, so the top-up rows change nothing.
+    for role in ("challenger", "solver"):
+        a, b = _weights(one, role), _weights(two, role)
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
 @pytest.fixture(scope="session")
 def primed_wide_model_dir(tmp_path_factory):
     sys.path.insert(0, TESTS)

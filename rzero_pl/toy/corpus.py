@@ -4,8 +4,8 @@ A question-writing document is the rendered ``TOY_CHALLENGER`` prompt followed b
 ``<question>What is ...?</question> \\boxed{N}``; a solving document is the rendered
 ``TOY_SOLVER`` prompt for a question followed by its worked solution and ``\\boxed{N}``, in
 the terse ``steps`` style or, in a minority of documents, the careful ``rewrite`` style
-(``rzero_pl.toy.arithmetic.solve``). The
-tokenizer adds ``<bos>`` before and the pretraining loop ``<eos>`` after each document.
+(``rzero_pl.toy.arithmetic.solve``). The tokenizer adds ``<bos>`` before and the pretraining
+loop ``<eos>`` after each document.
 Questions from the held-out part of the world (the benchmark's) never appear.
 """
 
@@ -27,9 +27,10 @@ from rzero_pl.toy.arithmetic import (
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 CHALLENGER_SHARE = 0.3  # fraction of documents that write a question instead of solving one
-# Fraction of solving documents in the careful style. Why a minority: as on the web, most
-# worked solutions are terse, so the base mostly answers tersely; the careful style copies
-# every operand from the line just before and slips less, and a reward can find that.
+# Fraction of solving documents in the careful style. Why two styles: the base's samples are
+# then more varied (pass@8 58 % against 54 % with terse solutions alone), so a group's rewards
+# disagree more often. A minority, as on the web, where most worked solutions are terse. On
+# the xs model the careful style is not the more reliable one (bench/TOY.md).
 REWRITE_SHARE = 0.3
 
 
