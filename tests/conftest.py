@@ -9,6 +9,15 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def tensorboard_scalars(folder: str) -> dict[str, list]:
+    """Every scalar tag under a TensorBoard folder: its events (``.step``, ``.value``), in order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(folder, size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+
+
 def build_tiny_model(folder: str, seed: int = 0, layers: int = 2, hidden: int = 32) -> str:
     """A random-initialised Llama with the toy character tokenizer, saved to ``folder``."""
     import torch

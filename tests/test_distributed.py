@@ -255,19 +255,6 @@ def test_two_rank_fsdp2_iteration_matches_one_process_and_resumes(primed_model_d
             torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
-def _logged(run_dir, tag):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    values = []
-    for name in os.listdir(os.path.join(run_dir, "tensorboard")):
-        if name.startswith("events"):
-            events = EventAccumulator(os.path.join(run_dir, "tensorboard", name))
-            events.Reload()
-            if tag in events.Tags()["scalars"]:
-                values += [e.value for e in events.Scalars(tag)]
-    return values
-
-
 SKIP = [
     "--model.init_args.skip_signal_free=true",
     "--evolution.challenger.init_args.skip_signal_free=true",
@@ -283,7 +270,10 @@ def test_two_rank_skip_signal_free_matches_one_process(primed_model_dir, tmp_pat
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
     ranks = _run([*torchrun, "-m", "rzero_pl", *_args(primed_model_dir, two), *TWO_RANKS, *SKIP])
     assert ranks.returncode == 0, ranks.stderr[-3000:]
-    trained = _logged(one, "solver/trained_fraction")
+    from conftest import tensorboard_scalars
+
+    scalars = tensorboard_scalars(os.path.join(one, "tensorboard"))
+    trained = [e.value for e in scalars.get("solver/trained_fraction", [])]
     assert trained and min(trained) < 1.0, "some rollouts should have been skipped"
     assert _questions(two) == _questions(one)
     # Signal-free rollouts add nothing to the gradient, so the top-up rows change nothing.

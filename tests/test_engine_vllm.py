@@ -44,23 +44,23 @@ ENGINE = dict(dtype="float32", kv_cache_memory_bytes=64 << 20, enforce_eager=Tru
 
 
 def test_request_seeds_give_every_sample_its_own_stream():
-    assert vllm_engine.request_seeds(10, 3, 4) == [10, 14, 18]  # samples 10..21
-    assert vllm_engine.request_seeds(None, 2, 4) == [None, None]
+    assert vllm_support.request_seeds(10, 3, 4) == [10, 14, 18]  # samples 10..21
+    assert vllm_support.request_seeds(None, 2, 4) == [None, None]
 
 
 def test_sampling_kwargs_keep_hf_meaning():
     params = SamplingParams(n=3, temperature=0.7, top_p=0.9, top_k=-1, stop=("x",))
-    kwargs = vllm_engine.vllm_sampling_kwargs(params, 5, logprobs=True)
+    kwargs = vllm_support.vllm_sampling_kwargs(params, 5, logprobs=True)
     assert kwargs["top_k"] == 0 and kwargs["max_tokens"] == 256 and kwargs["stop"] == ["x"]
     assert (kwargs["n"], kwargs["seed"], kwargs["logprobs"]) == (3, 5, 0)
-    plain = vllm_engine.vllm_sampling_kwargs(SamplingParams(top_k=20), None, logprobs=False)
+    plain = vllm_support.vllm_sampling_kwargs(SamplingParams(top_k=20), None, logprobs=False)
     assert plain["top_k"] == 20 and plain["stop"] is None and plain["logprobs"] is None
 
 
 def test_lora_slot_rank():
-    assert [vllm_engine.lora_slot_rank(r) for r in (1, 4, 8, 9, 512)] == [1, 8, 8, 16, 512]
+    assert [vllm_support.lora_slot_rank(r) for r in (1, 4, 8, 9, 512)] == [1, 8, 8, 16, 512]
     with pytest.raises(ValueError, match="policy.lora.r"):
-        vllm_engine.lora_slot_rank(1024)
+        vllm_support.lora_slot_rank(1024)
 
 
 @needs_vllm
@@ -329,7 +329,7 @@ def test_qlora_adapters_are_served_on_the_unquantized_base(wide_model_dir, tmp_p
         hf.attach(plain)
         assert _greedy(engine, "solver") == _greedy(hf, "solver")
         with pytest.raises(ValueError, match="no bitsandbytes loader"):
-            vllm_engine.base_quantization("bitsandbytes", "nf4")
-        assert vllm_engine.base_quantization("none", "nf4") is None
+            vllm_support.base_quantization("bitsandbytes", "nf4")
+        assert vllm_support.base_quantization("none", "nf4") is None
     finally:
         engine.close()

@@ -392,11 +392,10 @@ def test_rzero_pl_test_scores_a_tiny_model_on_two_real_benchmarks(tiny_model_dir
         "gsm8k": summary["benchmarks"]["gsm8k"]["accuracy"]
     }
 
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from conftest import tensorboard_scalars
 
-    events = EventAccumulator(str(next((tmp_path / "tb").rglob("events.out.tfevents.*")).parent))
-    events.Reload()
-    logged = {tag: events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"]}
+    folder = str(next((tmp_path / "tb").rglob("events.out.tfevents.*")).parent)
+    logged = {tag: events[-1].value for tag, events in tensorboard_scalars(folder).items()}
     assert logged == pytest.approx(eval_metrics(summary), abs=1e-6)
     assert {
         "eval/gsm8k/accuracy",

@@ -156,11 +156,10 @@ def _check_artifacts(run_dir, state: dict) -> None:
 
 def _scalars(run_dir) -> dict[str, list[int]]:
     """Steps of every scalar tag as TensorBoard shows them (restart markers applied)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from conftest import tensorboard_scalars
 
-    events = EventAccumulator(os.path.join(run_dir, "tensorboard"), size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    scalars = tensorboard_scalars(os.path.join(run_dir, "tensorboard"))
+    return {tag: [e.step for e in events] for tag, events in scalars.items()}
 
 
 def _check_step_axis(run_dir, state: dict) -> None:

@@ -32,10 +32,8 @@ import torch
 
 from rzero_pl.engines.base import Completion, Generation, SamplingParams, check_role
 from rzero_pl.engines.hf import encode_prompt
-from rzero_pl.engines.vllm_support import (  # noqa: F401 - re-exported
+from rzero_pl.engines.vllm_support import (
     CPU_KV_CACHE_BYTES,
-    INSTALL,
-    LORA_RANKS,
     _kept_process_state,
     base_quantization,
     lora_slot_rank,
