@@ -156,7 +156,7 @@ def test_huge_and_pathological_answers(pool):
 
 
 def test_timed_out_workers_are_replaced_not_leaked(pool):
-    before, processes = pool.replaced, len(_descendants())
+    before, start, workers = pool.replaced, set(_descendants()), set(pool.pids())
     # from 3 up: 2^{2^{2^{2}}} is only 65536, which math-verify settles in time
     towers = [(f"{k}^{{{k}^{{{k}^{{{k}}}}}}}", f"{k + 1}") for k in range(3, 7)]
     for pair in towers:  # one at a time: each overruns and kills its worker
@@ -165,15 +165,17 @@ def test_timed_out_workers_are_replaced_not_leaked(pool):
         assert seconds <= TIMEOUT + SLACK
     assert pool.replaced >= before + len(towers)
     # A killed worker shows as a zombie while the kernel frees its memory (a tower can leave
-    # a lot): give it a few seconds; a leaked one would stay for good.
+    # a lot): give it a few seconds; a leaked one would stay for good. Only this pool's
+    # processes are counted: others below pytest (earlier tests' pools) come and go.
     deadline = time.monotonic() + 5.0
     while True:
         now = _descendants()
-        settled = len(now) == processes and "Z" not in now.values()
+        ours = (set(now) - start) | (workers & set(now))  # new ones, and old workers left
+        settled = ours == set(pool.pids())
         if settled or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert len(now) == processes  # each killed worker replaced by one, none left over
-    assert "Z" not in now.values()  # and reaped
+    assert ours == set(pool.pids())  # each killed worker replaced by one, none left over
+    assert "Z" not in {now[pid] for pid in ours}  # and reaped
     assert len(pool.pids()) == 2 and set(pool.pids()) <= set(now)
     assert pool.map([("2/4", "0.5")], timeout=30.0) == [True]
