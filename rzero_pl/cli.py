@@ -120,7 +120,12 @@ class RZeroCLI(LightningCLI):
         if isinstance(logger, TensorBoardLogger) or logger is None:
             logger = TensorBoardLogger(save_dir=evolution.run_dir, name="tensorboard", version="")
         self._prepare_devices(model)
-        evolution.run(model, datamodule, self.instantiate_trainer, logger, self._fingerprint())
+        status = "failed"
+        try:
+            evolution.run(model, datamodule, self.instantiate_trainer, logger, self._fingerprint())
+            status = "success"
+        finally:  # the writer's thread is a daemon: what it still holds at exit would be lost
+            logger.finalize(status)
 
     def _prepare_devices(self, model: L.LightningModule) -> None:
         """Before the evolution's first generation (the baseline evaluation, the engine's

@@ -139,7 +139,7 @@ class Evolution:
             self._phase(state, phase, solver, curriculum, steps, folder, make_trainer, logger)
         elif not state.done(phase):
             rank_zero_warn(f"iteration {it}: the curriculum kept no question; solver phase skipped")
-            state.finish(phase, skipped="empty curriculum")
+            self._finish(state, logger, phase, skipped="empty curriculum")
         self._evaluate(solver, state, f"iter{it}/eval", os.path.join(folder, "eval"), logger)
 
     @contextlib.contextmanager
@@ -279,7 +279,7 @@ class Evolution:
                 if isinstance(v, (int, float)) and not isinstance(v, bool)
             }
             logger.log_metrics(metrics, step=state.step)
-            state.finish(phase, steps=1, kept=report.kept)
+            self._finish(state, logger, phase, steps=1, kept=report.kept)
         rank_zero_info(f"[{phase}] {report.kept} of {report.candidates} kept")
         return report
 
@@ -292,4 +292,16 @@ class Evolution:
         with solver.policy.gathered(solver.engine):  # FSDP: ranks generate unequal amounts
             result = self.evaluation.run(solver, phase, state.step, logger, folder=folder)
         fault_point(f"phase:{phase}:done")
-        state.finish(phase, steps=1, accuracy=result.accuracies())
+        self._finish(state, logger, phase, steps=1, accuracy=result.accuracies())
+
+    @staticmethod
+    def _finish(state: RunState, logger: Any, phase: str, **info: Any) -> None:
+        """Record ``phase`` as finished once what it logged is on disk.
+
+        A finished phase is never redone, so scalars still queued in the writer's thread when
+        the process dies (or exits) would be lost for good; a training phase's trainer has
+        already flushed them when its fit ended.
+        """
+        if logger is not None:
+            logger.save()
+        state.finish(phase, **info)

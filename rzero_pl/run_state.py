@@ -23,6 +23,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 
 from rzero_pl.distributed import is_rank_zero
+from rzero_pl.faults import fault_point
 from rzero_pl.io import read_json, write_json_atomic
 
 STATE_VERSION = 2  # 2: the curriculum and each evaluation own one step of the axis
@@ -188,6 +189,7 @@ class RunState:
             **info,
         }
         self.save()
+        fault_point(f"phase:{phase}:finished")
 
     def save(self) -> None:
         if writes_run_folder():

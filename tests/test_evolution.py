@@ -104,3 +104,47 @@ def test_rzero_pl_test_scores_saved_weights(tiny_model_dir, tmp_path):
     assert summary["benchmarks"]["toy"]["n_problems"] == 5
     samples = (tmp_path / "eval" / "eval" / "test" / "samples" / "toy.jsonl").read_text()
     assert len(samples.splitlines()) == 5
+
+
+def test_a_phase_is_recorded_only_once_its_scalars_are_on_disk(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """A finished phase is never redone, so what it logged must be on disk before
+    ``state.json`` says it finished, and at the end of the run before the process exits.
+
+    TensorBoard's writer thread is slowed here so that a missing flush shows every time
+    instead of in one run out of many (the thread is a daemon: at exit, or at a SIGKILL
+    right after the record, what it still holds is lost).
+    """
+    import threading
+    import time
+
+    from conftest import tensorboard_scalars
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    write = RecordWriter.write
+
+    def slow_write(self, data):
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.02)
+        write(self, data)
+
+    monkeypatch.setattr(RecordWriter, "write", slow_write)
+    run_dir = tmp_path / "run"
+    finish, seen = RunState.finish, []
+    tags = {"baseline": "eval/toy/accuracy", "iter1/curriculum": "curriculum/kept"}
+    tags["iter1/eval"] = tags["baseline"]
+
+    def checked_finish(self, phase, steps=0, **info):
+        if phase in tags:
+            scalars = tensorboard_scalars(str(run_dir / "tensorboard"))
+            assert self.step in [e.step for e in scalars.get(tags[phase], [])], phase
+            seen.append(phase)
+        finish(self, phase, steps, **info)
+
+    monkeypatch.setattr(RunState, "finish", checked_finish)
+    main(_args(run_dir, tiny_model_dir))
+    assert seen == ["baseline", "iter1/curriculum", "iter1/eval"]
+    steps = json.loads((run_dir / "state.json").read_text())["step"]
+    last = tensorboard_scalars(str(run_dir / "tensorboard"))["eval/toy/accuracy"][-1]
+    assert last.step == steps - 1

@@ -50,8 +50,10 @@ KILLS = [
     ("checkpoint:iter1/solver@1", -9, "iter1/solver"),  # written, not yet renamed into place
     ("train:iter1/solver:batch@1:TERM", PREEMPTED_EXIT_CODE, "iter1/solver"),  # mid rollout step
     ("phase:iter1/eval:done@1", -9),  # evaluation written, state.json not yet
+    ("phase:iter1/eval:finished@1", -9),  # recorded in state.json: its scalars must be on disk
     ("checkpoint:iter2/challenger@2", -9, "iter2/challenger"),  # iteration 2, not yet renamed
     ("write:curriculum.jsonl@1", -9),  # second curriculum, kept questions half written
+    ("phase:iter2/curriculum:finished@1", -9),  # recorded, nothing after it run yet
     ("write:eval.json@1", -9),  # last evaluation, summary half written
 ]
 
