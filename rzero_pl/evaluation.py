@@ -318,6 +318,7 @@ class Evaluation:
             return result
         if logger is not None:
             logger.log_metrics(eval_metrics(result.summary), step=step)
+            logger.save()  # to disk now: `rzero-pl test` exits right after, a daemon thread writes
         if folder is None:
             root = self.output_dir or getattr(logger, "log_dir", None) or "."
             folder = os.path.join(root, "eval", tag)
