@@ -1,8 +1,9 @@
 """Measure the toy base model: is it "imperfect in a useful way" for self-play?
 
-Greedy accuracy per level on the held-out toy benchmark, the share of L3 questions whose
-10-sample (T=1) majority share lies in the band [0.3, 0.7], and how well the model writes
-questions. Calls ``model.generate`` directly (a measurement, not a trainer).
+Greedy accuracy per level and per solution style on the held-out toy benchmark, mean@8 /
+maj@8 / pass@8 at T=1, the share of L3 questions whose 10-sample (T=1) majority share lies in
+the band [0.3, 0.7], and how well the model writes questions. Calls ``model.generate``
+directly (a measurement, not a trainer).
 
     python bench/toy_accuracy.py                  # the default ToyModel (builds it if needed)
     python bench/toy_accuracy.py --steps 300 --n 200
@@ -54,14 +55,21 @@ def complete(model, tokenizer, prompts, sample=False, max_new_tokens=110, batch=
     return texts, tokens
 
 
+def style_of(completion: str) -> str:
+    """``direct`` when the completion boxes an answer with no working before it, else ``worked``."""
+    return "direct" if completion.lstrip().startswith("\\boxed") else "worked"
+
+
 def greedy_accuracy(model, tokenizer, rows):
     prompts = [TOY_SOLVER.render(None, problem=r["problem"]) for r in rows]
     start = time.perf_counter()
     texts, tokens = complete(model, tokenizer, prompts)
     seconds = time.perf_counter() - start
-    by_level = collections.defaultdict(list)
+    by_level, by_style = collections.defaultdict(list), collections.defaultdict(list)
     for row, text in zip(rows, texts, strict=True):
-        by_level[row["extra"]["level"]].append(grade(boxed_answer(text), row["answer"]))
+        right = grade(boxed_answer(text), row["answer"])
+        by_level[row["extra"]["level"]].append(right)
+        by_style[style_of(text)].append(right)
     per_level = {k: sum(v) / len(v) for k, v in sorted(by_level.items())}
     overall = sum(sum(v) for v in by_level.values()) / len(rows)
     weighted = sum(w * per_level.get(k, 0.0) for k, w in zip(range(1, 6), DEFAULT_MIX, strict=True))
@@ -70,7 +78,33 @@ def greedy_accuracy(model, tokenizer, rows):
         "counts": {k: len(v) for k, v in sorted(by_level.items())},
         "overall": overall,
         "mix_weighted": weighted,
+        "styles": {
+            k: {"share": len(v) / len(rows), "accuracy": sum(v) / len(v)}
+            for k, v in by_style.items()
+        },
         "generate_tokens_per_s": tokens / seconds,
+    }
+
+
+def sampled_accuracy(model, tokenizer, rows, k=8):
+    """mean@k, maj@k and pass@k at T=1, and how many samples answer at once (``direct``)."""
+    prompts = [TOY_SOLVER.render(None, problem=r["problem"]) for r in rows for _ in range(k)]
+    texts, _ = complete(model, tokenizer, prompts, sample=True)
+    mean = maj = any_right = direct = 0
+    for i, row in enumerate(rows):
+        group = texts[i * k : (i + 1) * k]
+        answers = [parse_integer(boxed_answer(t)) for t in group]
+        right = [grade(str(a), row["answer"]) if a is not None else False for a in answers]
+        counts = collections.Counter(a for a in answers if a is not None)
+        mean, any_right = mean + sum(right) / k, any_right + any(right)
+        maj += bool(counts) and grade(str(counts.most_common(1)[0][0]), row["answer"])
+        direct += sum(style_of(t) == "direct" for t in group)
+    n = len(rows)
+    return {
+        f"mean@{k}": mean / n,
+        f"maj@{k}": maj / n,
+        f"pass@{k}": any_right / n,
+        "direct_share": direct / (n * k),
     }
 
 
@@ -130,6 +164,7 @@ def main() -> None:
     with open(f"{source.path}/toy_model.json") as f:
         report = {"model": source.path, "build": json.load(f)["stats"]}
     report["greedy"] = greedy_accuracy(model, tokenizer, toy_benchmark(args.n))
+    report["sampled"] = sampled_accuracy(model, tokenizer, toy_benchmark(args.n))
     l3 = toy_benchmark(args.band_questions, seed=99, mix=(0, 0, 1, 0, 0))
     report["l3_votes"] = vote_band(model, tokenizer, l3)
     report["questions"] = question_writing(model, tokenizer)

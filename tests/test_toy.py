@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import os
 import random
@@ -22,7 +24,7 @@ from rzero_pl.toy.arithmetic import (
     solve,
 )
 from rzero_pl.toy.benchmark import toy_benchmark, toy_questions
-from rzero_pl.toy.corpus import corpus
+from rzero_pl.toy.corpus import corpus, examples, training_problems
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 # ---------------------------------------------------------------------------------- parser
@@ -138,6 +140,7 @@ def test_rewrite_solution_format():
     assert solve("-(3 + 4) * 2", "rewrite") == "-(3+4)*2=(-7)*2=-14. \\boxed{-14}"
     assert solve("7", "rewrite") == "\\boxed{7}"
     assert solve("7 + 4", "rewrite") == solve("7 + 4")  # one operation: the styles agree
+    assert solve("6 * 7 - 1", "direct") == "\\boxed{41}"
     with pytest.raises(ValueError, match="style"):
         solve("1 + 2", "terse")
 
@@ -262,6 +265,15 @@ def test_corpus_documents_start_with_the_rendered_prompts():
         assert doc.startswith(TOY_SOLVER.render(None, problem=prompt.removeprefix("Solve: ")))
         gold = evaluate_expression(question_expression(prompt.removeprefix("Solve: ")))
         assert grade(boxed_answer(solution), gold)
+    # L2 questions are answered at once in about 60 % of their documents (DIRECT_SHARES),
+    # questions of the other levels never
+    direct = collections.defaultdict(list)
+    pairs = zip(training_problems(5), examples(5), strict=False)
+    for problem, (prompt, completion) in itertools.islice(pairs, 4000):
+        if prompt.startswith(solver_prefix):
+            direct[problem.level].append(completion == f"\\boxed{{{problem.answer}}}")
+    assert 0.55 < sum(direct[2]) / len(direct[2]) < 0.65
+    assert not any(any(direct[level]) for level in (1, 3, 4, 5))
     # multi-step solutions come in both styles, the careful one a minority (REWRITE_SHARE)
     multi = [d.split("\n", 1)[1] for d in solver if d.count("=") >= 2]
     careful = [s for s in multi if ", " not in s]

@@ -48,8 +48,8 @@ LEVELS: dict[int, Level] = {
     5: Level(operands=5, digits=2, ops="+-*", paren_prob=0.6),
 }
 # Weights of L1..L5 for the corpus, the benchmark and the training questions. Leaning on L1-L3
-# keeps the default base "imperfect in a useful way": greedy 79/83/41/18/3 % on L1..L5, 54 %
-# over this mix, and 38 % of L3 questions in the vote band (bench/TOY.md).
+# keeps the default base "imperfect in a useful way": greedy 78/43/29/9/0 % on L1..L5, 36 %
+# on the benchmark, and 31 % of L3 questions in the vote band (recipe 4, bench/TOY.md).
 DEFAULT_MIX: tuple[float, ...] = (0.25, 0.25, 0.25, 0.15, 0.10)
 MAX_SOLUTION_CHARS = 120  # a generated problem with a longer solution is redrawn
 
@@ -309,15 +309,16 @@ def rewrite_steps(node: Node) -> list[str]:
     return texts
 
 
-SOLUTION_STYLES = ("steps", "rewrite")
+SOLUTION_STYLES = ("steps", "rewrite", "direct")
 
 
 def solve(expr: str, style: str = "steps") -> str:
-    """The worked solution of ``expr`` in one of two styles.
+    """The solution of ``expr`` in one of three styles.
 
     ``steps`` (terse) writes each operation on its own: ``7*4=28, 23+28=51. \\boxed{51}``.
     ``rewrite`` (careful) rewrites the whole expression after each operation, so every
     operand is copied from the line just before: ``23+7*4=23+28=51. \\boxed{51}``.
+    ``direct`` writes the answer at once, with no working: ``\\boxed{51}``.
     """
     node = parse_expression(expr)
     if style == "steps":
@@ -326,6 +327,8 @@ def solve(expr: str, style: str = "steps") -> str:
     elif style == "rewrite":
         texts = rewrite_steps(node)
         body = "=".join(texts) + ". " if len(texts) > 1 else ""
+    elif style == "direct":
+        body = ""
     else:
         raise ValueError(f"style must be one of {SOLUTION_STYLES}, got {style!r}")
     return f"{body}\\boxed{{{node.value}}}"

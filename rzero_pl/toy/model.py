@@ -30,7 +30,7 @@ from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 from rzero_pl.toy.tokenizer import ALPHABET
 
 DEFAULT_STEPS = 1500
-RECIPE_VERSION = 3  # bump when the corpus or training code changes in a way the key misses
+RECIPE_VERSION = 4  # bump when the corpus or training code changes in a way the key misses
 MARKER = "toy_model.json"  # written last, inside the temporary folder, before the rename
 
 
@@ -90,6 +90,7 @@ class ToyModel(ModelSource):
             "held_out_buckets": arithmetic.HELD_OUT_BUCKETS,
             "challenger_share": corpus.CHALLENGER_SHARE,
             "rewrite_share": corpus.REWRITE_SHARE,
+            "direct_shares": list(corpus.DIRECT_SHARES),
             "prompts": [_prompt_key(TOY_SOLVER), _prompt_key(TOY_CHALLENGER)],
             "alphabet": ALPHABET,
         }
