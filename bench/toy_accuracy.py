@@ -163,8 +163,9 @@ def main() -> None:
     model.eval()
     with open(f"{source.path}/toy_model.json") as f:
         report = {"model": source.path, "build": json.load(f)["stats"]}
-    report["greedy"] = greedy_accuracy(model, tokenizer, toy_benchmark(args.n))
-    report["sampled"] = sampled_accuracy(model, tokenizer, toy_benchmark(args.n))
+    rows = toy_benchmark(args.n)
+    report["greedy"] = greedy_accuracy(model, tokenizer, rows)
+    report["sampled"] = sampled_accuracy(model, tokenizer, rows)
     l3 = toy_benchmark(args.band_questions, seed=99, mix=(0, 0, 1, 0, 0))
     report["l3_votes"] = vote_band(model, tokenizer, l3)
     report["questions"] = question_writing(model, tokenizer)

@@ -302,6 +302,5 @@ class Evolution:
         the process dies (or exits) would be lost for good; a training phase's trainer has
         already flushed them when its fit ended.
         """
-        if logger is not None:
-            logger.save()
+        logger.save()
         state.finish(phase, **info)

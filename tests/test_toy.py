@@ -1,17 +1,17 @@
-"""The toy arithmetic world: parser, generator, grader, tokenizer, corpus, benchmark, model cache."""
+"""The toy arithmetic world: parser, generator, grader, tokenizer, corpus, benchmark.
+
+The base model's build and cache are in test_toy_model.py.
+"""
 
 from __future__ import annotations
 
 import collections
 import itertools
-import json
-import os
 import random
 import re
 
 import pytest
 
-from rzero_pl.models import ModelSource
 from rzero_pl.toy import arithmetic as ar
 from rzero_pl.toy.arithmetic import (
     LEVELS,
@@ -311,118 +311,3 @@ def test_training_questions_have_true_labels_and_avoid_the_benchmark():
     assert {r["extra"]["level"] for r in only_l3} == {3}
     with pytest.raises(ValueError):
         toy_questions(5, mix=(1, 1))
-
-
-# ---------------------------------------------------------------------------------- pretraining
-
-
-def test_lr_schedule():
-    from rzero_pl.toy.pretrain import Recipe, lr_at
-
-    recipe = Recipe(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
-    assert lr_at(0, 100, recipe) == pytest.approx(0.1)
-    assert lr_at(9, 100, recipe) == pytest.approx(1.0)
-    assert lr_at(10, 100, recipe) == pytest.approx(1.0)
-    assert lr_at(100, 100, recipe) == pytest.approx(0.1)
-    assert 0.1 < lr_at(50, 100, recipe) < 1.0
-
-
-def _tiny(tmp_path, steps=20):
-    from rzero_pl.toy import ToyModel
-    from rzero_pl.toy.pretrain import Recipe
-
-    source = ToyModel(steps=steps, cache_dir=str(tmp_path), progress=False)
-    source.recipe = Recipe(batch_size=4, context=64, warmup_steps=5)  # part of the key
-    return source
-
-
-def test_tiny_toy_model_builds_loads_and_is_cached(tmp_path, monkeypatch):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rzero_pl.toy import model as toy_model
-
-    source = _tiny(tmp_path)
-    assert isinstance(source, ModelSource) and not source.is_built()
-    path = source.path
-    assert os.path.basename(path).startswith("toy-xs-20steps-seed0-")
-    assert sorted(os.listdir(tmp_path)) == [
-        os.path.basename(path),
-        os.path.basename(path) + ".lock",
-    ]
-
-    model = AutoModelForCausalLM.from_pretrained(path)  # plain transformers, no rzero-pl code
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    assert model.config.tie_word_embeddings and model.config.hidden_size == 128
-    assert tokenizer.pad_token_id != tokenizer.eos_token_id
-    enc = tokenizer([TOY_SOLVER.render(None, problem="What is 1 + 2?")], return_tensors="pt")
-    out = model.generate(
-        **enc, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id
-    )
-    assert out.shape[1] <= enc["input_ids"].shape[1] + 5
-    with open(os.path.join(path, "toy_model.json")) as f:
-        assert json.load(f)["stats"]["steps"] == 20
-
-    # same settings: same folder, no second training
-    monkeypatch.setattr(toy_model, "pretrain", lambda *a, **k: pytest.fail("retrained"))
-    again = _tiny(tmp_path)
-    assert again.is_built() and again.path == path
-    loaded, tok = again.load(dtype=torch.float32)
-    assert loaded.dtype == torch.float32 and tok.bos_token_id == tokenizer.bos_token_id
-    assert _tiny(tmp_path, steps=21).folder != path  # other settings, other folder
-
-
-def test_half_built_folders_are_never_used(tmp_path):
-    source = _tiny(tmp_path, steps=3)
-    orphan = tmp_path / f".{os.path.basename(source.folder)}.tmp-killed"  # a build killed by -9
-    orphan.mkdir()
-    os.makedirs(source.folder)
-    open(os.path.join(source.folder, "config.json"), "w").close()  # a crashed copy, say
-    assert not source.is_built()
-    path = source.path
-    assert source.is_built() and os.path.isfile(os.path.join(path, "model.safetensors"))
-    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
-
-
-def test_toy_model_signature_is_a_cli_schema(monkeypatch):
-    jsonargparse = pytest.importorskip("jsonargparse")
-    from rzero_pl.toy import ToyModel
-
-    monkeypatch.delenv("RZERO_PL_CACHE", raising=False)
-    parser = jsonargparse.ArgumentParser()
-    parser.add_class_arguments(ToyModel, "model")
-    cfg = parser.parse_args(["--model.size=s", "--model.steps=7", "--model.levels=[1,1,1,0,0]"])
-    assert cfg.model.size == "s" and cfg.model.steps == 7
-    source = ToyModel(**cfg.model.as_dict())
-    assert source.levels == (1 / 3, 1 / 3, 1 / 3, 0.0, 0.0)
-    assert source.cache_dir == os.path.expanduser("~/.cache/rzero_pl")
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--model.size=xl"])
-    monkeypatch.setenv("RZERO_PL_CACHE", "/tmp/somewhere")
-    assert ToyModel().cache_dir == "/tmp/somewhere"
-
-
-def test_two_builders_train_once(tmp_path, monkeypatch):
-    import threading
-    import time
-
-    from rzero_pl.toy import model as toy_model
-
-    calls = []
-
-    def fake_pretrain(folder, *args, **kwargs):
-        calls.append(folder)
-        time.sleep(0.3)  # long enough for the other builder to reach the lock
-        for name in ("config.json", "model.safetensors", "tokenizer.json"):
-            open(os.path.join(folder, name), "w").close()
-        return {"steps": 0}
-
-    monkeypatch.setattr(toy_model, "pretrain", fake_pretrain)
-    paths = []
-    builders = [threading.Thread(target=lambda: paths.append(_tiny(tmp_path).path)) for _ in "ab"]
-    for thread in builders:
-        thread.start()
-    for thread in builders:
-        thread.join()
-    assert len(calls) == 1 and len(set(paths)) == 1 and os.path.isdir(paths[0])
-    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
