@@ -1,26 +1,17 @@
-"""How answers are written: a normal form for spellings, and values of simple numbers.
+"""How answers are written: a normal form for spellings (values: ``rzero_pl.answer_values``).
 
 ``normalize`` erases notation that cannot change an answer's value, so that equal strings
-mean equal answers and most votes group without any check. ``value_of`` reads a normalised
-answer inside a small safe subset of LaTeX (below) and computes its value to 50 significant
-digits (mpmath, no sympy, no ``eval``); ``decide_by_value`` compares two of them the way
-math-verify would. Anything outside the subset (variables, decimals, functions, sets, huge
-powers) gives ``None``: such a pair goes to math-verify.
-
-The subset: integers; ``+ - * / ^``; ``\\cdot`` and ``\\times``; implicit products before
-a root or pi (``2\\sqrt{3}``, ``3\\pi``); ``\\frac{a}{b}`` and ``\\frac12``; ``\\sqrt{a}``
-and ``\\sqrt 7``; ``\\pi``; parentheses and braces for grouping; integer exponents up to
-``MAX_EXPONENT``. A top-level ``(a, b, …)`` or ``[a, b)`` is a list of such values with its
-brackets (math-verify reads two elements in brackets as an interval).
+mean equal answers and most votes group without any check. ``split_assignment`` and
+``split_percent`` read the two notations it keeps because they can change a verdict (the left
+side of ``(x, y) = (1, 2)``, the ``%`` of ``0.5\\%``); ``rzero_pl.answers`` decides pairs of
+them by math-verify's rules.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from dataclasses import dataclass
 
-import mpmath
+from rzero_pl.answer_values import Value, decide_by_value, value_of  # noqa: F401 - re-exported
 
 # ---------------------------------------------------------------------- normalisation
 
@@ -31,17 +22,33 @@ _DELIMITER_SIZE = re.compile(r"\\(?:left|right)(?![A-Za-z])\s*\.?|\\[bB]igg?[lr]
 _GREEK = "alpha|beta|gamma|delta|epsilon|theta|lambda|mu|phi|varphi|psi|omega|rho|sigma|tau"
 _VARIABLE = rf"(?:[A-Za-z]|\\(?:{_GREEK})(?![A-Za-z]))"
 _ASSIGNMENT = re.compile(
-    rf"(?:{_VARIABLE}|\(\s*{_VARIABLE}(?:\s*,\s*{_VARIABLE})+\s*\))\s*=\s*(?P<value>.+)",
+    rf"(?P<lhs>{_VARIABLE}|\(\s*{_VARIABLE}(?:\s*,\s*{_VARIABLE})+\s*\))\s*=\s*(?P<value>.+)",
     re.DOTALL,
 )
 _RELATION = re.compile(r"[=<>]|\\(?:leq?|geq?|neq?|lt|gt|approx|equiv|sim)(?![A-Za-z])")
-_THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+")
-_THOUSANDS_SEPARATOR = re.compile(r",|\{,\}|\\,")
+# A plain number with thousands separators: a first group without a leading zero ("0,452" is
+# not 452), then groups of exactly three digits; "2, 000" (comma, space) is a list, as in
+# math-verify.
+_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:(?:,\\!|\{,\}|\\,|,)\d{3})+(?:\.\d+)?")
+_THOUSANDS_SEPARATOR = re.compile(r",\\!|\{,\}|\\,|,")
+# A unit word in \text{}/\mbox{} ending an answer that has a digit: "18 \text{ dollars}",
+# "15\mbox{ cm}^2". Bounded: at most 40 letters and spaces, so the search is linear.
+_UNIT = re.compile(
+    r"\\(?:text|textrm|textnormal|mbox|mathrm)\s?\{\s?(?P<word>[A-Za-z][A-Za-z ]{0,40})\}"
+    r"(?:\^\s?(?:\{\s?\d\s?\}|\d))?$"
+)
+# Words that change the number, not name its unit: kept (or, for percent, made a sign).
+_NOT_UNITS = {"million", "millions", "billion", "billions", "thousand", "thousands", "hundred",
+              "hundreds", "trillion", "dozen", "am", "pm", "and", "or", "i", "ii", "only"}  # fmt: skip
+_PERCENT_WORDS = {"percent", "pct", "percentage"}
 _FRAC = re.compile(r"\\[dt]frac(?![A-Za-z])")
 _DEGREE = re.compile(r"\^\s*(?:\{\s*\\circ\s*\}|\\circ(?![A-Za-z]))|\\degree(?![A-Za-z])|°")
 _PERCENT = re.compile(r"\\?%")
+_PERCENT_VALUE = re.compile(r"(?P<value>.+?)\\%")
 _SPACING = re.compile(r"\\[,!:;> ]|\\(?:q?quad|(?:neg)?(?:en|thin|med|thick)space)(?![A-Za-z])|~")
-_LOOSE_SPACE = re.compile(r" (?=[\W_])|(?<=[\W_]) ")
+# A space next to a non-word character goes, except one between a digit's comma and a digit:
+# "32, 349" is a list, not 32349 (math-verify keeps them apart too).
+_LOOSE_SPACE = re.compile(r" (?=[\W_])|(?<=[\W_])(?<!\d,) |(?<=\d,) (?!\d)")
 _TRAILING_PERIOD = re.compile(r"(?<![\\.])\.$")
 
 
@@ -79,242 +86,74 @@ def normalize(answer: str) -> str:
     3. ``\\left``/``\\right`` (with the null delimiter ``\\left.``), ``\\big``-family sizes and
        ``\\displaystyle`` are removed.
     4. Outer whitespace and one trailing period are stripped (``5.`` → ``5``, not ``...``).
-    5. A leading assignment to one variable, a latin letter or a Greek letter command, or to a
-       tuple of them, is dropped when nothing after it is a relation: ``x = 3`` → ``3``,
-       ``\\theta=30`` → ``30``, ``(x, y) = (1, 2)`` → ``(1, 2)``; but ``x=1, y=2`` and
-       ``x = y = 2`` are kept.
-    6. Thousands separators ``,``, ``{,}`` and ``\\,`` are removed from a plain integer that is the
-       whole answer: ``1,000`` → ``1000``, ``-12{,}345`` → ``-12345``; ``1,23`` is kept.
+    5. A unit word in ``\\text{}``/``\\mbox{}``/``\\mathrm{}`` (letters and spaces, with an
+       optional ``^2``) ending an answer that has a digit is dropped: ``18 \\text{ dollars}`` →
+       ``18``, ``15\\mbox{ cm}^2`` → ``15`` (math-verify drops them too); ``percent`` becomes
+       ``\\%``; words that change the number (``million``, ``pm``, …) are kept. So are
+       different units of one number (``50 \\text{ cm}`` and ``50 \\text{ m}`` are merged).
+    6. Thousands separators ``,``, ``,\\!``, ``{,}`` and ``\\,`` are removed from a plain number
+       that is the whole answer, when the first group has no leading zero and every other group
+       has three digits: ``1,000`` → ``1000``, ``-12{,}345`` → ``-12345``; ``1,23``, ``0,452``
+       and ``2, 000`` (a comma and a space: a list, as in math-verify) are kept.
     7. ``\\dfrac`` and ``\\tfrac`` become ``\\frac``.
-    8. Degree marks ``^\\circ``, ``^{\\circ}``, ``\\degree``, ``°`` and percent signs ``\\%``,
-       ``%`` are removed (``90^\\circ`` → ``90``, ``50\\%`` → ``50``).
+    8. Degree marks ``^\\circ``, ``^{\\circ}``, ``\\degree``, ``°`` are removed (``90^\\circ`` →
+       ``90``); a percent sign becomes ``\\%`` (``50%`` → ``50\\%``; kept, since ``0.5\\%`` is
+       not ``\\frac{1}{2}``: ``split_percent``).
     9. Spacing commands ``\\,``, ``\\!``, ``\\:``, ``\\;``, ``\\>``, ``\\ ``, ``\\quad``,
        ``\\qquad``, ``\\…space`` and ``~`` become spaces.
-    10. Runs of whitespace become one space, kept only between two letters or digits:
-        ``\\frac {1} {2}`` → ``\\frac{1}{2}``, ``a - b`` → ``a-b``; ``\\pi r``, ``1 2`` keep it.
+    10. Runs of whitespace become one space, kept only between two letters or digits, and after
+        a comma between two digits: ``\\frac {1} {2}`` → ``\\frac{1}{2}``, ``a - b`` → ``a-b``;
+        ``\\pi r``, ``1 2`` and ``32, 349`` keep it.
     11. One trailing period is stripped again.
 
     The rules only erase notation that cannot change the value, so answers that differ never
     share a normal form (``1,000`` is read as one thousand, not the pair 1, 000; ``30^\\circ``
-    and ``30``, ``50\\%`` and ``50``, ``x=3`` and ``3`` are merged on purpose). Other spellings of
-    one value, such as ``\\frac12`` and ``0.5``, are left to math-verify.
+    and ``30`` are merged on purpose). An assignment's left side is kept (``(x, y) = (1, 2)``
+    is not ``(y, x) = (1, 2)``): ``split_assignment`` reads it. Other spellings of one value,
+    such as ``\\frac12`` and ``0.5``, or ``x=3`` and ``3``, are decided in ``rzero_pl.answers``.
     """
     s = answer.replace("\u2212", "-").replace("\\$", "").replace("$", "")
-    s = _unwrap_text(s)
     s = _DELIMITER_SIZE.sub("", s).replace("\\displaystyle", "")
     s = _TRAILING_PERIOD.sub("", s.strip()).strip()
-    assignment = _ASSIGNMENT.fullmatch(s)
-    if assignment and not _RELATION.search(assignment["value"]):
-        s = assignment["value"]
+    s = _drop_unit(s)
+    s = _unwrap_text(s)
+    s = _TRAILING_PERIOD.sub("", s.strip()).strip()
     if _THOUSANDS.fullmatch(s):
         s = _THOUSANDS_SEPARATOR.sub("", s)
     s = _FRAC.sub(r"\\frac", s)
-    s = _PERCENT.sub("", _DEGREE.sub("", s))
+    s = _PERCENT.sub(r"\\%", _DEGREE.sub("", s))
     s = _SPACING.sub(" ", s)
     s = _LOOSE_SPACE.sub("", " ".join(s.split()))
     return _TRAILING_PERIOD.sub("", s)
 
 
-# ---------------------------------------------------------------------- values
+def _drop_unit(s: str) -> str:
+    """``s`` without a trailing unit word in a text wrapper (rule 5 of ``normalize``)."""
+    unit = _UNIT.search(s)
+    if unit is None:
+        return s
+    before, word = s[: unit.start()].rstrip(), unit["word"].strip().lower()
+    if not before or not any(c.isdigit() for c in before) or word in _NOT_UNITS:
+        return s
+    if before[-1] not in "0123456789})":
+        return s
+    return before + "\\%" if word in _PERCENT_WORDS else before
 
 
-DIGITS = 50  # significant digits of every computed value
-MAX_EXPONENT = 64  # larger integer exponents are left to math-verify
-MAX_MAGNITUDE = mpmath.mpf(10) ** 60  # so are values beyond this
-MAX_CHARS = 200
-EQUAL = mpmath.mpf(10) ** -35  # relative distance below which two values are one
-DISTINCT = mpmath.mpf(10) ** -9  # and above which they are surely two
+def split_assignment(s: str) -> tuple[str, str] | None:
+    """``(left side, value)`` of a normalised ``x=3``, ``\\theta=30`` or ``(x,y)=(1,2)``.
 
-_CTX = mpmath.MPContext()
-_CTX.dps = DIGITS
-_TOKEN = re.compile(r"\d+(?:\.\d+)?|\\[A-Za-z]+|\S")
-_MULTIPLY = {"*", "\\cdot", "\\times"}
-# An implicit product only before a root or pi: "2 3", the mixed number "2\frac{1}{2}" and
-# "(2)(3)" (math-verify does not read it as 6) are not read.
-_STARTS_FACTOR = re.compile(r"\\(?:sqrt|pi)$")
-
-
-class _Unsupported(Exception):
-    """The answer is outside the subset: leave it to math-verify."""
-
-
-@dataclass(frozen=True)
-class Value:
-    """A parsed answer: one number, or a list of numbers with its brackets."""
-
-    numbers: tuple  # of mpmath mpf
-    brackets: str | None = None  # "()", "[)", … for a list; None for one number
-
-
-class _Parser:
-    def __init__(self, tokens: list[str]) -> None:
-        self.tokens, self.i = tokens, 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def take(self, expected: str | None = None) -> str:
-        token = self.peek()
-        if token is None or (expected is not None and token != expected):
-            raise _Unsupported
-        self.i += 1
-        return token
-
-    def expression(self) -> mpmath.mpf:
-        value = self.term()
-        while self.peek() in ("+", "-"):
-            sign = self.take()
-            other = self.term()
-            value = value + other if sign == "+" else value - other
-        return _checked(value)
-
-    def term(self) -> mpmath.mpf:
-        value = self.power()
-        while True:
-            token = self.peek()
-            if token in _MULTIPLY:
-                self.take()
-                value = value * self.power()
-            elif token == "/":
-                self.take()
-                divisor = self.power()
-                if divisor == 0:
-                    raise _Unsupported
-                value = value / divisor
-            elif token is not None and _STARTS_FACTOR.match(token):  # implicit product
-                value = value * self.power()
-            else:
-                return _checked(value)
-
-    def power(self) -> mpmath.mpf:
-        if self.peek() in ("-", "+"):
-            sign = self.take()
-            value = self.power()
-            return -value if sign == "-" else value
-        base = self.atom()
-        if self.peek() != "^":
-            return base
-        self.take()
-        exponent = self.group() if self.peek() == "{" else self.digit()
-        if exponent != int(exponent) or abs(exponent) > MAX_EXPONENT or (base == 0 > exponent):
-            raise _Unsupported
-        return _checked(base ** int(exponent))
-
-    def atom(self) -> mpmath.mpf:
-        token = self.take()
-        if token[0].isdigit():
-            if "." in token or len(token) > 30:  # decimals: math-verify's rounding rules
-                raise _Unsupported
-            return _CTX.mpf(int(token))
-        if token == "\\pi":
-            return _CTX.pi
-        if token == "\\frac":
-            return self.fraction()
-        if token == "\\sqrt":
-            radicand = self.group() if self.peek() == "{" else self.digit()
-            if radicand < 0:
-                raise _Unsupported
-            return _CTX.sqrt(radicand)
-        if token in ("(", "{"):
-            self.i -= 1
-            return self.group()
-        raise _Unsupported
-
-    def fraction(self) -> mpmath.mpf:
-        if self.peek() == "{":
-            numerator = self.group()
-            denominator = self.group() if self.peek() == "{" else self.digit()
-        else:  # \frac12: two single digits
-            token = self.take()
-            if not (token.isdigit() and len(token) == 2):
-                raise _Unsupported
-            numerator, denominator = _CTX.mpf(int(token[0])), _CTX.mpf(int(token[1]))
-        if denominator == 0:
-            raise _Unsupported
-        return numerator / denominator
-
-    def group(self) -> mpmath.mpf:
-        close = {"(": ")", "{": "}"}.get(self.take())
-        if close is None:
-            raise _Unsupported
-        value = self.expression()
-        self.take(close)
-        return value
-
-    def digit(self) -> mpmath.mpf:
-        token = self.take()
-        if not (token.isdigit() and len(token) == 1):  # \sqrt 12 is sqrt(1)*2 in LaTeX
-            raise _Unsupported
-        return _CTX.mpf(int(token))
-
-
-def _checked(value: mpmath.mpf) -> mpmath.mpf:
-    if not _CTX.isfinite(value) or abs(value) > MAX_MAGNITUDE:
-        raise _Unsupported
-    return value
-
-
-def _number(tokens: list[str]) -> mpmath.mpf:
-    parser = _Parser(tokens)
-    value = parser.expression()
-    if parser.peek() is not None:
-        raise _Unsupported
-    return value
-
-
-def _split_list(tokens: list[str]) -> list[list[str]] | None:
-    """The elements of a top-level ``(a, b, …)`` or ``[a, b)``; None if it is not one."""
-    if len(tokens) < 5 or tokens[0] not in "([" or tokens[-1] not in ")]":
+    None when ``s`` is no assignment to one variable (a latin letter or a Greek letter
+    command) or to a tuple of them, or when its value holds another relation (``x=y=2``).
+    """
+    assignment = _ASSIGNMENT.fullmatch(s) if len(s) <= 1000 else None
+    if assignment is None or _RELATION.search(assignment["value"]):
         return None
-    parts, current, depth = [], [], 0
-    for token in tokens[1:-1]:
-        if token in ("(", "[", "{"):
-            depth += 1
-        elif token in (")", "]", "}"):
-            depth -= 1
-            if depth < 0:
-                return None
-        if token == "," and depth == 0:
-            parts.append(current)
-            current = []
-        else:
-            current.append(token)
-    parts.append(current)
-    return parts if depth == 0 and len(parts) >= 2 else None
+    return assignment["lhs"], assignment["value"]
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def value_of(answer: str) -> Value | None:
-    """The value of a normalised answer inside the subset (module docstring), else None."""
-    if len(answer) > MAX_CHARS:
+def split_percent(s: str) -> str | None:
+    """The number before a normalised answer's final ``\\%`` (``50\\%`` → ``50``), else None."""
+    if not s.endswith("\\%") or len(s) < 3 or "%" in s[:-2]:
         return None
-    tokens = _TOKEN.findall(answer)
-    try:
-        parts = _split_list(tokens)
-        if parts is None:
-            return Value((_number(tokens),))
-        return Value(tuple(_number(p) for p in parts), tokens[0] + tokens[-1])
-    except (_Unsupported, ZeroDivisionError, OverflowError, ValueError):
-        return None
-
-
-def _same(x: mpmath.mpf, y: mpmath.mpf) -> bool | None:
-    distance = abs(x - y) / max(abs(x), abs(y), 1)
-    if distance <= EQUAL:
-        return True
-    if distance > DISTINCT:
-        return False
-    return None  # close but not equal: let math-verify judge
-
-
-def decide_by_value(a: str, b: str) -> bool | None:
-    """Whether two normalised answers are equal, when both have values; else None."""
-    x, y = value_of(a), value_of(b)
-    if x is None or y is None or len(x.numbers) != len(y.numbers):
-        return None if x is None or y is None else False
-    if x.brackets != y.brackets and len(x.numbers) != 2:
-        return None  # a tuple against a list of another kind: math-verify's call
-    verdicts = [_same(p, q) for p, q in zip(x.numbers, y.numbers, strict=True)]
-    if False in verdicts or x.brackets != y.brackets:  # [a, b) is not (a, b)
-        return False
-    return None if None in verdicts else True
+    return s[:-2]

@@ -13,9 +13,10 @@ math-verify import. Parent and worker speak one JSON line per message over the w
 stdin/stdout.
 
 One dispatcher thread per pool owns the workers; callers from any thread submit pairs and get
-``concurrent.futures.Future`` objects back. A future resolves to ``True``, ``False``,
-``TIMED_OUT`` (falsy: the check overran its timeout or crashed its worker) or ``None`` (never
-checked: the pool was closed, or its workers cannot start).
+``concurrent.futures.Future`` objects back. A future resolves to a ``Verdict`` (math-verify's
+``verify(a, b)`` and ``verify(b, a)``; true when both hold), ``TIMED_OUT`` (falsy: the check
+overran its timeout or crashed its worker) or ``None`` (never checked: the pool was closed, or
+its workers cannot start).
 """
 
 from __future__ import annotations
@@ -69,6 +70,38 @@ class _TimedOut:
 
 
 TIMED_OUT = _TimedOut()
+
+
+class Verdict(tuple):
+    """math-verify's verdicts on a pair ``(a, b)``: ``forward`` is ``verify(gold=a, pred=b)``,
+    ``backward`` is ``verify(gold=b, pred=a)``. True (as a bool) only when both hold."""
+
+    __slots__ = ()
+
+    def __new__(cls, forward: bool, backward: bool) -> Verdict:
+        return super().__new__(cls, (bool(forward), bool(backward)))
+
+    @property
+    def forward(self) -> bool:
+        return self[0]
+
+    @property
+    def backward(self) -> bool:
+        return self[1]
+
+    def __bool__(self) -> bool:
+        return self[0] and self[1]
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, bool):  # a Verdict is a symmetric verdict when compared to one
+            return bool(self) == other
+        return tuple.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+    def __repr__(self) -> str:
+        return f"Verdict(forward={self[0]}, backward={self[1]})"
 
 
 def default_workers() -> int:
@@ -362,7 +395,7 @@ class VerifyPool:
             if message == "ready":
                 w.ready = True
             elif w.inflight and w.inflight[0].id == message[0]:
-                w.inflight.popleft().future.set_result(bool(message[1]))
+                w.inflight.popleft().future.set_result(Verdict(message[1], message[-1]))
                 if w.inflight:
                     w.deadline = time.monotonic() + w.inflight[0].timeout
                 else:

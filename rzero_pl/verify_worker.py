@@ -3,7 +3,8 @@
 It is loaded by path in a fresh interpreter, never as part of the ``rzero_pl`` package, so it
 imports nothing from rzero-pl. Two entry points, chosen by ``main``'s first argument:
 
-- a worker (``serve``): read ``[id, a, b]`` lines on stdin, answer ``[id, equivalent]`` lines.
+- a worker (``serve``): read ``[id, a, b]`` lines on stdin, answer ``[id, a_b, b_a]`` lines, where
+  ``a_b`` is math-verify's ``verify(gold=a, pred=b)`` and ``b_a`` the other direction.
 - a zygote (``zygote``): import math-verify and warm its parser once, then ``fork`` a ready
   worker whenever the pool asks, passing the new worker's pipe ends back over a Unix socket.
   A worker killed for overrunning its timeout is then replaced in milliseconds instead of
@@ -91,10 +92,10 @@ def _answer(check, requests, replies) -> None:
     for line in requests:
         task_id, a, b = json.loads(line)
         try:
-            ok = bool(check(a, b))
+            forward, backward = check(a, b)
         except BaseException:  # RecursionError, MemoryError, sympy bugs: not equivalent
-            ok = False
-        replies.write(json.dumps([task_id, ok]).encode() + b"\n")
+            forward = backward = False
+        replies.write(json.dumps([task_id, forward, backward]).encode() + b"\n")
         replies.flush()
 
 
@@ -127,11 +128,14 @@ def _make_checker():
         # extractor take the whole content.
         return tuple(parse("\\boxed{" + answer + "}", parsing_timeout=None))
 
-    def check(a: str, b: str) -> bool:
+    def check(a: str, b: str) -> tuple[bool, bool]:
+        """Both directions: grading needs ``verify(gold, pred)`` alone (it is asymmetric on
+        purpose), a vote needs both."""
         pa, pb = list(parsed(a)), list(parsed(b))
         if not pa or not pb:
-            return False
-        return verify(pa, pb, timeout_seconds=None) or verify(pb, pa, timeout_seconds=None)
+            return False, False
+        forward = bool(verify(pa, pb, timeout_seconds=None))
+        return forward, bool(verify(pb, pa, timeout_seconds=None))
 
     return check
 

@@ -77,15 +77,15 @@ def test_extract_boxed_returns_what_was_boxed(content, noise):
         ("\\text{Monday}", "Monday"),  # text wrappers
         ("\\textbf{(B)}", "(B)"),
         ("3\\,\\mathrm{cm}", "3 cm"),
-        ("\\left( 1, 2 \\right]", "(1,2]"),  # \left, \right
+        ("\\left( 1, 2 \\right]", "(1, 2]"),  # \left, \right; a comma between digits keeps its space
         ("\\left. x \\right|", "x|"),
         ("\\bigl(a\\bigr)", "(a)"),
         ("\\displaystyle\\frac12", "\\frac12"),
         ("5.", "5"),  # trailing period
-        ("1, 2, ...", "1,2,..."),  # an ellipsis is not a period
-        ("x = 3", "3"),  # single-variable assignment
-        ("(x, y) = (1, -2)", "(1,-2)"),  # a tuple of variables assigned a tuple
-        ("\\theta=\\frac{\\pi}{3}", "\\frac{\\pi}{3}"),
+        ("1, 2, ...", "1, 2,..."),  # an ellipsis is not a period
+        ("x = 3", "x=3"),  # assignments keep their left side (split_assignment reads it)
+        ("(x, y) = (1, -2)", "(x,y)=(1,-2)"),
+        ("\\theta=\\frac{\\pi}{3}", "\\theta=\\frac{\\pi}{3}"),
         ("x=1, y=2", "x=1,y=2"),  # two assignments stay
         ("y = x = 2", "y=x=2"),
         ("x \\le 3", "x\\le 3"),  # not an assignment
@@ -93,13 +93,21 @@ def test_extract_boxed_returns_what_was_boxed(content, noise):
         ("-12{,}345,678", "-12345678"),
         ("1\\,000", "1000"),
         ("1,23", "1,23"),  # not thousands
-        ("1, 000", "1,000"),  # a list, not one thousand
+        ("1, 000", "1, 000"),  # a list, not one thousand (comma and space)
+        ("0,452", "0,452"),  # a leading zero group: not thousands
+        ("10,\\!000", "10000"),
+        ("1,000.5", "1000.5"),
         ("\\dfrac{1}{2}", "\\frac{1}{2}"),  # \dfrac, \tfrac
         ("\\tfrac{1}{2}", "\\frac{1}{2}"),
         ("90^\\circ", "90"),  # degrees
         ("90^{\\circ}", "90"),
         ("45°", "45"),
-        ("50\\%", "50"),  # percent
+        ("50\\%", "50\\%"),  # percent: one spelling, kept (0.5\\% is not 1/2)
+        ("50 %", "50\\%"),
+        ("18 \\text{ dollars}", "18"),  # unit words
+        ("15\\mbox{ cm}^2", "15"),
+        ("28 \\text{ percent}", "28\\%"),
+        ("5 \\text{ million}", "5 million"),  # a word that changes the number stays
         ("1\\!\\cdot\\!2", "1\\cdot 2"),  # spacing commands
         ("a\\quad b", "a b"),
         ("\\frac {1} {2}", "\\frac{1}{2}"),  # spaces only between letters or digits
@@ -214,14 +222,14 @@ def test_pathological_pair_times_out_and_its_worker_is_replaced():
     assert time.perf_counter() - start < 0.1
 
 
-def test_a_pathological_answer_costs_two_timeouts_per_question():
+def test_a_pathological_answer_costs_one_timeout_per_question():
     pool = shared_pool()
     assert equivalent("\\frac{6}{12}", "0.5x/x")  # workers up and warm
     replaced = pool.replaced
     start = time.perf_counter()
     vote = majority_votes([["6^{6^{6^{6}}}", "1", "2", "3", "4", "1"]], timeout=0.5)[0]
     assert time.perf_counter() - start < 3.0
-    assert pool.replaced - replaced == 2  # "1" and "2" time out against it; "3", "4" skip it
+    assert pool.replaced - replaced == 1  # "1" is cheap: the tower is the slow one, then skipped
     assert vote.clusters == [("6^{6^{6^{6}}}", 1), ("1", 2), ("2", 1), ("3", 1), ("4", 1)]
 
 

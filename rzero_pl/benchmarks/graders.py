@@ -1,8 +1,12 @@
 """Graders: is one response right, given the gold answer? Pure functions, one per kind.
 
-* **math**: ``equivalent(extract_boxed(response), gold)``. The answer is the content of the
-  *last* ``\\boxed{}``/``\\fbox{}`` (brace-balanced); no box = wrong. The reference took the
-  *first* box, greedily up to the last ``}`` on its line (R-ZERO.md §6.1).
+* **math**: ``matches(gold, extract_final(response, rule))``: gold first, math-verify's
+  asymmetric ``verify(gold, prediction)``. Under the default rule ``"boxed"`` the answer is the
+  content of the *last* ``\\boxed{}``/``\\fbox{}`` (brace-balanced); no box = wrong. The
+  reference took the *first* box, greedily up to the last ``}`` on its line (R-ZERO.md §6.1).
+  A gold that is a list or set (``\\{1,2,3\\}``, ``(1,2),(3,4)``) also accepts one answer per
+  box (``\\boxed{1}, \\boxed{2}, \\boxed{3}``). ``rule="flexible"`` falls back to ``#### X``,
+  an answer phrase or the last number (``rzero_pl.extraction``).
 * **multiple choice**: the option letter (A-J), read by :func:`extract_choice`; unreadable =
   wrong. ``reference_compat=True`` reads it the reference's way instead, random guess included.
 * **bbeh**: the last box's content (or the whole response when there is none), then the
@@ -19,8 +23,9 @@ import random
 import re
 from collections.abc import Sequence
 
-from rzero_pl.answers import equivalent, equivalent_many, extract_boxed
+from rzero_pl.answers import matches_many
 from rzero_pl.benchmarks.registry import LETTERS, Benchmark, get_benchmark
+from rzero_pl.extraction import AnswerRule, extract_boxed, extract_boxes, extract_final
 
 # ----------------------------------------------------------------------------- multiple choice
 
@@ -40,14 +45,22 @@ _SEVERAL = re.compile(r"^[(\[]?[A-J][)\]]?(?:\s*(?:,|;|/|&|and|or)\s*[(\[]?[A-J]
 # The fallback when no box gives a letter: the LAST "answer is (C)", "Answer: C",
 # "final answer: C", "the correct option is C", "**Answer:** C", "answer would be C" …
 # The letter must be a capital standing alone; "I" followed by a lower-case word is the pronoun.
+# Linear time: every repeat is bounded or consumes one token per step, and no two adjacent
+# repeats can take the same characters (the old form, ``\s*:?\s*(?:\*\*|\*)*\s*``, took cubic
+# time on "answer is" and a long run of spaces).
 _ANSWER_PHRASE = re.compile(
-    r"(?i:\b(?:answer|option|choice)\**\s*(?:is|:|=|would\s+be|should\s+be|must\s+be)\s*:?)"
-    r"\s*(?:\*\*|\*|\$|\\\(|\\text(?:bf)?\{|\\mathrm\{|\\mathbf\{)*\s*(?i:(?:option|choice)\s*)?"
-    r"[(\[]?([A-J])\b(?!(?<=I)\s+[a-z])"
+    r"(?i:\b(?:answer|option|choice)\*{0,3}\s{0,20}"
+    r"(?:is|:|=|would\s{1,5}be|should\s{1,5}be|must\s{1,5}be)\s{0,20}(?::\s{0,20})?)"
+    r"(?:(?:\*|\$|\\\(|\\text(?:bf)?\{|\\mathrm\{|\\mathbf\{)\s{0,5}){0,6}"
+    r"(?i:(?:option|choice)\s{0,5})?"
+    r"[(\[]?([A-J])\b(?!(?<=I)\s{1,20}[a-z])"
 )
+MAX_BOX_CHARS = 1000  # a box's content longer than this holds no option letter
 
 
 def _letter_in_box(content: str) -> str | None:
+    if len(content) > MAX_BOX_CHARS:  # bounds the unwrapping loop below
+        return None
     text = content.strip()
     while True:
         before = text
@@ -195,19 +208,47 @@ def grade_bbeh(response: str, gold: str) -> bool:
 # ----------------------------------------------------------------------------- math
 
 
-def grade_math(response: str, gold: str, timeout: float = 5.0) -> bool:
-    """Right when the last box's content is math-equivalent to the gold (no box = wrong)."""
-    predicted = extract_boxed(response)
-    return predicted is not None and equivalent(predicted, gold, timeout=timeout)
+def math_candidates(response: str, gold: str, rule: AnswerRule = "boxed") -> list[str]:
+    """The answers a math response offers for ``gold``: its final answer under ``rule`` and,
+    when the gold is a list or set (it has a comma) and the response ends with several boxes,
+    their contents joined by ", " (``\\boxed{1}, \\boxed{2}`` for ``\\{1,2\\}``)."""
+    final = extract_final(response, rule)
+    candidates = [] if final is None else [final]
+    if "," in str(gold):
+        boxes = extract_boxes(response)
+        if len(boxes) >= 2:
+            candidates.append(", ".join(boxes))
+    return candidates
+
+
+def grade_math(response: str, gold: str, timeout: float = 5.0, rule: AnswerRule = "boxed") -> bool:
+    """Right when an answer of the response matches the gold, gold first (no answer = wrong)."""
+    return _grade_math_many([response], [gold], timeout, rule)[0]
+
+
+def _grade_math_many(
+    responses: Sequence[str], golds: Sequence[str], timeout: float, rule: AnswerRule
+) -> list[bool]:
+    pairs, owner = [], []
+    for i, (response, gold) in enumerate(zip(responses, golds, strict=True)):
+        for candidate in math_candidates(response, gold, rule):
+            pairs.append((gold, candidate))
+            owner.append(i)
+    correct = [False] * len(responses)
+    for i, verdict in zip(owner, matches_many(pairs, timeout=timeout), strict=True):
+        correct[i] = correct[i] or verdict
+    return correct
 
 
 # ----------------------------------------------------------------------------- dispatch
 
 
-def extract_answer(benchmark: str | Benchmark, response: str) -> str | None:
+def extract_answer(
+    benchmark: str | Benchmark, response: str, rule: AnswerRule = "boxed"
+) -> str | None:
     """What the grader reads from a response, for the samples file.
 
-    Math: the last box's content. Multiple choice: the letter of :func:`extract_choice`.
+    Math: the final answer under ``rule`` (the last box's content by default). Multiple choice: the letter of :func:`extract_choice`.
     BBEH: the preprocessed prediction that the fuzzy rules compare (never ``None``).
     """
     kind = get_benchmark(benchmark).kind
@@ -216,7 +257,7 @@ def extract_answer(benchmark: str | Benchmark, response: str) -> str | None:
     boxed = extract_boxed(response)
     if kind == "bbeh":
         return bbeh_preprocess_sample(boxed if boxed is not None else response)
-    return boxed
+    return extract_final(response, rule)
 
 
 def grade(
@@ -226,9 +267,10 @@ def grade(
     timeout: float = 5.0,
     reference_compat: bool = False,
     seed: int = 0,
+    rule: AnswerRule = "boxed",
 ) -> bool:
     """Grade one response with the grader of the benchmark's kind."""
-    return grade_many(benchmark, [response], [gold], timeout, reference_compat, seed)[0]
+    return grade_many(benchmark, [response], [gold], timeout, reference_compat, seed, rule)[0]
 
 
 def grade_many(
@@ -238,6 +280,7 @@ def grade_many(
     timeout: float = 5.0,
     reference_compat: bool = False,
     seed: int = 0,
+    rule: AnswerRule = "boxed",
 ) -> list[bool]:
     """Grade ``responses[i]`` against ``golds[i]`` for all ``i``.
 
@@ -249,6 +292,8 @@ def grade_many(
         reference_compat: Multiple choice only: read letters the reference's way, guessing
             at random (one ``random.Random(seed)`` over the list, in order) when unreadable.
         seed: Seed of those guesses.
+        rule: Math only: how the final answer is read (``"boxed"``: the last box, the paper's
+            rule; ``"flexible"``: falls back to ``#### X``, an answer phrase, the last number).
     """
     if len(responses) != len(golds):
         raise ValueError(f"{len(responses)} responses but {len(golds)} golds")
@@ -261,10 +306,4 @@ def grade_many(
         ]
     if kind == "bbeh":
         return [grade_bbeh(r, g) for r, g in zip(responses, golds, strict=True)]
-    predicted = [extract_boxed(r) for r in responses]
-    boxed = [i for i, p in enumerate(predicted) if p is not None]
-    verdicts = equivalent_many([(predicted[i], golds[i]) for i in boxed], timeout=timeout)
-    correct = [False] * len(responses)
-    for i, verdict in zip(boxed, verdicts, strict=True):
-        correct[i] = bool(verdict)
-    return correct
+    return _grade_math_many(responses, golds, timeout, rule)
