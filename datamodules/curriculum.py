@@ -27,7 +27,7 @@ from rzero_pl.distributed import barrier, gather_lists, gather_objects, is_rank_
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.io import read_json, write_json_atomic, write_jsonl_atomic
 from rzero_pl.prompts import RolePrompt
-from rzero_pl.questions import Truth, read_jsonl
+from rzero_pl.questions import QuestionSource, Truth, read_jsonl
 from rzero_pl.rewards import bleu_distance_matrix, parse_question
 
 PROOF = re.compile(r"\bprove\b|\bproof\b|\bshow that\b|证明", re.IGNORECASE)
@@ -71,6 +71,7 @@ class CurriculumReport:
     distinct_fraction: float | None = None
     diversity: float | None = None
     share_histogram: list[int] | None = None
+    labelled: int = 0
 
     def metrics(self) -> dict[str, float]:
         """Scalars to log as ``curriculum/…``; the histogram as ``share_hist/<k>of<m>``."""
@@ -129,6 +130,9 @@ class CurriculumDataModule(RolloutDataModule):
         challenger_sampling: Question sampling (reference: T 1.0, top-p 0.95).
         solver_sampling: Vote sampling (reference: T 1.0, top-p 1.0, top-k 40); n is m.
         truth: Exact answers, when the task has them (the toy world): label accuracy.
+        labelled: Labelled questions served with the kept ones in every iteration (counted
+            in ``kept``; ``labelled`` in the report): e.g. a JSONL of real problems, so that a
+            model that writes no valid question still meets real data in its solver phase.
         timeout: Seconds allowed for one answer-equivalence check.
         seed: Seed of generation and of the question order.
     """
@@ -149,6 +153,7 @@ class CurriculumDataModule(RolloutDataModule):
         truth: Truth | None = None,
         timeout: float = 5.0,
         seed: int = 0,
+        labelled: QuestionSource | None = None,
     ) -> None:
         super().__init__(questions_per_step, seed)
         if not 0 <= band[0] <= band[1] <= 1:
@@ -171,6 +176,7 @@ class CurriculumDataModule(RolloutDataModule):
         self.solver_sampling = solver_sampling or SamplingParams(top_k=40, max_new_tokens=4096)
         self.truth = truth
         self.timeout = timeout
+        self.labelled = labelled
         self.folder: str | None = None
         self._pool: list[dict] | None = None
 
@@ -189,12 +195,13 @@ class CurriculumDataModule(RolloutDataModule):
             return CurriculumReport(**{**done, "reused": True})
         start = time.perf_counter()
         records: list[dict] = []
+        extra = self.labelled.load() if self.labelled is not None else []
         rounds = 0
         while rounds < self.max_rounds:
             mine = self._round(engine, tokenizer, seed * 1009 + rounds, len(records))
             records += gather_lists(mine)[0]  # rank order is candidate order
             rounds += 1
-            kept = sum(r["kept"] for r in records)
+            kept = len(extra) + sum(r["kept"] for r in records)
             if kept >= self.min_kept:
                 break
             if rounds < self.max_rounds:
@@ -208,6 +215,9 @@ class CurriculumDataModule(RolloutDataModule):
             for r in records
             if r["kept"]
         ]
+        kept_rows += [
+            {"problem": q["problem"], "answer": q["answer"], "share": None} for q in extra
+        ]
         judged = [r["label_correct"] for r in records if r.get("label_correct") is not None]
         judged_kept = [
             r["label_correct"] for r in records if r["kept"] and r.get("label_correct") is not None
@@ -220,6 +230,7 @@ class CurriculumDataModule(RolloutDataModule):
             seconds=time.perf_counter() - start,
             label_accuracy=sum(judged) / len(judged) if judged else None,
             kept_label_accuracy=sum(judged_kept) / len(judged_kept) if judged_kept else None,
+            labelled=len(extra),
             **curriculum_stats(records, self.votes),
         )
         if is_rank_zero():

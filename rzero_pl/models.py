@@ -137,6 +137,7 @@ class GGUFModel(ModelSource):
         self.cache_dir = os.path.abspath(
             os.path.expanduser(cache_dir or os.environ.get("RZERO_PL_CACHE") or "~/.cache/rzero_pl")
         )
+        self._folder: str | None = None
 
     def gguf_path(self) -> str:
         """The absolute path of the GGUF file (one-line error if it or its package is missing)."""
@@ -158,7 +159,9 @@ class GGUFModel(ModelSource):
 
     @property
     def folder(self) -> str:
-        """The cache folder of this file and dtype (it may not exist yet)."""
+        """The cache folder of this file and dtype (it may not exist yet); hashed once."""
+        if self._folder is not None:
+            return self._folder
         source = self.gguf_path()
         digest = hashlib.sha256()
         with open(source, "rb") as f:
@@ -166,7 +169,9 @@ class GGUFModel(ModelSource):
                 digest.update(block)
         digest.update(f"{CONVERSION_VERSION}:{self.dtype}".encode())
         stem = os.path.splitext(os.path.basename(source))[0]
-        return os.path.join(self.cache_dir, f"gguf-{stem}-{self.dtype}-{digest.hexdigest()[:16]}")
+        name = f"gguf-{stem}-{self.dtype}-{digest.hexdigest()[:16]}"
+        self._folder = os.path.join(self.cache_dir, name)
+        return self._folder
 
     @property
     def path(self) -> str:

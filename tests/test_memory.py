@@ -80,3 +80,19 @@ def test_shape_of_a_real_model(tiny_model_dir):
 def test_an_engine_with_its_own_pool_replaces_the_engine_term():
     est = estimate_memory(SHAPE, world_size=4, sharded=True, engine_share=30 * GIB)
     assert est.engine == 30 * GIB  # no gathered copy: vLLM holds its own weights
+
+
+def test_vllm_on_cpu_counts_its_weight_copy_and_kv_cache(monkeypatch):
+    """On CPU vLLM holds its own weights and KV cache (it showed 'engine 0.00 GiB')."""
+    import types
+
+    from rzero_pl.memory import _engine_share, cpu_kv_cache_bytes
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    vllm = types.SimpleNamespace(gpu_memory_utilization=0.4, kv_cache_memory_bytes=None)
+    assert _engine_share(vllm, 3 * GIB) == 4 * GIB  # weights + the 1 GiB default cache
+    assert _engine_share(types.SimpleNamespace(), 3 * GIB) is None  # HF: the trainer's weights
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")
+    assert cpu_kv_cache_bytes(None) == 2 * GIB
+    assert cpu_kv_cache_bytes(5) == 5

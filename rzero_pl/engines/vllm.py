@@ -36,6 +36,7 @@ from rzero_pl.engines.vllm_support import (
     CPU_KV_CACHE_BYTES,
     _kept_process_state,
     base_quantization,
+    checkpoint_dtype,
     lora_slot_rank,
     request_seeds,
     require_vllm,
@@ -49,8 +50,9 @@ class VLLMEngine:
     """Generate with vLLM; both roles on one engine (adapters, or weights swapped in place).
 
     Args:
-        dtype: Weights' dtype in the engine (``auto``: the checkpoint's); ``float32`` makes
-            its outputs and log-probs match the trainer's float32 ones.
+        dtype: Weights' dtype in the engine (``auto``: the one the checkpoint's ``config.json``
+            records, not vLLM's own ``auto``, which turns float32 into bfloat16 on CPU);
+            ``float32`` makes its outputs and log-probs match the trainer's float32 ones.
         max_model_len: Longest prompt + completion; None: the model's context length.
         gpu_memory_utilization: Share of GPU memory for weights, activations and KV cache
             (GPU; lower it when the trainer runs out of memory beside the engine).
@@ -159,7 +161,7 @@ class VLLMEngine:
             kv_bytes = CPU_KV_CACHE_BYTES
         kwargs: dict[str, Any] = {
             "model": policy.source.path,
-            "dtype": self.dtype,
+            "dtype": checkpoint_dtype(policy.source.path) if self.dtype == "auto" else self.dtype,
             "max_model_len": self.max_model_len,
             "gpu_memory_utilization": self.gpu_memory_utilization,
             "kv_cache_memory_bytes": kv_bytes,
@@ -262,7 +264,11 @@ class VLLMEngine:
             # Tied tensors under every name: vLLM's in-place reload keeps the old lm_head of a
             # tied-embedding model unless ``lm_head.weight`` itself arrives.
             module = self.policy.module(role)
-            named = full_weights(module.named_parameters(remove_duplicate=False))
+            dtype = self.llm.llm_engine.model_config.dtype  # cast here: vLLM warns per tensor
+            named = (
+                (name, t.to(dtype))
+                for name, t in full_weights(module.named_parameters(remove_duplicate=False))
+            )
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named})
             self.llm.reset_prefix_cache()  # cached blocks were computed by other weights
             self._loaded = wanted

@@ -34,6 +34,24 @@ def require_vllm() -> None:
         raise ImportError(INSTALL)
 
 
+def checkpoint_dtype(folder: str) -> str:
+    """The dtype a model folder's ``config.json`` records (``dtype``, or the older
+    ``torch_dtype``), else ``auto``.
+
+    vLLM's own ``auto`` is not the checkpoint's dtype: on CPU it turns float32 into bfloat16,
+    so outputs stop matching a float32 trainer and every streamed float32 tensor warns.
+    """
+    import json
+
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return "auto"  # a hub id, or no readable config: vLLM decides
+    value = config.get("dtype") or config.get("torch_dtype")
+    return value if value in ("float32", "bfloat16", "float16") else "auto"
+
+
 def lora_slot_rank(r: int) -> int:
     """The smallest rank vLLM can reserve that holds a rank-``r`` adapter."""
     for slot in LORA_RANKS:
