@@ -41,7 +41,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     },
 }
 # Settings that may change between a run and its resumption without changing its results.
-RESUMABLE_CHANGES = ("trainer", "ckpt_path", "config", "seed_everything")
+RESUMABLE_CHANGES = ("trainer", "ckpt_path", "config", "seed_everything", "threads")
 
 
 class RZeroCLI(LightningCLI):
@@ -69,9 +69,32 @@ class RZeroCLI(LightningCLI):
             default=None,
             help="Benchmarks that `rzero-pl test` scores the model's solver on.",
         )
+        parser.add_argument(
+            "--threads",
+            type=int | None,
+            default=None,
+            help="Torch threads of each rank; default: its share of the CPUs (on CPU each "
+            "local rank is pinned to 1/L of them; see rzero_pl.threads).",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        """Threads before any model loads: each CPU rank on its own share of the cores."""
+        import torch
+
+        from rzero_pl.threads import configure_threads
+
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        accelerator = str(config.get("trainer", {}).get("accelerator", "auto"))
+        on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+        local = (int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        configure_threads(config.get("threads"), *(local if on_cpu else (0, 1)))
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse; a bad key or value is reported as one line naming the key (exit status 2)."""
+        for path in _config_files(args):
+            if os.path.isfile(path) and not open(path).read().strip():
+                print(f"rzero-pl: error: --config {path}: the file is empty", file=sys.stderr)
+                raise SystemExit(2)  # jsonargparse said only "Unexpected config:"
         captured = io.StringIO()
         try:
             with contextlib.redirect_stderr(captured):
@@ -154,10 +177,14 @@ class RZeroCLI(LightningCLI):
             )
         folder = os.path.join(self.trainer.default_root_dir, "eval", "test")
         strategy = self.trainer.strategy
+        logger = self.trainer.logger
+        if isinstance(logger, TensorBoardLogger) and _is_default_logger(logger):
+            # The default's save_dir is ./runs: the scores belong beside eval.json instead.
+            logger = TensorBoardLogger(save_dir=folder, name="tensorboard", version="")
 
         def score() -> None:  # on every rank: process group and device first, as fit does
             strategy.setup_environment()
-            evaluation.run(model.to(strategy.root_device), "test", 0, self.trainer.logger, folder)
+            evaluation.run(model.to(strategy.root_device), "test", 0, logger, folder)
 
         if strategy.launcher is not None:  # e.g. `--trainer.devices=2`: starts the other ranks
             strategy.launcher.launch(score, trainer=self.trainer)
@@ -172,6 +199,22 @@ class RZeroCLI(LightningCLI):
         for key in ("iterations", "allow_config_change", "evaluation"):
             evolution.pop(key, None)
         return config_fingerprint(config)
+
+
+def _is_default_logger(logger: TensorBoardLogger) -> bool:
+    """Whether ``logger`` is ``TRAINER_DEFAULTS``' TensorBoard logger (not one configured)."""
+    default = TRAINER_DEFAULTS["logger"]["init_args"]
+    return (
+        os.path.normpath(logger.save_dir) == default["save_dir"] and logger.name == default["name"]
+    )
+
+
+def _config_files(args: Any) -> list[str]:
+    """The paths given as ``--config X`` or ``--config=X`` in a command line."""
+    args = list(args or []) if isinstance(args, (list, tuple)) else []
+    paths = [a.split("=", 1)[1] for a in args if isinstance(a, str) and a.startswith("--config=")]
+    paths += [b for a, b in zip(args, args[1:], strict=False) if a == "--config"]
+    return [p for p in paths if isinstance(p, str)]
 
 
 def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> None:

@@ -84,3 +84,13 @@ def test_unknown_key_names_the_key(tmp_path, capsys):
     with pytest.raises(SystemExit):
         ParseOnlyCLI(args=["--config", str(path)], run=False)
     assert "group_sise" in capsys.readouterr().err
+
+
+def test_empty_config_file_names_the_file(tmp_path, capsys):
+    path = tmp_path / "empty.yaml"
+    path.write_text("\n")
+    with pytest.raises(SystemExit):
+        ParseOnlyCLI(args=["--config", str(path)], run=False)
+    assert (
+        f"--config {path}: the file is empty" in capsys.readouterr().err
+    )  # not "Unexpected config:"

@@ -104,6 +104,8 @@ def test_rzero_pl_test_scores_saved_weights(tiny_model_dir, tmp_path):
     assert summary["benchmarks"]["toy"]["n_problems"] == 5
     samples = (tmp_path / "eval" / "eval" / "test" / "samples" / "toy.jsonl").read_text()
     assert len(samples.splitlines()) == 5
+    # TensorBoard beside eval.json, not in ./runs/rzero/version_N of the working directory
+    assert list((tmp_path / "eval" / "eval" / "test" / "tensorboard").glob("events.out.*"))
 
 
 def test_a_phase_is_recorded_only_once_its_scalars_are_on_disk(
