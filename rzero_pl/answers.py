@@ -78,8 +78,9 @@ def _same_number(x: tuple[Fraction, bool], y: tuple[Fraction, bool]) -> bool:
 
 
 def _decide_percent(a: str, b: str) -> bool | None:
-    """A percent against another answer, math-verify's way: ``x%`` equals ``x`` and ``x/100``
-    (``50\\%`` is ``50`` and ``0.5``; ``0.5\\%`` is ``0.005``, not ``\\frac{1}{2}``)."""
+    """A percent against another answer, as math-verify 0.9 decides it: ``x%`` equals ``x/100``,
+    and equals ``x`` itself only when ``x`` is an integer (``50\\%`` is ``0.5`` and ``50``;
+    ``0.5\\%`` is ``0.005``, not ``0.5`` or ``\\frac{1}{2}``)."""
     pa, pb = split_percent(a), split_percent(b)
     if pa is not None and pb is not None:
         return _decide_locally(pa, pb)
@@ -88,7 +89,9 @@ def _decide_percent(a: str, b: str) -> bool | None:
     x, y = _number(pa), _number(b)
     if x is None or y is None:
         return None
-    return _same_number(x, y) or _same_number((x[0] / 100, True), y)
+    if _same_number((x[0] / 100, True), y):
+        return True
+    return not x[1] and x[0].denominator == 1 and _same_number(x, y)
 
 
 def _decide_locally(a: str, b: str) -> bool | None:

@@ -25,6 +25,8 @@ _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BRACE = re.compile(r"\\.|[{}]", re.DOTALL)  # an escaped character, or a brace that counts
 _HASHES = re.compile(r"####[ \t]{0,20}([^\n]{1,200})")  # 200: MAX_PHRASE
 _PHRASE = re.compile(r"(?i:\banswer)[ \t*]{0,10}(?i:is|:|=)[ \t*:]{0,10}([^\n]{1,200})")
+_HASHES_START = re.compile("####")
+_PHRASE_START = re.compile(r"(?i:\banswer)")
 _LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _SEPARATOR = re.compile(r"[\s,;.$]|\\quad|\\qquad|\\text\{[^{}]{0,40}\}|and|&")
 
@@ -41,7 +43,7 @@ def _box_spans(text: str) -> list[tuple[int, int, int]]:
             content = opened.pop()
             if content is not None:
                 spans.append((boxes[content], content, token.start()))
-    return sorted(spans)
+    return spans  # in the order they close
 
 
 def extract_boxed(text: str) -> str | None:
@@ -107,12 +109,12 @@ def extract_final(text: str | None, rule: AnswerRule = "boxed") -> str | None:
     boxed = extract_boxed(text)
     if boxed is not None or rule == "boxed":
         return boxed
-    for pattern in (_HASHES, _PHRASE):
-        found = None
-        for found in pattern.finditer(text):  # noqa: B007 - keep the last match
-            pass
-        if found is not None and (answer := _clean(found.group(1))) is not None:
-            return answer
+    for pattern, start in ((_HASHES, _HASHES_START), (_PHRASE, _PHRASE_START)):
+        # the last place the pattern matches; each try reads a bounded window, so it is linear
+        for at in reversed([m.start() for m in start.finditer(text)]):
+            found = pattern.match(text, at)
+            if found is not None and (answer := _clean(found.group(1))) is not None:
+                return answer
     number = None
     for number in _LAST_NUMBER.finditer(text):  # noqa: B007 - keep the last match
         pass

@@ -10,9 +10,10 @@ the two answers is slow for math-verify. It counts against the slow answer only:
 side is ``cheap`` (a plain number or a simple value, which math-verify reads at once) the
 other is the slow one; otherwise both are suspected. A slow or suspected answer is never sent
 to math-verify again in that vote, but local decisions still merge it and everything else. So
-two slow answers cannot split ``1``, ``1.0`` and ``\\frac{2}{2}``, and ten distinct slow
-answers cost one timeout, not nine. Each vote also has a budget of ``MAX_TIMEOUTS`` timeouts,
-after which only local decisions are made in it.
+two slow answers cannot split ``1``, ``1.0`` and ``\\frac{2}{2}``. A pair with an answer that
+may be slow is checked alone, and each vote has a budget of ``MAX_TIMEOUTS`` timeouts, after
+which only local decisions are made in it: ten distinct slow answers cost at most two
+timeouts, not nine.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ class _Clustering:
         """Place forms until one needs an unchecked pair; return the pairs it waits for.
 
         A form joins the first cluster whose representative is equivalent to it, so it needs
-        the verdicts for every cluster before the first known match.
+        the verdicts for every cluster before the first known match. Pairs of cheap answers are
+        asked together; a pair with an answer that may be slow is asked alone, so that its
+        timeout is known (and blamed) before the next pair is sent.
         """
         while self.next < len(self.forms):
             norm, raw, count = self.forms[self.next]
@@ -104,6 +107,8 @@ class _Clustering:
                 verdict = self._verdict(norm, cluster[1], known)
                 if verdict is None:
                     unknown.add(_key(norm, cluster[1]))
+                    if not (cheap(norm) and cheap(cluster[1])):
+                        break  # one check at a time: a slow answer must not time out N times
                 elif verdict is TIMED_OUT:
                     self._blame(norm, cluster[1])
                 elif verdict is True:

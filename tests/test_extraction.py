@@ -1,0 +1,87 @@
+"""The answer rule (boxed | flexible) and linear-time reading of model output (issues 13, 15)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rzero_pl.answer_forms import normalize
+from rzero_pl.answers import _decide_locally, extract_boxed
+from rzero_pl.benchmarks.graders import extract_choice, grade, grade_bbeh, grade_many
+from rzero_pl.extraction import extract_boxes, extract_final
+
+
+@pytest.mark.parametrize(
+    ("text", "boxed", "flexible"),
+    [
+        ("so \\boxed{12}. The answer is 13", "12", "12"),  # a box wins under both rules
+        ("Natalia sold 48+24 = 72 clips.\n#### 72", None, "72"),
+        ("The answer is: 8", None, "8"),
+        (
+            "Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.",
+            None,
+            "\\frac{1}{2}",
+        ),  # fmt: skip
+        ("**Answer:** 1,000", None, "1,000"),
+        ("She has 3 apples and buys 5 more, 8 in all.", None, "8"),
+        ("no number at all", None, None),
+        ("", None, None),
+    ],
+)
+def test_answer_rules(text, boxed, flexible):
+    assert extract_final(text, "boxed") == boxed
+    assert extract_final(text, "flexible") == flexible
+
+
+def test_an_unknown_rule_is_refused():
+    with pytest.raises(ValueError, match="answer rule"):
+        extract_final("x", "lenient")
+
+
+def test_graders_take_the_rule():
+    response = "48 + 24 = 72 clips.\n#### 72"
+    assert grade("gsm8k", response, "72") is False  # strict \boxed{}: the paper's rule
+    assert grade("gsm8k", response, "72", rule="flexible") is True
+    assert grade_many("gsm8k", [response], ["71"], rule="flexible") == [False]
+
+
+def test_extract_boxes_reads_the_final_run():
+    assert extract_boxes("\\boxed{1}, \\boxed{2} and \\boxed{3}.") == ["1", "2", "3"]
+    assert extract_boxes("\\boxed{\\boxed{1}}") == ["\\boxed{1}"]  # nested: one box
+    assert extract_boxes("\\boxed{1} then a long paragraph of other words\\boxed{2}") == ["2"]
+    assert extract_boxes("no box") == []
+
+
+N = 100_000
+ADVERSARIAL = {
+    "answer is, then spaces": "The answer is" + " " * N,
+    "answer is, then stars": "The answer is " + "*" * N,
+    "answer phrases": "answer is " * (N // 10),
+    "answer is, spaces, colons": "Answer" + " :" * (N // 2),
+    "boxes never closed": "\\boxed{" * (N // 7),
+    "braces": "{" * N,
+    "text wrappers": "\\text{" * (N // 6) + "}" * (N // 6),
+    "hashes": "#### " + " " * N,
+    "digits and commas": "1," * (N // 2),
+    "spaces and commas": "1, " * (N // 3),
+    "percent": "%" * N,
+    "dollar signs": "$" * N,
+    "letters": "a" * N,
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_every_reader_of_model_output_is_linear_on_100_kb(name):
+    """CPU time, not wall time, and a bound thousands of times what linear code needs: a
+    polynomial regex takes minutes here (extract_choice took 75 s on 1,600 characters)."""
+    text = ADVERSARIAL[name]
+    start = time.process_time()
+    extract_choice(text)
+    extract_boxed(text)
+    extract_boxes(text)
+    extract_final(text, "flexible")
+    grade_bbeh(text, "x")
+    norm = normalize(text)
+    _decide_locally(norm, "1")
+    assert time.process_time() - start < 1.0

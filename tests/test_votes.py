@@ -1,0 +1,51 @@
+"""Votes that timeouts cannot flip, and hostile answers (issues 13 and 18)."""
+
+from __future__ import annotations
+
+from rzero_pl.answers import equivalent, majority_votes
+from rzero_pl.verify_pool import shared_pool
+from rzero_pl.votes import MAX_TIMEOUTS
+
+
+def _warm() -> None:
+    assert equivalent("y+y", "2y")  # workers up: a pair only math-verify decides
+
+
+def test_slow_answers_do_not_change_the_label():
+    _warm()
+    answers = ["9^{9^{9^{9}}}", "8^{8^{8^{8}}}", "1.0", "2", "2", "2", "1", "1", "\\frac{2}{2}"]
+    vote = majority_votes([answers], timeout=0.5)[0]
+    assert (vote.label, vote.size) == ("1.0", 4)  # not "2" (3 votes)
+    assert vote.clusters[2:] == [("1.0", 4), ("2", 3)]
+
+
+def test_a_timeout_counts_against_the_slow_answer_only():
+    _warm()
+    # the tower times out against "1", which is cheap: "1" still merges with "1.0" afterwards,
+    # and a later math-verify pair ("x+x" with "2x") is still checked
+    answers = ["7^{7^{7^{7}}}", "1", "x+x", "2x", "1.0"]
+    vote = majority_votes([answers], timeout=0.5)[0]
+    assert vote.clusters == [("7^{7^{7^{7}}}", 1), ("1", 2), ("x+x", 2)]
+
+
+def test_ten_distinct_slow_answers_cost_at_most_the_vote_budget():
+    _warm()
+    pool = shared_pool()
+    towers = [f"{b}^{{{b}^{{{b}^{{{b}}}}}}}+{k}" for b in (5, 6) for k in range(5)]
+    replaced = pool.replaced
+    vote = majority_votes([towers], timeout=0.5)[0]
+    # each timeout makes both sides suspects; the vote's budget caps the rest (was 9 timeouts)
+    assert pool.replaced - replaced <= MAX_TIMEOUTS
+    assert len(vote.clusters) == 10 and vote.size == 1
+
+
+def test_big_numbers_that_differ_are_separate_clusters():
+    answers = ["10^{36}", "10^{36}+1", "10^{36}+2", "10^{36}-1", "10^{36}"]
+    vote = majority_votes([answers])[0]
+    assert [count for _, count in vote.clusters] == [2, 1, 1, 1]
+    assert vote.share == 0.4
+
+
+def test_an_equation_and_its_right_hand_side_are_two_clusters():
+    vote = majority_votes([["2x+z=1", "1", "1", "2x + z = 1"]])[0]
+    assert vote.clusters == [("2x+z=1", 2), ("1", 2)]
