@@ -126,6 +126,9 @@ def aggregate(
     mask: torch.Tensor,
     aggregation: str = AGGREGATION,
     norm_length: int | None = None,
+    *,
+    total_tokens: float | torch.Tensor | None = None,
+    total_sequences: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reduce per-token ``values`` ``[B, T]`` over the tokens where ``mask`` ``[B, T]`` is set.
 
@@ -136,17 +139,25 @@ def aggregate(
       the B sequences (Dr. GRPO). The constant is ``norm_length``, default ``T``; pass the
       generation budget to keep it fixed across minibatches.
 
+    When ``values`` is one micro-batch of a larger minibatch, ``total_tokens`` (the
+    minibatch's masked tokens) and ``total_sequences`` (its sequences) replace this batch's
+    own counts as the divisors: the micro-batches' results then add up to the minibatch's,
+    whatever the split.
+
     A sequence (or a batch) without masked tokens contributes 0; never NaN.
     """
     mask = mask.to(values.dtype)
     masked = values * mask
+    sequences = values.shape[0] if total_sequences is None else total_sequences
+    sequences = max(float(sequences), 1.0)
     if aggregation == "token_mean":
-        return masked.sum() / mask.sum().clamp(min=1.0)
+        tokens = mask.sum() if total_tokens is None else torch.as_tensor(total_tokens)
+        return masked.sum() / tokens.to(values.dtype).clamp(min=1.0)
     if aggregation == "seq_mean_token_mean":
-        return (masked.sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+        return (masked.sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / sequences
     if aggregation == "seq_mean_token_sum_norm":
         length = mask.shape[-1] if norm_length is None else norm_length
-        return (masked.sum(-1) / length).mean()
+        return (masked.sum(-1) / length).sum() / sequences
     raise ValueError(f"unknown aggregation {aggregation!r}; use one of {AGGREGATIONS}")
 
 
@@ -163,6 +174,8 @@ def policy_loss(
     kl_coef: float = 0.0,
     aggregation: str = AGGREGATION,
     norm_length: int | None = None,
+    total_tokens: float | torch.Tensor | None = None,
+    total_sequences: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped GRPO loss (to minimise) and detached metrics.
 
@@ -177,6 +190,8 @@ def policy_loss(
         ref_logprobs, kl_coef: ``[B, T]`` reference log-probs; when given and ``kl_coef > 0``
             the loss gains ``kl_coef * aggregate(kl_k3(logprobs, ref_logprobs))``.
         aggregation, norm_length: how token losses are reduced (see ``aggregate``).
+        total_tokens, total_sequences: the minibatch's counts when this is one micro-batch
+            of it (see ``aggregate``); the metrics stay this micro-batch's own.
 
     Per token, with ``c = clip(r, 1 - clip_low, 1 + clip_high)``:
     ``loss = max(-A r, -A c)``, then for A < 0 ``loss = min(loss, -A dual_clip)``. So for A > 0
@@ -206,13 +221,15 @@ def policy_loss(
     if dual_clip is not None:
         token_loss = torch.where(negative, torch.minimum(token_loss, -adv * dual_clip), token_loss)
 
-    pg_loss = aggregate(token_loss, mask, aggregation, norm_length)
-    loss = pg_loss
+    totals = {"total_tokens": total_tokens, "total_sequences": total_sequences}
+    loss = aggregate(token_loss, mask, aggregation, norm_length, **totals)
+    pg_loss = aggregate(token_loss.detach(), mask, aggregation, norm_length)
     kl = torch.zeros((), dtype=pg_loss.dtype, device=pg_loss.device)
     if ref_logprobs is not None:
-        kl = aggregate(kl_k3(logprobs, ref_logprobs), mask, aggregation, norm_length)
+        token_kl = kl_k3(logprobs, ref_logprobs)
+        kl = aggregate(token_kl.detach(), mask, aggregation, norm_length)
         if kl_coef > 0:
-            loss = loss + kl_coef * kl
+            loss = loss + kl_coef * aggregate(token_kl, mask, aggregation, norm_length, **totals)
 
     with torch.no_grad():  # metrics without a host sync: no boolean indexing
         m = mask.bool()

@@ -33,6 +33,8 @@ from rzero_pl.rollout import (
     collate,
     completion_logprobs,
     keep_informative,
+    mark_minibatches,
+    set_minibatch_counts,
 )
 from rzero_pl.rollout_log import combine_rank_metrics, rollout_metrics, write_rollout_table
 
@@ -45,8 +47,13 @@ class GRPOLoss:
         clip_high: Upper PPO ratio bound is ``1 + clip_high`` (clip-higher).
         dual_clip: Cap on the loss of negative-advantage tokens; None disables.
         kl_coef: Weight of the k3 KL to the reference, added to the loss; 0 disables.
+        reference: The KL reference: ``start``, the role's weights as its phase began (the
+            released code: each stage's reference is the model it starts from, i.e. the
+            previous iteration's role weights), or ``base``, the original base model.
         aggregation: ``token_mean`` (DAPO), ``seq_mean_token_mean`` (GRPO) or
-            ``seq_mean_token_sum_norm`` (Dr. GRPO).
+            ``seq_mean_token_sum_norm`` (Dr. GRPO). Each is taken over a whole minibatch
+            (one optimizer update), however it is split into micro-batches.
+        norm_length: Dr. GRPO's constant length; None: the sampling's ``max_new_tokens``.
         advantage_scale: ``group`` (GRPO), ``batch`` or ``none`` (Dr. GRPO).
     """
 
@@ -56,9 +63,11 @@ class GRPOLoss:
         clip_high: float = 0.3,
         dual_clip: float | None = 3.0,
         kl_coef: float = 0.01,
+        reference: Literal["start", "base"] = "start",
         aggregation: Literal[
             "token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"
         ] = "token_mean",
+        norm_length: int | None = None,
         advantage_scale: Literal["group", "batch", "none"] = "group",
     ) -> None:
         if dual_clip is not None and dual_clip <= 1:
@@ -68,8 +77,12 @@ class GRPOLoss:
         self.clip_low = clip_low
         self.clip_high = clip_high
         self.dual_clip = dual_clip
+        if norm_length is not None and norm_length < 1:
+            raise ValueError(f"loss.norm_length must be >= 1 or null, got {norm_length}")
         self.kl_coef = kl_coef
+        self.reference = reference
         self.aggregation = aggregation
+        self.norm_length = norm_length
         self.advantage_scale = advantage_scale
 
 
@@ -157,7 +170,7 @@ class GRPOModule(L.LightningModule):
         self.policy = policy
         self.engine = engine
         if self.loss_settings.kl_coef > 0:
-            policy.enable_reference()
+            policy.enable_reference(self.loss_settings.reference)
         engine.attach(policy)
 
     # ---- Lightning wiring ---------------------------------------------------------------
@@ -178,8 +191,29 @@ class GRPOModule(L.LightningModule):
                 f"minibatch_size ({self.minibatch_size}) must be a multiple of micro_batch_size "
                 f"x ranks ({self.micro_batch_size} x {trainer.world_size})"
             )
-        trainer.accumulate_grad_batches = self.minibatch_size // per_update
+        accumulate = self.minibatch_size // per_update
+        if trainer.accumulate_grad_batches not in (1, accumulate):
+            raise ValueError(
+                f"trainer.accumulate_grad_batches ({trainer.accumulate_grad_batches}) is "
+                f"set by GRPO: minibatch_size / (micro_batch_size x ranks) = {accumulate}; "
+                "remove it and set minibatch_size instead"
+            )
+        trainer.accumulate_grad_batches = accumulate
+        self._prepare_reference()
         rank_zero_info(f"[{self.role}] {memory.estimate_for(self, trainer).describe()}")
+
+    def _prepare_reference(self) -> None:
+        """Point the KL reference at the base, or copy this role's phase-start weights.
+
+        Runs in ``setup``, before Lightning restores a checkpoint: a resumed phase copies the
+        weights it started from (the previous phase's), not the restored ones.
+        """
+        if self.loss_settings.kl_coef <= 0:
+            return
+        if self.loss_settings.reference == "start":
+            self.policy.snapshot_reference(self.role)
+        else:
+            self.policy.clear_reference_snapshot()
 
     def configure_model(self) -> None:
         """Under ``ModelParallelStrategy``: shard the policy with FSDP2 (once; roles share it)."""
@@ -275,14 +309,30 @@ class GRPOModule(L.LightningModule):
         return keep_informative(rollouts, max(max(counts), 1))
 
     def rollout_loader(self, dataset: RolloutDataset) -> DataLoader:
-        """Serve a finished rollout step in shuffled micro-batches."""
+        """Serve a finished rollout step in shuffled micro-batches.
+
+        The order is drawn here (seeded by the rollout step), so that every minibatch's
+        token and sequence counts, summed over ranks, are known before its first micro-batch:
+        the loss divides by them (``rzero_pl.grpo.aggregate``).
+        """
         generator = torch.Generator().manual_seed(self._rollout_seed())
+        order = torch.randperm(len(dataset), generator=generator).tolist()
+        rollouts = [dataset[i] for i in order]
+        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        per_update = self.micro_batch_size * accumulate  # this rank's share of one update
+        counts = mark_minibatches(rollouts, per_update)
+        if distributed.world()[1] > 1:
+            every = distributed.gather_objects(counts)
+            summed = [
+                tuple(map(sum, zip(*(c[k] for c in every if k < len(c)), strict=True)))
+                for k in range(max(len(c) for c in every))
+            ]
+            set_minibatch_counts(rollouts, per_update, summed)
         pad = self.policy.tokenizer.pad_token_id
         return DataLoader(
-            dataset,
+            RolloutDataset(rollouts),
             batch_size=self.micro_batch_size,
-            shuffle=True,
-            generator=generator,
+            shuffle=False,
             collate_fn=lambda rows: collate(rows, pad),
         )
 
@@ -349,6 +399,12 @@ class GRPOModule(L.LightningModule):
         model.train()
         logprobs = self._logprobs(model, batch)
         s = self.loss_settings
+        totals = {}
+        if "minibatch_size" in batch:  # served by rollout_loader: divide by the minibatch's
+            totals = {
+                "total_tokens": batch["minibatch_tokens"][0],
+                "total_sequences": batch["minibatch_size"][0],
+            }
         loss, metrics = grpo.policy_loss(
             logprobs,
             batch.get("old_logprobs", logprobs.detach()),
@@ -360,10 +416,17 @@ class GRPOModule(L.LightningModule):
             ref_logprobs=batch.get("ref_logprobs"),
             kl_coef=s.kl_coef,
             aggregation=s.aggregation,
+            norm_length=s.norm_length or self.sampling.max_new_tokens,
+            **totals,
         )
         logged = {f"{self.role}/{k}": float(v) for k, v in metrics.items()}
-        logged[f"{self.role}/loss"] = float(loss.detach())
+        logged[f"{self.role}/loss"] = float(metrics["pg_loss"] + s.kl_coef * metrics["kl"])
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=len(batch["advantages"]))
+        if totals and self._trainer is not None:
+            # The micro-batches' losses already add up to the minibatch's (and, over ranks,
+            # to the whole update's): undo Lightning's division by the accumulation count
+            # and the ranks' gradient averaging.
+            loss = loss * (self.trainer.accumulate_grad_batches * distributed.world()[1])
         return loss
 
 

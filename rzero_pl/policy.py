@@ -1,9 +1,14 @@
 """The policy: one base model and the weights of each role.
 
 With LoRA both roles are named PEFT adapters (``challenger``, ``solver``) on one shared,
-frozen base; the KL reference is that base with adapters disabled. QLoRA is the same with
-the base loaded in bitsandbytes nf4. With full fine-tuning each role owns a full copy of
-the model, and the reference is a frozen copy, loaded only when a trainer asks for it.
+frozen base. QLoRA is the same with the base loaded in bitsandbytes nf4. With full
+fine-tuning each role owns a full copy of the model.
+
+The KL reference (only when a trainer asks for one) is either the ``base`` model (LoRA: the
+base with adapters disabled; full: a frozen copy of the base) or, the released code's
+choice, the role's weights as its phase ``start``\ed (LoRA: a frozen third adapter,
+``reference``, copied from the role's adapter; full: the frozen copy, overwritten with the
+role's weights). ``snapshot_reference`` takes that copy when a phase begins.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from rzero_pl.engines.base import ROLES, check_role
 from rzero_pl.io import fsync_dir, fsync_tree, remove_path
 from rzero_pl.models import ModelSource
 from rzero_pl.sharding import FullyShard
+
+REFERENCE = "reference"  # the frozen adapter that holds a role's phase-start weights (LoRA)
 
 
 class LoraSettings:
@@ -178,24 +185,93 @@ class Policy(nn.Module):
         """State-dict keys (relative to this module) that training can change."""
         if not self.is_lora:
             return {f"models.{n}" for n, _ in self.models.named_parameters()}
-        return {f"models.{n}" for n, _ in self.models.named_parameters() if "lora_" in n}
+        frozen = f".{REFERENCE}."  # the phase-start reference: never trained, never saved
+        return {
+            f"models.{n}"
+            for n, _ in self.models.named_parameters()
+            if "lora_" in n and frozen not in n
+        }
 
     # ---- the KL reference ---------------------------------------------------------------
 
-    def enable_reference(self) -> None:
-        """Prepare a reference model for KL (free with LoRA; a frozen copy otherwise)."""
-        if self.is_lora or self._reference is not None:
+    def enable_reference(self, kind: Literal["base", "start"] = "base") -> None:
+        """Prepare a KL reference: the ``base`` model, or a slot for a role's ``start`` weights.
+
+        LoRA: ``base`` is free (adapters disabled); ``start`` adds the frozen ``reference``
+        adapter. Full weights: a frozen copy of the base, loaded once.
+        """
+        if self.is_lora:
+            model = self.models["shared"]
+            if kind == "start" and REFERENCE not in model.peft_config:
+                model.add_adapter(REFERENCE, self.lora.peft_config())
+                self.module(self.roles[0])  # add_adapter leaves the active adapter alone
+            return
+        if self._reference is not None:
             return
         ref = self.source.load(**self._load_overrides())[0]
         ref.requires_grad_(False).eval()
         # Kept out of ``self.models`` so it never reaches an optimizer or a checkpoint.
         object.__setattr__(self, "_reference", ref)
 
+    @property
+    def has_start_reference(self) -> bool:
+        """True once ``snapshot_reference`` has copied a role's weights into the reference."""
+        return getattr(self, "_snapshot_of", None) is not None
+
+    @torch.no_grad()
+    def snapshot_reference(self, role: str) -> None:
+        """Copy ``role``'s current weights into the reference (the phase-start reference).
+
+        Called when a phase begins, before a checkpoint is restored: on a resumed phase the
+        policy then still holds the weights the phase started from.
+        """
+        check_role(role)
+        if self.is_lora:
+            params = dict(self.models["shared"].named_parameters())
+            marker, target = f".{role}.", f".{REFERENCE}."
+            if not any(target in name for name in params):
+                raise RuntimeError("policy.enable_reference('start') was not called")
+            for name, param in params.items():
+                if target in name:
+                    param.copy_(params[name.replace(target, marker)])
+                    param.requires_grad_(False)
+        else:
+            if self._reference is None:
+                raise RuntimeError("policy.enable_reference() was not called")
+            source = dict(self.models[role].named_parameters())
+            for name, param in self._reference.named_parameters():
+                param.copy_(source[name])
+        object.__setattr__(self, "_snapshot_of", role)
+
+    @torch.no_grad()
+    def clear_reference_snapshot(self) -> None:
+        """Make the reference the base again (a role that asks for ``base`` after one that
+        asked for ``start``; with full weights the base is reloaded into the frozen copy)."""
+        if not self.has_start_reference:
+            return
+        if not self.is_lora:
+            base = self.source.load(**self._load_overrides())[0]
+            source = dict(base.named_parameters())
+            for name, param in self._reference.named_parameters():
+                param.copy_(source[name])
+        object.__setattr__(self, "_snapshot_of", None)
+
     @contextlib.contextmanager
     def reference(self, role: str) -> Iterator[nn.Module]:
         """Yield the model whose log-probs are the KL reference for ``role``."""
+        snapshot = getattr(self, "_snapshot_of", None)
+        if snapshot not in (None, role):
+            raise RuntimeError(f"the KL reference holds {snapshot}'s weights, not {role}'s")
         if self.is_lora:
             model = self.module(role)
+            if snapshot == role:
+                model.set_adapter(REFERENCE)
+                try:
+                    yield model
+                finally:
+                    model.set_adapter(role)
+                    self.trainable_parameters(role)  # set_adapter froze the role's adapter
+                return
             with model.disable_adapter():
                 yield model
             return

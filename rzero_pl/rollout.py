@@ -31,6 +31,11 @@ class Rollout:
     advantage: float = 0.0
     old_logprobs: list[float] | None = None
     ref_logprobs: list[float] | None = None
+    # The counts of the minibatch (optimizer update) this rollout is trained in, all ranks
+    # together: the loss divides by them, so a minibatch's loss is the same however it is
+    # split into micro-batches (``rzero_pl.grpo.aggregate``). 0: not set.
+    minibatch_tokens: int = 0
+    minibatch_size: int = 0
 
 
 class RolloutDataset(Dataset):
@@ -74,7 +79,33 @@ def collate(rollouts: Sequence[Rollout], pad_id: int) -> dict[str, torch.Tensor]
             tensor[i, start:stop] = torch.tensor(getattr(r, key), dtype=torch.float32)
     batch.update(extra)
     batch["advantages"] = torch.tensor([r.advantage for r in rollouts], dtype=torch.float32)
+    if all(r.minibatch_size for r in rollouts):
+        for key in ("minibatch_tokens", "minibatch_size"):
+            batch[key] = torch.tensor([getattr(r, key) for r in rollouts], dtype=torch.float32)
     return batch
+
+
+def mark_minibatches(rollouts: Sequence[Rollout], per_update: int) -> list[tuple[int, int]]:
+    """Set each rollout's minibatch counts; return ``(tokens, sequences)`` per minibatch.
+
+    ``rollouts`` are in training order; every ``per_update`` consecutive ones form one
+    minibatch (the last may be shorter). A rollout's tokens are its completion tokens (the
+    masked positions of ``collate``).
+    """
+    counts = []
+    for start in range(0, len(rollouts), per_update):
+        chunk = rollouts[start : start + per_update]
+        counts.append((sum(len(r.completion_ids) for r in chunk), len(chunk)))
+    set_minibatch_counts(rollouts, per_update, counts)
+    return counts
+
+
+def set_minibatch_counts(
+    rollouts: Sequence[Rollout], per_update: int, counts: Sequence[tuple[int, int]]
+) -> None:
+    """Write ``counts[k]`` (e.g. summed over ranks) into the rollouts of minibatch ``k``."""
+    for i, r in enumerate(rollouts):
+        r.minibatch_tokens, r.minibatch_size = counts[i // per_update]
 
 
 def keep_informative(rollouts: Sequence[Rollout], size: int) -> list[Rollout]:
