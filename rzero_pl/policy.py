@@ -6,7 +6,7 @@ fine-tuning each role owns a full copy of the model.
 
 The KL reference (only when a trainer asks for one) is either the ``base`` model (LoRA: the
 base with adapters disabled; full: a frozen copy of the base) or, the released code's
-choice, the role's weights as its phase ``start``\ed (LoRA: a frozen third adapter,
+choice, ``start``: the role's weights as its phase began (LoRA: a frozen third adapter,
 ``reference``, copied from the role's adapter; full: the frozen copy, overwritten with the
 role's weights). ``snapshot_reference`` takes that copy when a phase begins.
 """
