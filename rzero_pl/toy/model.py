@@ -1,10 +1,18 @@
-"""The embedded toy model: pretrained on first use, then cached on disk.
+"""The embedded toy model: shipped with the package, or pretrained here and cached on disk.
 
-``ToyModel().path`` builds the model once (a few CPU minutes) under a cache folder named by a
-hash of everything that shapes it (size, steps, level mix, seed, the optimisation recipe, the
-levels, the prompts), and returns that folder on every later call. The folder is a plain
-Hugging Face checkpoint: ``AutoModelForCausalLM.from_pretrained`` and
-``AutoTokenizer.from_pretrained`` load it without rzero-pl.
+The package ships the default toy base (``rzero_pl/toy/base``: weights, tokenizer and the
+settings that built it, about 1.7 MB), so ``ToyModel().path`` is that folder at once, and
+every machine starts from the same weights. Why ship it: the build is seeded, but CPU kernels
+differ between machines, so a build here gives slightly different weights (greedy accuracy
+on the toy benchmark a few points apart) and every toy number would be one machine's.
+
+Any other settings, or ``build=True``, train the model here once (a few CPU minutes) under a
+cache folder named by a hash of everything that shapes it (size, steps, level mix, seed, the
+optimisation recipe, the levels, the prompts), and return that folder on every later call.
+``python -m rzero_pl.toy.model --build --ship`` rebuilds the default and replaces the
+shipped copy. Each folder is a plain Hugging Face checkpoint:
+``AutoModelForCausalLM.from_pretrained`` and ``AutoTokenizer.from_pretrained`` load it
+without rzero-pl.
 
 A build is written to a temporary folder and renamed into place when complete, so a
 half-built folder is never used; a file lock keeps two processes from training the same model
@@ -13,6 +21,7 @@ at once (the second waits, then finds the finished folder).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -32,6 +41,7 @@ from rzero_pl.toy.tokenizer import ALPHABET
 DEFAULT_STEPS = 1500
 RECIPE_VERSION = 4  # bump when the corpus or training code changes in a way the key misses
 MARKER = "toy_model.json"  # written last, inside the temporary folder, before the rename
+SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "base")  # the packaged base
 
 
 def default_cache_dir() -> str:
@@ -52,6 +62,8 @@ class ToyModel(ModelSource):
         cache_dir: Where built models are kept; default ``$RZERO_PL_CACHE`` or
             ``~/.cache/rzero_pl``.
         progress: Show a progress bar while building.
+        build: Train the model on this machine (into the cache) even when the package ships
+            one with these settings; the shipped default base is used otherwise.
     """
 
     def __init__(
@@ -62,6 +74,7 @@ class ToyModel(ModelSource):
         seed: int = 0,
         cache_dir: str | None = None,
         progress: bool = True,
+        build: bool = False,
     ) -> None:
         if size not in SIZES:
             raise ValueError(f"model.size: expected one of {list(SIZES)}, got {size!r}")
@@ -73,6 +86,7 @@ class ToyModel(ModelSource):
         self.seed = seed
         self.cache_dir = os.path.abspath(os.path.expanduser(cache_dir or default_cache_dir()))
         self.progress = progress
+        self.build_here = build
         self.recipe = Recipe()
 
     def settings(self) -> dict[str, Any]:
@@ -106,12 +120,24 @@ class ToyModel(ModelSource):
         name = f"toy-{self.size}-{self.steps}steps-seed{self.seed}-{self.key}"
         return os.path.join(self.cache_dir, name)
 
+    def shipped(self) -> str | None:
+        """The packaged base folder when it was built with exactly these settings, else None."""
+        if self.build_here or not _complete(SHIPPED):
+            return None
+        with open(os.path.join(SHIPPED, MARKER)) as f:
+            recorded = json.load(f)["settings"]
+        wanted = json.loads(json.dumps(self.settings()))  # tuples as JSON lists
+        return SHIPPED if recorded == wanted else None
+
     def is_built(self) -> bool:
-        return _complete(self.folder)
+        return self.shipped() is not None or _complete(self.folder)
 
     @property
     def path(self) -> str:
-        """The cached model folder, built now if it does not exist yet."""
+        """The shipped base for its settings, else the cached folder (built now if missing)."""
+        shipped = self.shipped()
+        if shipped is not None:
+            return shipped
         if not _complete(self.folder):
             self.build()
         return self.folder
@@ -170,9 +196,37 @@ def _lock(path: str) -> Any:
     return FileLock(path)
 
 
-def main() -> None:
-    """``python -m rzero_pl.toy.model``: build the default toy model and print its folder."""
-    print(ToyModel().path)
+def ship(folder: str, target: str = SHIPPED) -> str:
+    """Copy a built toy model folder to ``target`` (the package's shipped base), whole."""
+    if not _complete(folder):
+        raise FileNotFoundError(f"{folder!r} is not a complete toy model folder")
+    tmp = tempfile.mkdtemp(prefix=".ship-", dir=os.path.dirname(target))
+    os.chmod(tmp, 0o755)  # package data: readable by everyone
+    for name in sorted(os.listdir(folder)):
+        shutil.copy2(os.path.join(folder, name), os.path.join(tmp, name))
+        os.chmod(os.path.join(tmp, name), 0o644)
+    old = target + ".old"
+    if os.path.exists(target):
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m rzero_pl.toy.model [--build] [--ship]``: print the default toy model's folder.
+
+    ``--build`` trains it here (into the cache) instead of using the shipped base; ``--ship``
+    then copies the result over the package's shipped base (for maintainers: commit it with
+    the change to the corpus or recipe that made a rebuild necessary).
+    """
+    parser = argparse.ArgumentParser(prog="python -m rzero_pl.toy.model")
+    parser.add_argument("--build", action="store_true", help="train here, into the cache")
+    parser.add_argument("--ship", action="store_true", help="copy the build to the package")
+    args = parser.parse_args(argv)
+    source = ToyModel(build=args.build or args.ship)
+    path = source.path
+    print(ship(path) if args.ship else path)
 
 
 if __name__ == "__main__":
