@@ -25,10 +25,11 @@ from rzero_pl import prompts as role_prompts
 from rzero_pl.answers import extract_boxed, majority_votes
 from rzero_pl.distributed import barrier, gather_lists, gather_objects, is_rank_zero, on_rank_zero
 from rzero_pl.engines.base import SamplingParams
+from rzero_pl.errors import check_number
 from rzero_pl.io import read_json, write_json_atomic, write_jsonl_atomic
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.questions import QuestionSource, Truth, read_jsonl
-from rzero_pl.rewards import bleu_distance_matrix, parse_question
+from rzero_pl.rewards import QuestionFormat, bleu_distance_matrix
 
 PROOF = re.compile(r"\bprove\b|\bproof\b|\bshow that\b|证明", re.IGNORECASE)
 
@@ -125,6 +126,8 @@ class CurriculumDataModule(RolloutDataModule):
         min_kept: Fewest kept questions wanted; below it more rounds are generated.
         max_rounds: Most rounds of N candidates per build.
         filters: Drop proof questions, questions mentioning a box, labels with ``\\text``.
+        question_format: What counts as a well-formed question (the released rules:
+            ``rzero_pl.rewards.QuestionFormat``); a malformed candidate's record names why.
         challenger_prompt: Prompt for writing questions.
         solver_prompt: Prompt for answering them.
         challenger_sampling: Question sampling (reference: T 1.0, top-p 0.95).
@@ -146,6 +149,7 @@ class CurriculumDataModule(RolloutDataModule):
         min_kept: int = 1,
         max_rounds: int = 3,
         filters: bool = True,
+        question_format: QuestionFormat | None = None,
         challenger_prompt: RolePrompt | None = None,
         solver_prompt: RolePrompt | None = None,
         challenger_sampling: SamplingParams | None = None,
@@ -155,7 +159,13 @@ class CurriculumDataModule(RolloutDataModule):
         seed: int = 0,
         labelled: QuestionSource | None = None,
     ) -> None:
+        check_number("CurriculumDataModule.questions_per_step", questions_per_step, at_least=1)
         super().__init__(questions_per_step, seed)
+        for key, value in (("candidates", candidates), ("max_rounds", max_rounds)):
+            check_number(f"CurriculumDataModule.{key}", value, at_least=1)
+        check_number("CurriculumDataModule.votes (m)", votes, at_least=2)
+        check_number("CurriculumDataModule.min_kept", min_kept, at_least=0)
+        check_number("CurriculumDataModule.timeout", timeout, above=0)
         if not 0 <= band[0] <= band[1] <= 1:
             raise ValueError(f"curriculum band must satisfy 0 <= min <= max <= 1, got {band}")
         if votes < 2:
@@ -168,6 +178,7 @@ class CurriculumDataModule(RolloutDataModule):
         self.min_kept = min_kept
         self.max_rounds = max_rounds
         self.filters = filters
+        self.question_format = question_format or QuestionFormat()
         self.challenger_prompt = challenger_prompt or role_prompts.challenger_prompt()
         self.solver_prompt = solver_prompt or role_prompts.solver_prompt()
         self.challenger_sampling = challenger_sampling or SamplingParams(
@@ -259,7 +270,8 @@ class CurriculumDataModule(RolloutDataModule):
         prompts_written = [prompt] if count else []
         written = engine.generate(prompts_written, role="challenger", params=params)
         written = written[0].completions if written else []
-        questions = [parse_question(c.text) for c in written]
+        parsed = [self.question_format.parse(c.text) for c in written]
+        questions = [question for question, _ in parsed]
         valid = [i for i, q in enumerate(questions) if q is not None]
         prompts = [self.solver_prompt.render(tokenizer, problem=questions[i]) for i in valid]
         before = sum(gather_objects(len(valid))[:rank])  # valid questions of lower ranks
@@ -284,6 +296,7 @@ class CurriculumDataModule(RolloutDataModule):
             }
             if question is None:
                 record["completion"] = written[i].text
+                record["malformed"] = parsed[i][1]
             if self.truth is not None and question is not None and label is not None:
                 record["label_correct"] = self.truth.check(question, label)
             records.append(record)

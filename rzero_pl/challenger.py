@@ -1,7 +1,9 @@
 """ChallengerGRPO: the challenger role, rewarded for questions at the solver's edge.
 
-Each rollout step samples G questions per prompt slot. The format check keeps completions
-with exactly one non-empty ``<question>`` block. Then, at one visible point, every reward
+Each rollout step samples G questions per prompt slot. The format check
+(``QuestionFormat``; default as the released code: the last ``<question>`` block, and the
+challenger's own ``\\boxed{}`` answer required) keeps the well-formed ones and logs how often
+each rule fired (``challenger/invalid_reason/<reason>``). Then, at one visible point, every reward
 callback in the trainer scores the whole batch through ``RewardCallback.score_batch``:
 ``MajorityVote`` writes each question's vote share (the ``uncertainty`` term) and
 ``RepetitionPenalty`` its BLEU-cluster penalty. The terms are combined by
@@ -22,7 +24,7 @@ from rzero_pl.engines.base import Engine, Generation
 from rzero_pl.grpo_module import GRPOModule
 from rzero_pl.policy import Policy
 from rzero_pl.prompts import RolePrompt, challenger_prompt
-from rzero_pl.rewards import challenger_reward, parse_question
+from rzero_pl.rewards import INVALID_REASONS, QuestionFormat, challenger_reward
 from rzero_pl.rollout import Rollout
 
 
@@ -73,6 +75,8 @@ class ChallengerGRPO(GRPOModule):
         group_size: G, questions sampled per prompt slot (reference: 4).
         reward_form: ``paper``: ``max(0, uncertainty - repetition)``, malformed → 0;
             ``reference`` (released code): ``min(p, 1-p) - repetition``, malformed → -1.
+        question_format: What counts as a well-formed question (default: the released
+            code's rules, see ``rzero_pl.rewards.QuestionFormat``).
         **kwargs: Further GRPO settings (see ``GRPOModule``).
     """
 
@@ -85,10 +89,12 @@ class ChallengerGRPO(GRPOModule):
         prompt: RolePrompt | None = None,
         group_size: int = 4,
         reward_form: Literal["paper", "reference"] = "paper",
+        question_format: QuestionFormat | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(policy, engine, prompt or challenger_prompt(), group_size, **kwargs)
         self.reward_form = reward_form
+        self.question_format = question_format or QuestionFormat()
 
     def reward_callbacks(self) -> list[RewardCallback]:
         return [cb for cb in self.trainer.callbacks if isinstance(cb, RewardCallback)]
@@ -105,11 +111,12 @@ class ChallengerGRPO(GRPOModule):
         self, items: Sequence[dict], generations: list[Generation], rollouts: list[Rollout]
     ) -> dict[str, float]:
         completions = [r.completion for r in rollouts]
-        questions = [parse_question(c) for c in completions]
+        parsed = [self.question_format.parse(c) for c in completions]
+        questions = [question for question, _ in parsed]
         everyone, offset = gather_lists(questions)  # the repetition penalty needs all ranks'
         batch = QuestionBatch(questions, completions, batch_questions=everyone, offset=offset)
         for callback in self.reward_callbacks():
-            callback.score_batch(self.trainer, self, batch)
+            callback.score_batch(self._trainer, self, batch)
         n = len(rollouts)
         share = batch.terms.get("share", np.full(n, np.nan))
         repetition = batch.terms.get("repetition", np.zeros(n))
@@ -119,4 +126,8 @@ class ChallengerGRPO(GRPOModule):
             r.answer = batch.questions[i]
             r.terms = {k: float(v[i]) for k, v in batch.terms.items() if not np.isnan(v[i])}
             r.reward = float(rewards[i])
-        return {"valid_fraction": float(batch.valid.mean()), **batch.metrics}
+        reasons = {
+            f"invalid_reason/{reason}": sum(why == reason for _, why in parsed) / max(n, 1)
+            for reason in INVALID_REASONS
+        }
+        return {"valid_fraction": float(batch.valid.mean()), **reasons, **batch.metrics}

@@ -47,7 +47,8 @@ def _texts(rng: random.Random, n: int) -> list[str]:
         a, b = rng.randrange(10), rng.randrange(10)
         question = f"What is {a} + {b}?"
         guess = a + b if rng.random() < 0.6 else rng.randrange(19)  # a solver that errs
-        texts.append(f"Write a question.\n<question>{question}</question>")
+        # the challenger's own answer too: the released question format requires one
+        texts.append(f"Write a question.\n<question>{question}</question> \\boxed{{{a + b}}}")
         texts.append(f"Solve: {question}\n\\boxed{{{guess}}}")
     return texts
 

@@ -81,3 +81,43 @@ def test_repetition_penalty_counts_cluster_sizes():
     batch = QuestionBatch([q, q, "How many primes are there below one hundred?", None], [""] * 4)
     RepetitionPenalty().score_batch(None, None, batch)
     assert np.allclose(batch.terms["repetition"], [2 / 4, 2 / 4, 1 / 4, 1 / 4])
+
+
+def test_score_applies_the_question_format_and_counts_each_reason(module):
+    from rzero_pl.rewards import QuestionFormat
+    from rzero_pl.rollout import Rollout
+
+    texts = [
+        "<question>What is 1 + 1?</question> \\boxed{2}",  # ok
+        "<question>a</question><question>What is 2 * 3?</question> \\boxed{6}",  # last block
+        "<question>What is 4 - 1?</question> no box",  # no_answer
+        "<question>\u200b</question> \\boxed{1}",  # empty_question
+        "just text",  # no_question
+        "<question>What is 5 + 5?</question> \\boxed{10}",  # ok
+    ]
+    rollouts = [Rollout([1], [2], t, i // 3, 0) for i, t in enumerate(texts)]
+    seen = []
+
+    class Shares:
+        term = "uncertainty"
+
+        def score_batch(self, trainer, module, batch):
+            seen.append(list(batch.questions))
+            batch.terms["share"] = np.where(batch.valid, 0.5, np.nan)
+            batch.terms["uncertainty"] = np.where(batch.valid, 1.0, np.nan)
+
+    module.reward_callbacks = lambda: [Shares()]
+    metrics = module.score([{}, {}], [], rollouts)
+    assert seen[0] == ["What is 1 + 1?", "What is 2 * 3?", None, None, None, "What is 5 + 5?"]
+    assert [r.reward for r in rollouts] == [1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    assert metrics["valid_fraction"] == pytest.approx(3 / 6)
+    assert metrics["invalid_reason/no_answer"] == pytest.approx(1 / 6)
+    assert metrics["invalid_reason/empty_question"] == pytest.approx(1 / 6)
+    assert metrics["invalid_reason/no_question"] == pytest.approx(1 / 6)
+    assert metrics["invalid_reason/several_questions"] == 0.0
+    # the stricter, older rules: one block only, no answer needed
+    module.question_format = QuestionFormat(blocks="single", require_answer=False)
+    metrics = module.score([{}, {}], [], rollouts)
+    assert seen[1][1:3] == [None, "What is 4 - 1?"]
+    assert metrics["invalid_reason/several_questions"] == pytest.approx(1 / 6)
+    assert metrics["invalid_reason/no_answer"] == 0.0

@@ -93,7 +93,7 @@ def test_report_metrics_are_scalars_and_histogram_fractions():
 
 def test_build_writes_both_files_and_is_reused(tmp_path):
     engine = ScriptedEngine(
-        ["<question>1+1</question>", "<question>2+2</question>", "no tags"],
+        ["<question>1+1</question> \\boxed{2}", "<question>2+2</question> \\boxed{4}", "no tags"],
         {"1+1": ["\\boxed{2}", "\\boxed{3}"], "2+2": ["\\boxed{4}", "\\boxed{4}"]},
     )
     module = _module(tmp_path, candidates=3, votes=2, band=(0.3, 0.7), min_kept=1)
@@ -102,6 +102,7 @@ def test_build_writes_both_files_and_is_reused(tmp_path):
     assert report.share_histogram == [0, 1, 1]
     rows = [json.loads(x) for x in (tmp_path / "questions.jsonl").read_text().splitlines()]
     assert [r["reason"] for r in rows] == ["kept", "above_band", "malformed"]
+    assert rows[2]["malformed"] == "no_question" and "malformed" not in rows[0]
     assert module.pool() == [{"problem": "1+1", "answer": "2", "share": 0.5}]
     calls = len(engine.calls)
     again = _module(tmp_path, candidates=3, votes=2).build(engine, None, str(tmp_path))
@@ -109,7 +110,7 @@ def test_build_writes_both_files_and_is_reused(tmp_path):
 
 
 def test_build_generates_more_rounds_up_to_the_budget(tmp_path):
-    engine = ScriptedEngine(["<question>2+2</question>"], {"2+2": ["\\boxed{4}"] * 2})
+    engine = ScriptedEngine(["<question>2+2</question>\\boxed{4}"], {"2+2": ["\\boxed{4}"] * 2})
     module = _module(tmp_path, candidates=2, votes=2, min_kept=1, max_rounds=3)
     with pytest.warns(UserWarning, match="fewer than min_kept"):
         report = module.build(engine, None, str(tmp_path))

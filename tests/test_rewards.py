@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from rzero_pl.rewards import (
+    QuestionFormat,
     bleu,
     bleu_distance_matrix,
     challenger_reward,
     cluster_labels,
-    is_valid_question,
     parse_question,
     repetition_penalty,
     uncertainty,
@@ -31,22 +31,60 @@ def test_uncertainty():
 
 
 @pytest.mark.parametrize(
-    ("text", "question"),
+    ("text", "last", "single"),
     [
-        ("<question>What is 2+2?</question>\n\\boxed{4}", "What is 2+2?"),
-        ("think...\n<question>\n  Find x.\n</question>", "Find x."),
-        ("<question>   </question>", None),  # empty
-        ("<question></question>", None),
-        ("no tags at all", None),
-        ("<question>a</question><question>b</question>", None),  # two blocks
-        ("<question>a <question>b</question>", None),  # nested opening tag
-        ("<question>unclosed", None),
-        ("</question>reversed<question>", None),
+        ("<question>What is 2+2?</question>\n\\boxed{4}", "What is 2+2?", "What is 2+2?"),
+        ("think...\n<question>\n  Find x.\n</question> \\boxed{3}", "Find x.", "Find x."),
+        ("<question>   </question>\\boxed{1}", "empty_question", "empty_question"),
+        ("<question></question>\\boxed{1}", "empty_question", "empty_question"),
+        ("<question>\u200b\ufeff\u2060</question>\\boxed{1}", "empty_question", "empty_question"),
+        ("no tags at all \\boxed{1}", "no_question", "no_question"),
+        ("<question>a</question><question>b</question>\\boxed{1}", "b", "several_questions"),
+        ("<question>a <question>b</question>\\boxed{1}", "a <question>b", "several_questions"),
+        (
+            "<question>a</question><question>  </question>\\boxed{1}",
+            "empty_question",
+            "several_questions",
+        ),
+        ("<question>unclosed \\boxed{1}", "no_question", "no_question"),
+        ("</question>reversed<question>\\boxed{1}", "no_question", "no_question"),
+        ("<question>What is 2+2?</question> the answer is 4", "no_answer", "no_answer"),
+        ("<question>What is 2+2?</question> \\boxed{ }", "no_answer", "no_answer"),
+        (
+            "<question>What is \\boxed{2+2}?</question>",
+            "What is \\boxed{2+2}?",
+            "What is \\boxed{2+2}?",
+        ),  # the released code reads a box anywhere
     ],
 )
-def test_parse_question(text, question):
-    assert parse_question(text) == question
-    assert is_valid_question(text) == (question is not None)
+def test_question_format(text, last, single):
+    for blocks, want in (("last", last), ("single", single)):
+        question, reason = QuestionFormat(blocks=blocks).parse(text)
+        if want in ("no_question", "empty_question", "several_questions", "no_answer"):
+            assert (question, reason) == (None, want), blocks
+        else:
+            assert (question, reason) == (want, "ok"), blocks
+    assert parse_question(text) == (None if last.endswith(("_question", "_answer")) else last)
+
+
+def test_question_format_without_the_answer_rule():
+    lenient = QuestionFormat(require_answer=False)
+    assert lenient.parse("<question>What is 2+2?</question> the answer is 4") == (
+        "What is 2+2?",
+        "ok",
+    )
+    assert lenient.parse("<question>  </question>") == (None, "empty_question")
+    with pytest.raises(ValueError, match="question_format.blocks"):
+        QuestionFormat(blocks="first")
+
+
+def test_question_blocks_reads_a_long_hostile_text_in_linear_time():
+    import time
+
+    text = "<question>" * 50_000 + "x" * 50_000  # 550 kB, no closing tag
+    start = time.perf_counter()
+    assert QuestionFormat().parse(text) == (None, "no_question")
+    assert time.perf_counter() - start < 5.0  # quadratic scanning would take minutes
 
 
 # --------------------------------------------------------------------------- BLEU by hand
