@@ -12,6 +12,7 @@ import numpy as np
 from rzero_pl.answers import extract_boxed, majority_votes
 from rzero_pl.challenger import QuestionBatch, RewardCallback
 from rzero_pl.engines.base import SamplingParams
+from rzero_pl.errors import check_number
 from rzero_pl.prompts import RolePrompt, solver_prompt
 from rzero_pl.rewards import uncertainty
 
@@ -30,6 +31,8 @@ class MajorityVote(RewardCallback):
         max_new_tokens: Longest solver answer.
         prompt: The solver prompt (default: the solver's standard prompt).
         timeout: Seconds allowed for one answer-equivalence check.
+        band: The curriculum's band ``[share_min, share_max]``: ``vote/in_band`` is the
+            fraction of valid questions whose share the curriculum would keep.
     """
 
     term = "uncertainty"
@@ -43,9 +46,14 @@ class MajorityVote(RewardCallback):
         max_new_tokens: int = 4096,
         prompt: RolePrompt | None = None,
         timeout: float = 5.0,
+        band: tuple[float, float] = (0.3, 0.7),
     ) -> None:
-        if votes < 2:
-            raise ValueError(f"MajorityVote.votes (m) must be >= 2, got {votes}")
+        check_number("MajorityVote.votes (m)", votes, at_least=2)
+        check_number("MajorityVote.max_new_tokens", max_new_tokens, at_least=1)
+        check_number("MajorityVote.temperature", temperature, at_least=0)
+        check_number("MajorityVote.top_p", top_p, above=0, at_most=1)
+        check_number("MajorityVote.top_k", top_k)
+        check_number("MajorityVote.timeout", timeout, above=0)
         self.votes = votes
         self.sampling = SamplingParams(
             n=votes,
@@ -54,8 +62,11 @@ class MajorityVote(RewardCallback):
             top_k=top_k,
             max_new_tokens=max_new_tokens,
         )
+        if not 0 <= band[0] <= band[1] <= 1:
+            raise ValueError(f"MajorityVote.band must satisfy 0 <= min <= max <= 1, got {band}")
         self.prompt = prompt or solver_prompt()
         self.timeout = timeout
+        self.band = (float(band[0]), float(band[1]))
 
     def score_batch(self, trainer: L.Trainer, module: Any, batch: QuestionBatch) -> None:
         start = time.perf_counter()
@@ -79,5 +90,6 @@ class MajorityVote(RewardCallback):
         batch.terms["uncertainty"] = uncertainty(share)
         if index:
             batch.metrics["vote/share_mean"] = float(np.nanmean(share))
-            batch.metrics["vote/in_band"] = float(np.mean(np.abs(share[index] - 0.5) <= 0.25))
+            kept = (share[index] >= self.band[0]) & (share[index] <= self.band[1])
+            batch.metrics["vote/in_band"] = float(np.mean(kept))
         batch.metrics["vote/seconds"] = time.perf_counter() - start

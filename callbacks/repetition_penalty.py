@@ -9,6 +9,7 @@ import lightning as L
 import numpy as np
 
 from rzero_pl.challenger import QuestionBatch, RewardCallback
+from rzero_pl.errors import check_number
 from rzero_pl.rewards import bleu_distance_matrix, cluster_labels
 
 
@@ -28,6 +29,8 @@ class RepetitionPenalty(RewardCallback):
     term = "repetition"
 
     def __init__(self, threshold: float = 0.5, weight: float = 1.0) -> None:
+        check_number("RepetitionPenalty.threshold", threshold, above=0, at_most=1)
+        check_number("RepetitionPenalty.weight", weight, at_least=0)
         if not 0 < threshold <= 1:
             raise ValueError(f"RepetitionPenalty.threshold must be in (0, 1], got {threshold}")
         self.threshold = threshold

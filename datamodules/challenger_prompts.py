@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from rzero_pl.datamodules.base import RolloutDataModule
 
+from rzero_pl.errors import check_number
+
 
 class ChallengerPromptsDataModule(RolloutDataModule):
     """B identical prompt slots per rollout step; G questions are sampled for each.
@@ -17,6 +19,7 @@ class ChallengerPromptsDataModule(RolloutDataModule):
     """
 
     def __init__(self, slots_per_step: int = 512) -> None:
+        check_number("ChallengerPromptsDataModule.slots_per_step", slots_per_step, at_least=1)
         super().__init__(slots_per_step, seed=0)
 
     def pool(self) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rzero_pl.datamodules.base import RolloutDataModule
 
+from rzero_pl.errors import check_number
 from rzero_pl.questions import QuestionSource
 
 
@@ -19,6 +20,9 @@ class LabelledQuestionsDataModule(RolloutDataModule):
     def __init__(
         self, source: QuestionSource, questions_per_step: int = 512, seed: int = 0
     ) -> None:
+        check_number(
+            "LabelledQuestionsDataModule.questions_per_step", questions_per_step, at_least=1
+        )
         super().__init__(questions_per_step, seed)
         self.source = source
         self._pool: list[dict] | None = None

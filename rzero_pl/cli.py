@@ -112,12 +112,24 @@ class RZeroCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         """Build every component; a bad value is raised as one ``ConfigError`` line."""
         try:
+            self._check_before_loading()
             super().instantiate_classes()
         except ConfigError:
             raise
         except (ValueError, TypeError, OSError, MisconfigurationException) as err:
             section = "trainer" if getattr(self, "model", None) is not None else None
             raise ConfigError(one_line(str(err), section)) from err
+
+    def _check_before_loading(self) -> None:
+        """Build every component once without the model's weights (the policy), so that a bad
+        setting anywhere is reported in seconds, before any weight is read or built."""
+        config = self.config.clone()
+        prefix = f"{self.subcommand}." if self.subcommand else ""
+        key = f"{prefix}model.init_args.policy"
+        with contextlib.suppress(KeyError):
+            if config.get(key) is not None:
+                config[key] = None
+        self.parser.instantiate_classes(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         # LightningCLI appends to the configured callback list in place; every phase of the

@@ -67,4 +67,34 @@ def one_line(message: str, section: str | None = None) -> str:
         keys = [section] if section else []
         keys += [nested[1]] if nested else []
     where = ".".join(keys)
+    if where and leaf.startswith(f"{where}."):  # the message names its key already
+        return leaf
     return f"{where}: {leaf}" if where else leaf
+
+
+def check_number(
+    key: str,
+    value: object,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    optional: bool = False,
+) -> None:
+    """Raise a one-line ``ConfigError`` naming ``key`` unless ``value`` is a number in range.
+
+    ``at_least``/``at_most`` are inclusive bounds, ``above`` an exclusive one; ``optional``
+    lets None through (a setting whose None means "no limit").
+    """
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    if at_least is not None and value < at_least:
+        raise ConfigError(f"{key} must be >= {at_least}, got {value!r}")
+    if above is not None and value <= above:
+        raise ConfigError(f"{key} must be > {above}, got {value!r}")
+    if at_most is not None and value > at_most:
+        raise ConfigError(f"{key} must be <= {at_most}, got {value!r}")

@@ -39,6 +39,7 @@ from rzero_pl.benchmarks import (
     summarize,
 )
 from rzero_pl.engines.base import Engine, SamplingParams
+from rzero_pl.errors import check_number
 from rzero_pl.io import write_json_atomic, write_jsonl_atomic
 from rzero_pl.prompts import RolePrompt
 
@@ -275,6 +276,12 @@ class Evaluation:
         role: str = "solver",
         reference_compat: bool = False,
     ) -> None:
+        name = type(self).__name__
+        check_number(f"{name}.max_samples", max_samples, at_least=1, optional=True)
+        check_number(f"{name}.k", k, at_least=1, optional=True)
+        check_number(f"{name}.max_new_tokens", max_new_tokens, at_least=1)
+        check_number(f"{name}.temperature", temperature, at_least=0)
+        check_number(f"{name}.top_p", top_p, above=0, at_most=1)
         for name in benchmarks:
             get_benchmark(name)  # an unknown name fails now, listing the known ones
         self.benchmarks = list(benchmarks)

@@ -41,6 +41,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.checkpoints import AtomicCheckpoint, checkpoint_step
+from rzero_pl.errors import check_number
 from rzero_pl.evaluation import Evaluation
 from rzero_pl.faults import fault_callbacks, fault_point
 from rzero_pl.io import remove_stale_temps
@@ -83,8 +84,11 @@ class Evolution:
         evaluation: Evaluation | None = None,
         allow_config_change: bool = False,
     ) -> None:
-        if iterations < 1:
-            raise ValueError(f"evolution.iterations must be >= 1, got {iterations}")
+        check_number("evolution.iterations", iterations, at_least=1)
+        # 0 would train nothing in silence (a negative count never stops: Lightning reads
+        # max_epochs=-1 as no limit); leaving a role untrained is an ablation setting of its own.
+        check_number("evolution.challenger_steps", challenger_steps, at_least=1)
+        check_number("evolution.solver_steps", solver_steps, at_least=1)
         self.challenger = challenger
         self.challenger_data = challenger_data
         self.iterations = iterations

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from rzero_pl import distributed, grpo, memory, sharding
 from rzero_pl.engines.base import Engine, Generation, SamplingParams
+from rzero_pl.errors import check_number
 from rzero_pl.guards import UpdateGuard
 from rzero_pl.policy import Policy
 from rzero_pl.prompts import RolePrompt
@@ -70,6 +71,11 @@ class GRPOLoss:
         norm_length: int | None = None,
         advantage_scale: Literal["group", "batch", "none"] = "group",
     ) -> None:
+        check_number("loss.clip_low", clip_low, at_least=0, at_most=1)
+        check_number("loss.clip_high", clip_high, at_least=0)
+        check_number("loss.dual_clip", dual_clip, optional=True)
+        check_number("loss.kl_coef", kl_coef)
+        check_number("loss.norm_length", norm_length, optional=True)
         if dual_clip is not None and dual_clip <= 1:
             raise ValueError(f"loss.dual_clip must be > 1 or null, got {dual_clip}")
         if kl_coef < 0:
@@ -132,6 +138,15 @@ class GRPOModule(L.LightningModule):
         skip_signal_free: bool = False,
     ) -> None:
         super().__init__()
+        name = type(self).__name__
+        check_number(f"{name}.minibatch_size", minibatch_size, at_least=1)
+        check_number(f"{name}.micro_batch_size", micro_batch_size, at_least=1)
+        check_number(f"{name}.lr", lr, above=0)
+        check_number(f"{name}.weight_decay", weight_decay, at_least=0)
+        check_number(f"{name}.warmup_steps", warmup_steps, at_least=0)
+        check_number(f"{name}.log_rollouts_every", log_rollouts_every, at_least=0)
+        check_number(f"{name}.max_bad_updates", max_bad_updates, at_least=0)
+        check_number(f"{name}.group_size (G)", group_size, at_least=2)
         if group_size < 2:
             raise ValueError(f"group_size (G) must be >= 2 for group advantages, got {group_size}")
         if minibatch_size % micro_batch_size:

@@ -12,6 +12,7 @@ from typing import Any
 
 from rzero_pl.answers import equivalent_many, extract_boxed
 from rzero_pl.engines.base import Engine, Generation
+from rzero_pl.errors import check_number
 from rzero_pl.grpo_module import GRPOModule
 from rzero_pl.policy import Policy
 from rzero_pl.prompts import RolePrompt, solver_prompt
@@ -50,6 +51,7 @@ class SolverGRPO(GRPOModule):
         answer_timeout: float = 5.0,
         **kwargs: Any,
     ) -> None:
+        check_number("SolverGRPO.answer_timeout", answer_timeout, above=0)
         super().__init__(policy, engine, prompt or solver_prompt(), group_size, **kwargs)
         self.answer_timeout = answer_timeout
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rzero_pl.benchmarks.registry import Benchmark, BenchmarkRow, register_benchmark
+from rzero_pl.errors import check_number
 from rzero_pl.questions import QuestionSource, Truth
 from rzero_pl.toy.arithmetic import DEFAULT_MIX, evaluate_expression, grade, question_expression
 from rzero_pl.toy.benchmark import toy_benchmark, toy_questions
@@ -25,6 +26,7 @@ class ToyQuestions(QuestionSource):
     """
 
     def __init__(self, n: int = 2000, seed: int = 0, levels: Sequence[float] = DEFAULT_MIX) -> None:
+        check_number("ToyQuestions.n", n, at_least=1)
         self.n = n
         self.seed = seed
         self.levels = tuple(levels)
