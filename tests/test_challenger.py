@@ -121,3 +121,38 @@ def test_score_applies_the_question_format_and_counts_each_reason(module):
     assert seen[1][1:3] == [None, "What is 4 - 1?"]
     assert metrics["invalid_reason/several_questions"] == pytest.approx(1 / 6)
     assert metrics["invalid_reason/no_answer"] == 0.0
+
+
+def test_vote_in_band_uses_the_configured_band():
+    from types import SimpleNamespace
+
+    from rzero_pl.engines.base import Completion, Generation
+    from rzero_pl.prompts import RolePrompt
+
+    # shares 0.25, 0.5 and 0.75 (4 votes): the old hard-coded |p - 1/2| <= 1/4 counted all three
+    scripts = {
+        "a": ["1", "2", "3", "4"],
+        "b": ["1", "1", "2", "3"],
+        "c": ["1", "1", "1", "2"],
+    }
+
+    class Engine:
+        def generate(self, prompts, *, role, params):
+            return [
+                Generation(p, [1], [Completion(f"\\boxed{{{x}}}", [2], "stop", 0) for x in v])
+                for p in prompts
+                for v in [scripts[p.strip()[-1]]]
+            ]
+
+    module = SimpleNamespace(
+        policy=SimpleNamespace(tokenizer=None), engine=Engine(), _rollout_seed=lambda: 0
+    )
+    prompt = RolePrompt(user="{problem}", system="", use_chat_template=False, fallback="{user}\n")
+    for band, expected in (((0.3, 0.7), 1 / 3), ((0.25, 0.75), 1.0), ((0.5, 1.0), 2 / 3)):
+        votes = MajorityVote(votes=4, prompt=prompt, band=band)
+        batch = QuestionBatch(["a", "b", None, "c"], [""] * 4)
+        votes.score_batch(None, module, batch)
+        assert np.allclose(batch.terms["share"][[0, 1, 3]], [0.25, 0.5, 0.75])
+        assert batch.metrics["vote/in_band"] == pytest.approx(expected), band
+    with pytest.raises(ValueError, match="MajorityVote.band"):
+        MajorityVote(band=(0.7, 0.3))
