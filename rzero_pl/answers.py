@@ -150,6 +150,21 @@ def _wordy(s: str) -> bool:
     return _LONG_WORD.search(s) is not None and not any(c.isdigit() for c in s)
 
 
+def reduce_pair(a: str, b: str) -> tuple[str, str]:
+    """Two normalised answers with an assignment's left side dropped where it cannot matter:
+    from both when they assign the same variables (``x=3``, ``x=4``), from the one side that
+    is an assignment (``x=3``, ``3``). math-verify then compares values, not equations (it
+    reads ``N=n`` as ``Eq(n, n)``, true, and equates it with ``N=n+1``, false)."""
+    sa, sb = split_assignment(a), split_assignment(b)
+    if sa is not None and sb is not None:
+        return (sa[1], sb[1]) if sa[0] == sb[0] else (a, b)
+    if sa is not None:
+        return sa[1], b
+    if sb is not None:
+        return a, sb[1]
+    return a, b
+
+
 def cheap(s: str) -> bool:
     """Whether a normalised answer is one math-verify reads at once (a plain number, a simple
     value): when a pair with it times out, the other answer is the slow one."""
@@ -216,6 +231,7 @@ def _decide_many(pairs, timeout: float, pool: VerifyPool | None, graded: bool) -
         if a is None or b is None:
             continue
         na, nb = normalize(str(a)), normalize(str(b))  # str(): a gold read from JSON as 18
+        na, nb = reduce_pair(na, nb)
         local = _decide_locally(na, nb)
         if local is not None:
             out[i] = local

@@ -24,7 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rzero_pl.answer_forms import normalize
-from rzero_pl.answers import _decide_locally, _key, _oriented, _pool_verdict, _record, cheap
+from rzero_pl.answers import (
+    _decide_locally,
+    _key,
+    _oriented,
+    _pool_verdict,
+    _record,
+    cheap,
+    reduce_pair,
+)
 from rzero_pl.verify_pool import TIMED_OUT, VerifyPool, shared_pool
 
 log = logging.getLogger(__name__)
@@ -86,8 +94,8 @@ class _Clustering:
             return local
         if norm in self.slow or rep in self.slow or len(self.timeouts) >= MAX_TIMEOUTS:
             return "skip"
-        key = _key(norm, rep)
-        verdict = known[key] if key in known else _pool_verdict(norm, rep)
+        key = _key(*reduce_pair(norm, rep))
+        verdict = known[key] if key in known else _pool_verdict(*key)
         if verdict is None or verdict is TIMED_OUT:
             return verdict
         return _oriented(verdict, key, None)
@@ -106,7 +114,7 @@ class _Clustering:
             for cluster in self.clusters:
                 verdict = self._verdict(norm, cluster[1], known)
                 if verdict is None:
-                    unknown.add(_key(norm, cluster[1]))
+                    unknown.add(_key(*reduce_pair(norm, cluster[1])))
                     if not (cheap(norm) and cheap(cluster[1])):
                         break  # one check at a time: a slow answer must not time out N times
                 elif verdict is TIMED_OUT:
