@@ -2,7 +2,8 @@
 
 In the co-evolution the label is the pseudo-label of the curriculum (the majority vote of
 the previous solver); with a labelled dataset it is the true answer. The reward is binary:
-1 when the last ``\\boxed{}`` of the completion is equivalent to the label, else 0.
+1 when the completion's final answer (by default its last ``\\boxed{}``; ``answer_rule``) is
+equivalent to the label, else 0.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rzero_pl.answers import equivalent_many, extract_boxed
+from rzero_pl.answers import equivalent_many
 from rzero_pl.engines.base import Engine, Generation
 from rzero_pl.errors import check_number
+from rzero_pl.extraction import AnswerRule, extract_final
 from rzero_pl.grpo_module import GRPOModule
 from rzero_pl.policy import Policy
 from rzero_pl.prompts import RolePrompt, solver_prompt
@@ -20,10 +22,13 @@ from rzero_pl.rollout import Rollout
 
 
 def correctness_rewards(
-    completions: Sequence[str], labels: Sequence[str | None], timeout: float = 5.0
+    completions: Sequence[str],
+    labels: Sequence[str | None],
+    timeout: float = 5.0,
+    rule: AnswerRule = "boxed",
 ) -> tuple[list[str | None], list[float]]:
-    """Extract each completion's boxed answer and score 1.0 if it matches its label."""
-    answers = [extract_boxed(c) for c in completions]
+    """Extract each completion's final answer under ``rule``; 1.0 if it matches its label."""
+    answers = [extract_final(c, rule) for c in completions]
     matches = equivalent_many(list(zip(answers, labels, strict=True)), timeout=timeout)
     return answers, [1.0 if m else 0.0 for m in matches]
 
@@ -37,6 +42,9 @@ class SolverGRPO(GRPOModule):
         prompt: The solver prompt; default asks for step-by-step reasoning and a boxed answer.
         group_size: G, answers sampled per question (reference: 5).
         answer_timeout: Seconds allowed for one equivalence check.
+        answer_rule: ``boxed`` (the paper's: the last ``\\boxed{}``) or ``flexible`` (a box,
+            else ``#### X``, an answer phrase or the last number; for models that do not box,
+            see ``rzero_pl.extraction``).
         **kwargs: Further GRPO settings (see ``GRPOModule``).
     """
 
@@ -49,11 +57,13 @@ class SolverGRPO(GRPOModule):
         prompt: RolePrompt | None = None,
         group_size: int = 5,
         answer_timeout: float = 5.0,
+        answer_rule: AnswerRule = "boxed",
         **kwargs: Any,
     ) -> None:
         check_number("SolverGRPO.answer_timeout", answer_timeout, above=0)
         super().__init__(policy, engine, prompt or solver_prompt(), group_size, **kwargs)
         self.answer_timeout = answer_timeout
+        self.answer_rule = answer_rule
 
     def score(
         self, items: Sequence[dict], generations: list[Generation], rollouts: list[Rollout]
@@ -61,7 +71,7 @@ class SolverGRPO(GRPOModule):
         labels = [items[r.group].get("answer") for r in rollouts]
         labels = [None if a is None else str(a) for a in labels]
         answers, rewards = correctness_rewards(
-            [r.completion for r in rollouts], labels, self.answer_timeout
+            [r.completion for r in rollouts], labels, self.answer_timeout, self.answer_rule
         )
         for r, answer, reward in zip(rollouts, answers, rewards, strict=True):
             r.answer = answer

@@ -167,3 +167,13 @@ def test_skip_signal_free_trains_as_many_rollouts_on_every_rank(tiny_model_dir, 
     monkeypatch.setattr(grpo_module.distributed, "gather_objects", lambda n: [n, 6])
     trained = module._trained_rollouts(rows)
     assert len(trained) == 6 and sum(r.advantage != 0 for r in trained) == 4
+
+
+def test_flexible_answer_rule_rewards_models_that_do_not_box():
+    completions = ["2 + 3 = 5\n#### 5", "The answer is: 5.", "so 5 apples", "\\boxed{4} or 5"]
+    labels = ["5"] * 4
+    strict, strict_rewards = correctness_rewards(completions, labels)
+    assert strict == [None, None, None, "4"] and strict_rewards == [0.0] * 4
+    flexible, rewards = correctness_rewards(completions, labels, rule="flexible")
+    assert flexible == ["5", "5", "5", "4"]  # a box, when there is one, still decides
+    assert rewards == [1.0, 1.0, 1.0, 0.0]
