@@ -164,6 +164,11 @@ def _args(model_dir, run_dir):
         "fit",
         "--config",
         os.path.join(ROOT, "cli_configs", "toy.yaml"),
+        # Fixed candidate questions: the solver phase runs whatever the primed model writes.
+        "--data.class_path=scale_helpers.FixedQuestionsCurriculum",
+        "--data.init_args.band=[0.0,1.0]",
+        "--data.init_args.labelled=rzero_pl.toy.tasks.ToyQuestions",  # kept > 0 whatever the votes
+        "--data.init_args.labelled.init_args.n=4",
         f"{m}.class_path=rzero_pl.models.PretrainedModel",
         f"{m}.init_args.name_or_path={model_dir}",
         "--model.init_args.engine=scale_helpers.PromptSeededEngine",
@@ -213,6 +218,18 @@ def _weights(run_dir, role):
     return load_file(os.path.join(run_dir, "iter1", role, "weights", "model.safetensors"))
 
 
+def _assert_phases_ran(run_dir):
+    """Both training phases ran and wrote weights, the curriculum kept questions: what the
+    test compares exists (a run whose solver phase was skipped compares nothing)."""
+    state = json.loads(open(os.path.join(run_dir, "state.json")).read())
+    phases = state["phases"]
+    assert phases["iter1/curriculum"]["kept"] > 0, phases["iter1/curriculum"]
+    for role in ("challenger", "solver"):
+        assert phases[f"iter1/{role}"]["steps"] > 0, phases[f"iter1/{role}"]
+        folder = os.path.join(run_dir, "iter1", role, "weights")
+        assert any(f.endswith(".safetensors") for f in os.listdir(folder)), folder
+
+
 def _questions(run_dir):
     path = os.path.join(run_dir, "iter1", "curriculum", "questions.jsonl")
     with open(path) as f:
@@ -240,14 +257,12 @@ def test_two_rank_fsdp2_iteration_matches_one_process_and_resumes(primed_model_d
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resum" in resumed.stderr + resumed.stdout
 
-    state = json.loads((tmp_path / "two" / "state.json").read_text())
-    assert state["phases"]["iter1/solver"]["steps"] > 0  # the solver really trained
+    _assert_phases_ran(one)
+    _assert_phases_ran(two)
     assert _questions(two) == _questions(one)
-    valid = [q for q in _questions(one) if q[0] is not None]
-    assert valid, "the primed model should write well-formed questions"
     base = load_file(os.path.join(primed_model_dir, "model.safetensors"))
-    moved = _weights(one, "challenger")
-    assert any(not torch.equal(moved[k], base[k]) for k in base), "the challenger trained"
+    moved = _weights(one, "solver")
+    assert any(not torch.equal(moved[k], base[k]) for k in base), "the solver trained"
     for role in ("challenger", "solver"):
         a, b = _weights(one, role), _weights(two, role)
         assert a.keys() == b.keys()
@@ -270,6 +285,8 @@ def test_two_rank_skip_signal_free_matches_one_process(primed_model_dir, tmp_pat
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
     ranks = _run([*torchrun, "-m", "rzero_pl", *_args(primed_model_dir, two), *TWO_RANKS, *SKIP])
     assert ranks.returncode == 0, ranks.stderr[-3000:]
+    _assert_phases_ran(one)
+    _assert_phases_ran(two)
     from conftest import tensorboard_scalars
 
     scalars = tensorboard_scalars(os.path.join(one, "tensorboard"))
@@ -330,6 +347,8 @@ def test_two_rank_vllm_iteration_matches_one_process(primed_wide_model_dir, tmp_
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
     ranks = _run([*torchrun, "-m", "rzero_pl", *args(two), *TWO_RANKS])
     assert ranks.returncode == 0, ranks.stderr[-3000:]
+    _assert_phases_ran(one)
+    _assert_phases_ran(two)
     assert _questions(two) == _questions(one)
     for role in ("challenger", "solver"):
         a, b = _role_tensors(one, role), _role_tensors(two, role)
