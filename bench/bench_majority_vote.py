@@ -122,7 +122,12 @@ def near_miss(kind: str, rng: random.Random, v):
     return rng.choice([d for d in DAYS if d != v])
 
 
-def make_questions(n: int, m: int, seed: int, pathological: int) -> list[list[str | None]]:
+def make_questions(
+    n: int, m: int, seed: int, pathological: int, truths: list | None = None
+) -> list[list[str | None]]:
+    """``n`` questions of ``m`` votes; ``truths`` (if given) receives, per question, the set of
+    the right answer's spellings used and whether the right answer has a strict plurality of
+    the votes by value (what a perfect labeller could label)."""
     rng = random.Random(seed)
     kinds = ["integer"] * 4 + ["negative", "large", "fraction", "fraction", "radical"]
     kinds += ["interval", "tuple", "angle", "word"]
@@ -133,18 +138,24 @@ def make_questions(n: int, m: int, seed: int, pathological: int) -> list[list[st
         misses = [near_miss(kind, rng, value) for _ in range(rng.randint(1, 3))]
         right = rng.randint(0, m)
         votes: list[str | None] = []
+        right_spellings, miss_counts = set(), [0] * len(misses)
         for i in range(m):
             draw = rng.random()
             if i < right:
                 votes.append(spellings(kind, rng, value))
+                right_spellings.add(votes[-1].strip())
             elif draw < 0.70:
-                votes.append(spellings(kind, rng, rng.choice(misses)))
+                miss = rng.randrange(len(misses))
+                miss_counts[miss] += misses[miss] != value
+                votes.append(spellings(kind, rng, misses[miss]))
             elif draw < 0.85:
                 votes.append(rng.choice(JUNK))
             else:
                 votes.append(None)
         rng.shuffle(votes)
         questions.append(votes)
+        if truths is not None:
+            truths.append((right_spellings, right > max(miss_counts, default=0)))
     for q in rng.sample(range(n), pathological):
         questions[q][0] = "9^{9^{9^{9}}}"
     return questions
@@ -262,7 +273,8 @@ def main() -> None:
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
 
     workers = args.workers or default_workers()
-    questions = make_questions(args.questions, args.votes, args.seed, args.pathological)
+    truths: list = []
+    questions = make_questions(args.questions, args.votes, args.seed, args.pathological, truths)
     total = sum(len(q) for q in questions)
     print(
         f"python {platform.python_version()}, math-verify {version('math-verify')}, "
@@ -285,6 +297,13 @@ def main() -> None:
         f"majority_votes: {len(questions)} questions x {args.votes} = {total} answers in "
         f"{wall:.1f} s = {total / wall:,.0f} answers/s; {checks} math-verify checks, "
         f"{pool.replaced} workers replaced after a timeout"
+    )
+    accurate = sum(v.label in right for v, (right, _) in zip(votes, truths, strict=True))
+    plural = [i for i, (_, p) in enumerate(truths) if p]
+    accurate_plural = sum(votes[i].label in truths[i][0] for i in plural)
+    print(
+        f"label accuracy {accurate}/{len(votes)} ({accurate / len(votes):.2%}); where the right "
+        f"answer has a strict plurality by value: {accurate_plural}/{len(plural)}"
     )
     print(
         f"mean share {sum(shares) / len(shares):.3f}; "

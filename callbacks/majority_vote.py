@@ -9,10 +9,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 
-from rzero_pl.answers import extract_boxed, majority_votes
+from rzero_pl.answers import majority_votes
 from rzero_pl.challenger import QuestionBatch, RewardCallback
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import check_number
+from rzero_pl.extraction import AnswerRule, extract_final
 from rzero_pl.prompts import RolePrompt, solver_prompt
 from rzero_pl.rewards import uncertainty
 
@@ -33,6 +34,9 @@ class MajorityVote(RewardCallback):
         timeout: Seconds allowed for one answer-equivalence check.
         band: The curriculum's band ``[share_min, share_max]``: ``vote/in_band`` is the
             fraction of valid questions whose share the curriculum would keep.
+        answer_rule: How an answer is read (``rzero_pl.extraction``): ``boxed`` (the paper's:
+            the last ``\\boxed{}``) or ``flexible`` (a box, else ``#### X``, an answer phrase,
+            the last number); use the solver's ``answer_rule``.
     """
 
     term = "uncertainty"
@@ -47,6 +51,7 @@ class MajorityVote(RewardCallback):
         prompt: RolePrompt | None = None,
         timeout: float = 5.0,
         band: tuple[float, float] = (0.3, 0.7),
+        answer_rule: AnswerRule = "boxed",
     ) -> None:
         check_number("MajorityVote.votes (m)", votes, at_least=2)
         check_number("MajorityVote.max_new_tokens", max_new_tokens, at_least=1)
@@ -67,6 +72,7 @@ class MajorityVote(RewardCallback):
         self.prompt = prompt or solver_prompt()
         self.timeout = timeout
         self.band = (float(band[0]), float(band[1]))
+        self.answer_rule = answer_rule
 
     def score_batch(self, trainer: L.Trainer, module: Any, batch: QuestionBatch) -> None:
         start = time.perf_counter()
@@ -80,7 +86,8 @@ class MajorityVote(RewardCallback):
         params = replace(self.sampling, seed=module._rollout_seed() + 1 + before * self.votes)
         generations = module.engine.generate(prompts, role="solver", params=params)
         if index:
-            answers = [[extract_boxed(c.text) for c in g.completions] for g in generations]
+            rule = self.answer_rule
+            answers = [[extract_final(c.text, rule) for c in g.completions] for g in generations]
             for i, vote in zip(index, majority_votes(answers, timeout=self.timeout), strict=True):
                 share[i] = vote.share
             batch.metrics["vote/answered"] = float(

@@ -22,10 +22,11 @@ from rzero_pl.datamodules.base import RolloutDataModule
 
 from rzero_pl import distributed
 from rzero_pl import prompts as role_prompts
-from rzero_pl.answers import extract_boxed, majority_votes
+from rzero_pl.answers import majority_votes
 from rzero_pl.distributed import barrier, gather_lists, gather_objects, is_rank_zero, on_rank_zero
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import check_number
+from rzero_pl.extraction import AnswerRule, extract_final
 from rzero_pl.io import read_json, write_json_atomic, write_jsonl_atomic
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.questions import QuestionSource, Truth, read_jsonl
@@ -138,6 +139,8 @@ class CurriculumDataModule(RolloutDataModule):
             model that writes no valid question still meets real data in its solver phase.
         timeout: Seconds allowed for one answer-equivalence check.
         seed: Seed of generation and of the question order.
+        answer_rule: How a vote's answer is read (``rzero_pl.extraction``): ``boxed`` (the
+            paper's) or ``flexible``; use the solver's ``answer_rule``.
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class CurriculumDataModule(RolloutDataModule):
         timeout: float = 5.0,
         seed: int = 0,
         labelled: QuestionSource | None = None,
+        answer_rule: AnswerRule = "boxed",
     ) -> None:
         check_number("CurriculumDataModule.questions_per_step", questions_per_step, at_least=1)
         super().__init__(questions_per_step, seed)
@@ -188,6 +192,7 @@ class CurriculumDataModule(RolloutDataModule):
         self.truth = truth
         self.timeout = timeout
         self.labelled = labelled
+        self.answer_rule = answer_rule
         self.folder: str | None = None
         self._pool: list[dict] | None = None
 
@@ -277,7 +282,8 @@ class CurriculumDataModule(RolloutDataModule):
         before = sum(gather_objects(len(valid))[:rank])  # valid questions of lower ranks
         params = replace(self.solver_sampling, n=self.votes, seed=seed + 1 + before * self.votes)
         generations = engine.generate(prompts, role="solver", params=params)
-        answers = [[extract_boxed(c.text) for c in g.completions] for g in generations]
+        rule = self.answer_rule
+        answers = [[extract_final(c.text, rule) for c in g.completions] for g in generations]
         votes = dict(zip(valid, majority_votes(answers, timeout=self.timeout), strict=True))
         answers_of = dict(zip(valid, answers, strict=True))
         records = []
