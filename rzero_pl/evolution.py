@@ -40,12 +40,20 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from rzero_pl.challenger import ChallengerGRPO
-from rzero_pl.checkpoints import AtomicCheckpoint, checkpoint_step
-from rzero_pl.errors import check_number
+from rzero_pl.checkpoints import AtomicCheckpoint, check_weights, checkpoint_step, weights_digest
+from rzero_pl.errors import ConfigError, check_number
 from rzero_pl.evaluation import Evaluation
 from rzero_pl.faults import fault_callbacks, fault_point
 from rzero_pl.io import remove_stale_temps
-from rzero_pl.run_state import OffsetLogger, RunLock, RunState, mark_restart, writes_run_folder
+from rzero_pl.run_state import (
+    OffsetLogger,
+    RunLock,
+    RunState,
+    check_recorded_file,
+    file_sha256,
+    mark_restart,
+    writes_run_folder,
+)
 from rzero_pl.solver import SolverGRPO
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
@@ -89,6 +97,8 @@ class Evolution:
         # max_epochs=-1 as no limit); leaving a role untrained is an ablation setting of its own.
         check_number("evolution.challenger_steps", challenger_steps, at_least=1)
         check_number("evolution.solver_steps", solver_steps, at_least=1)
+        if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+            raise ConfigError(f"evolution.run_dir: {run_dir} is a file, not a folder")
         self.challenger = challenger
         self.challenger_data = challenger_data
         self.iterations = iterations
@@ -190,6 +200,7 @@ class Evolution:
         role = module.role
         weights = os.path.join(folder, role, "weights")
         if state.done(phase):
+            check_weights(weights, state.done(phase).get("weights"), phase)
             if not os.path.isdir(weights):
                 raise FileNotFoundError(
                     f"{state.path}: {phase} is recorded as finished but its weights {weights} "
@@ -219,7 +230,8 @@ class Evolution:
         module.policy.save_role(role, weights)  # every rank (FSDP gathers); rank 0 writes
         fault_point(f"phase:{phase}:saved")
         seconds = time.perf_counter() - start
-        state.finish(phase, steps=trainer.global_step, seconds=seconds)
+        digest = weights_digest(weights)
+        state.finish(phase, steps=trainer.global_step, seconds=seconds, weights=digest)
 
     def _fit(
         self, trainer: L.Trainer, module: Any, data: Any, resume: str | None, phase: str, steps: int
@@ -276,14 +288,14 @@ class Evolution:
                 solver.engine, solver.policy.tokenizer, os.path.join(folder, "curriculum"), seed=it
             )
         fault_point(f"phase:{phase}:built")
+        kept_file = os.path.join(folder, "curriculum", "curriculum.jsonl")
+        if done:  # the solver must train on the questions that were recorded, all of them
+            check_recorded_file(kept_file, done.get("sha256"), phase)
         if not done:
-            metrics = {
-                f"curriculum/{k}": float(v)
-                for k, v in report.__dict__.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool)
-            }
+            metrics = {f"curriculum/{k}": v for k, v in report.metrics().items()}
             logger.log_metrics(metrics, step=state.step)
-            self._finish(state, logger, phase, steps=1, kept=report.kept)
+            sha = file_sha256(kept_file) if os.path.exists(kept_file) else None
+            self._finish(state, logger, phase, steps=1, kept=report.kept, sha256=sha)
         rank_zero_info(f"[{phase}] {report.kept} of {report.candidates} kept")
         return report
 

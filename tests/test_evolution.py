@@ -150,3 +150,76 @@ def test_a_phase_is_recorded_only_once_its_scalars_are_on_disk(
     steps = json.loads((run_dir / "state.json").read_text())["step"]
     last = tensorboard_scalars(str(run_dir / "tensorboard"))["eval/toy/accuracy"][-1]
     assert last.step == steps - 1
+
+
+def _toy_args(run_dir, **extra):
+    """A short toy evolution on the shipped toy base (which writes valid questions)."""
+    args = [
+        "fit",
+        "--config",
+        TOY,
+        "--trainer.enable_progress_bar=false",
+        "--data.init_args.candidates=12",
+        "--data.init_args.votes=4",
+        "--data.init_args.band=[0.0, 1.0]",
+        "--data.init_args.questions_per_step=4",
+        "--data.init_args.min_kept=1",
+        "--data.init_args.max_rounds=1",
+        "--model.init_args.group_size=2",
+        "--model.init_args.minibatch_size=8",
+        "--model.init_args.micro_batch_size=4",
+        "--evolution.iterations=1",
+        "--evolution.challenger_steps=1",
+        "--evolution.solver_steps=1",
+        f"--evolution.run_dir={run_dir}",
+        "--evolution.challenger.init_args.group_size=2",
+        "--evolution.challenger.init_args.minibatch_size=8",
+        "--evolution.challenger.init_args.micro_batch_size=4",
+        "--evolution.challenger_data.init_args.slots_per_step=4",
+        "--evolution.evaluation.init_args.max_samples=8",
+    ]
+    return args + [f"--{k}={v}" for k, v in extra.items()]
+
+
+def test_every_scalar_the_readme_lists_is_logged(tmp_path):
+    """The README's "Reading the logs" names these tags: each one is in the TensorBoard file."""
+    from conftest import tensorboard_scalars
+
+    run_dir = tmp_path / "run"
+    main(_toy_args(run_dir))
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["phases"]["iter1/solver"].get("skipped") is None  # the solver phase trained
+    tags = set(tensorboard_scalars(str(run_dir / "tensorboard")))
+    per_role = [
+        "reward_mean",
+        "loss",
+        "kl",
+        "clip_frac_low",
+        "clip_frac_high",
+        "clip_frac_dual",
+        "response_length_mean",
+        "response_length_max",
+        "gen_tokens_per_s",
+        "rollout_seconds",
+    ]
+    wanted = {f"{role}/{name}" for role in ("solver", "challenger") for name in per_role}
+    wanted |= {"eval/toy/accuracy", "eval/toy/ci95_low", "eval/toy/ci95_high"}
+    wanted |= {
+        f"curriculum/{name}"
+        for name in (
+            "candidates",
+            "valid",
+            "kept",
+            "rounds",
+            "share_mean",
+            "question_words_mean",
+            "distinct_fraction",
+            "diversity",
+            "label_accuracy",
+            "kept_label_accuracy",
+        )
+    }
+    wanted |= {f"curriculum/share_hist/{k}of4" for k in range(5)}
+    wanted |= {"challenger/vote/in_band", "challenger/valid_fraction"}
+    wanted |= {f"challenger/invalid_reason/{r}" for r in ("no_question", "no_answer")}
+    assert not wanted - tags, sorted(wanted - tags)
