@@ -40,6 +40,7 @@ from rzero_pl.benchmarks import (
 )
 from rzero_pl.engines.base import Engine, SamplingParams
 from rzero_pl.errors import check_number
+from rzero_pl.extraction import ANSWER_RULES, AnswerRule
 from rzero_pl.io import write_json_atomic, write_jsonl_atomic
 from rzero_pl.prompts import RolePrompt
 
@@ -124,9 +125,10 @@ def _grade(
     n: int,
     reference_compat: bool,
     seed: int,
+    rule: AnswerRule = "boxed",
 ) -> list[bool]:
     if not (reference_compat and bench.kind == "multiple_choice"):
-        return grade_many(bench, responses, golds)
+        return grade_many(bench, responses, golds, rule=rule)
     # The reference's random guesses, seeded per problem: the same on any number of ranks.
     return [
         ok
@@ -153,11 +155,14 @@ def score_problems(
     template: RolePrompt,
     reference_compat: bool = False,
     seed: int = 0,
+    rule: AnswerRule = "boxed",
+    report_rules: bool = False,
 ) -> list[list[dict]]:
     """Generate ``params.n`` responses for each of ``rows[problems]`` and grade them.
 
     Returns, per problem, one samples-file record per response: ``id``, ``prompt``,
-    ``response``, ``extracted`` (what the grader read), ``gold``, ``correct``.
+    ``response``, ``extracted`` (what the grader read under ``rule``), ``gold``, ``correct``;
+    with ``report_rules`` on a math benchmark also ``correct_by_rule`` (every answer rule).
     """
     mine = [rows[i] for i in problems]
     texts = [template.render(tokenizer, problem=benchmark_prompt(bench, row)) for row in mine]
@@ -167,14 +172,17 @@ def score_problems(
     n = params.n
     responses = [c.text for g in generations for c in g.completions]
     golds = [row.answer for row in mine for _ in range(n)]
-    correct = _grade(bench, responses, golds, problems, n, reference_compat, seed)
-    return [
+    correct = _grade(bench, responses, golds, problems, n, reference_compat, seed, rule)
+    by_rule = {}
+    if report_rules and bench.kind == "math":
+        by_rule = {r: grade_many(bench, responses, golds, rule=r) for r in ANSWER_RULES}
+    records = [
         [
             {
                 "id": row.id,
                 "prompt": text,
                 "response": responses[j * n + s],
-                "extracted": extract_answer(bench, responses[j * n + s]),
+                "extracted": extract_answer(bench, responses[j * n + s], rule),
                 "gold": row.answer,
                 "correct": bool(correct[j * n + s]),
             }
@@ -182,6 +190,11 @@ def score_problems(
         ]
         for j, (row, text) in enumerate(zip(mine, texts, strict=True))
     ]
+    for r, verdicts in by_rule.items():
+        for j, problem in enumerate(records):
+            for s, record in enumerate(problem):
+                record.setdefault("correct_by_rule", {})[r] = bool(verdicts[j * n + s])
+    return records
 
 
 def evaluate(
@@ -197,9 +210,13 @@ def evaluate(
     root: str | None = None,
     prompt: RolePrompt | None = None,
     reference_compat: bool = False,
+    answer_rules: dict[str, AnswerRule] | None = None,
+    report_rules: bool = False,
 ) -> EvaluationResult:
     """Evaluate ``role`` on each benchmark; see the module docstring for k, sampling, ranks.
 
+    ``answer_rules`` names a math benchmark's answer rule (default ``boxed``, the paper's);
+    ``report_rules`` adds ``accuracy_by_rule`` (every rule) to each math benchmark's entry.
     Every rank must call it with the same arguments (it joins collectives).
     """
     sampling = sampling or SamplingParams(temperature=0.0, max_new_tokens=4096)
@@ -222,6 +239,8 @@ def evaluate(
             template=prompt or role_prompt(bench),
             reference_compat=reference_compat,
             seed=seed,
+            rule=(answer_rules or {}).get(name, "boxed"),
+            report_rules=report_rules,
         )
         seconds = time.perf_counter() - start
         metric = BenchmarkAccuracy().to(_metric_device())
@@ -230,6 +249,11 @@ def evaluate(
         gathered = gather_objects((mine, seconds))
         samples[name] = [s for problem in merge_shards([g[0] for g in gathered]) for s in problem]
         entries[name]["seconds"] = max(g[1] for g in gathered)
+        if samples[name] and "correct_by_rule" in samples[name][0]:
+            entries[name]["accuracy_by_rule"] = {
+                r: sum(s["correct_by_rule"][r] for s in samples[name]) / len(samples[name])
+                for r in ANSWER_RULES
+            }
     return EvaluationResult(summarize(entries), samples)
 
 
@@ -258,6 +282,12 @@ class Evaluation:
         role: The role to evaluate.
         reference_compat: Read multiple-choice letters the reference's way, guessing a random
             letter when none is found (for comparison with published numbers only).
+        answer_rules: A math benchmark's answer rule by name (``rzero_pl.extraction``):
+            ``boxed`` (the default and the paper's: the last ``\\boxed{}``) or ``flexible``
+            (a box, else ``#### X``, an answer phrase, the last number).
+        report_rules: Also score every math benchmark under every answer rule
+            (``accuracy_by_rule`` in ``eval.json``, like lm-evaluation-harness's strict-match
+            and flexible-extract).
     """
 
     def __init__(
@@ -275,6 +305,8 @@ class Evaluation:
         output_dir: str | None = None,
         role: str = "solver",
         reference_compat: bool = False,
+        answer_rules: dict[str, AnswerRule] | None = None,
+        report_rules: bool = False,
     ) -> None:
         name = type(self).__name__
         check_number(f"{name}.max_samples", max_samples, at_least=1, optional=True)
@@ -284,6 +316,12 @@ class Evaluation:
         check_number(f"{name}.top_p", top_p, above=0, at_most=1)
         for name in benchmarks:
             get_benchmark(name)  # an unknown name fails now, listing the known ones
+        for name, rule in (answer_rules or {}).items():
+            if name not in benchmarks or rule not in ANSWER_RULES:
+                raise ValueError(
+                    f"{type(self).__name__}.answer_rules: {name!r}: {rule!r} must name one of "
+                    f"the benchmarks and one of {ANSWER_RULES}"
+                )
         self.benchmarks = list(benchmarks)
         self.max_samples = max_samples
         self.seed = seed
@@ -297,6 +335,8 @@ class Evaluation:
         self.output_dir = output_dir
         self.role = role
         self.reference_compat = reference_compat
+        self.answer_rules = dict(answer_rules or {})
+        self.report_rules = report_rules
         self.results: dict[str, EvaluationResult] = {}
 
     def run(
@@ -318,6 +358,8 @@ class Evaluation:
             root=self.root,
             prompt=self.prompt,
             reference_compat=self.reference_compat,
+            answer_rules=self.answer_rules,
+            report_rules=self.report_rules,
         )
         self.results[tag] = result
         # Lightning's rank covers ranks launched before any process group exists.

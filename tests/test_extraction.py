@@ -85,3 +85,44 @@ def test_every_reader_of_model_output_is_linear_on_100_kb(name):
     norm = normalize(text)
     _decide_locally(norm, "1")
     assert time.process_time() - start < 1.0
+
+
+class _Engine:
+    """Answers each prompt with the response whose problem text it contains."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    def generate(self, prompts, *, role, params):
+        from rzero_pl.engines.base import Completion, Generation
+
+        out = []
+        for prompt in prompts:
+            text = next(r for key, r in self.answers.items() if key in prompt)
+            out.append(Generation(prompt, [], [Completion(text, [], "stop", 0)] * params.n))
+        return out
+
+
+def test_evaluation_takes_a_rule_per_benchmark_and_reports_both(tmp_path):
+    import json
+
+    from rzero_pl.engines.base import SamplingParams
+    from rzero_pl.evaluation import Evaluation, evaluate
+
+    rows = [("P0", "72", "so #### 72"), ("P1", "5", "\\boxed{5}"), ("P2", "7", "The answer is 8")]
+    path = tmp_path / "gsm8k" / "test.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps({"id": p, "problem": f"{p}?", "answer": a}) + "\n"
+                            for p, a, _ in rows))  # fmt: skip
+    engine = _Engine({f"{p}?": r for p, _, r in rows})
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=8)
+    kwargs = {"sampling": greedy, "root": str(tmp_path)}
+    strict = evaluate(engine, None, ["gsm8k"], report_rules=True, **kwargs)
+    entry = strict.summary["benchmarks"]["gsm8k"]
+    assert entry["accuracy"] == pytest.approx(1 / 3)  # boxed by default: the paper's rule
+    assert entry["accuracy_by_rule"] == pytest.approx({"boxed": 1 / 3, "flexible": 2 / 3})
+    flexible = evaluate(engine, None, ["gsm8k"], answer_rules={"gsm8k": "flexible"}, **kwargs)
+    assert flexible.accuracies()["gsm8k"] == pytest.approx(2 / 3)
+    assert [s["extracted"] for s in flexible.samples["gsm8k"]] == ["72", "5", "8"]
+    with pytest.raises(ValueError, match="answer_rules"):
+        Evaluation(["gsm8k"], answer_rules={"math500": "flexible"})
