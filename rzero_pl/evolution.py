@@ -79,6 +79,9 @@ class Evolution:
         run_dir: The run folder (see the module docstring).
         evaluation: Benchmarks run on the base solver and after every solver phase.
         allow_config_change: Resume a run folder written by a different configuration.
+        train_challenger: False runs the paper's "Base Challenger" ablation: the challenger
+            phase is skipped, so every curriculum is written by the untrained challenger
+            (the base model); everything else is unchanged.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Evolution:
         run_dir: str = "runs/rzero",
         evaluation: Evaluation | None = None,
         allow_config_change: bool = False,
+        train_challenger: bool = True,
     ) -> None:
         check_number("evolution.iterations", iterations, at_least=1)
         # 0 would train nothing in silence (a negative count never stops: Lightning reads
@@ -107,6 +111,7 @@ class Evolution:
         self.run_dir = run_dir
         self.evaluation = evaluation
         self.allow_config_change = allow_config_change
+        self.train_challenger = train_challenger
 
     def run(
         self,
@@ -143,9 +148,11 @@ class Evolution:
         folder = os.path.join(self.run_dir, f"iter{it}")
         challenger, data = self.challenger, self.challenger_data
         steps = self.challenger_steps
-        self._phase(
-            state, f"iter{it}/challenger", challenger, data, steps, folder, make_trainer, logger
-        )
+        phase = f"iter{it}/challenger"
+        if self.train_challenger:
+            self._phase(state, phase, challenger, data, steps, folder, make_trainer, logger)
+        elif not state.done(phase):
+            self._finish(state, logger, phase, skipped="train_challenger is false")
         report = self._curriculum(state, it, solver, curriculum, folder, logger)
         phase = f"iter{it}/solver"
         if report.kept > 0:

@@ -223,3 +223,16 @@ def test_every_scalar_the_readme_lists_is_logged(tmp_path):
     wanted |= {"challenger/vote/in_band", "challenger/valid_fraction"}
     wanted |= {f"challenger/invalid_reason/{r}" for r in ("no_question", "no_answer")}
     assert not wanted - tags, sorted(wanted - tags)
+
+
+def test_the_base_challenger_ablation_skips_only_the_challengers_training(tmp_path):
+    run_dir = tmp_path / "run"
+    main(_toy_args(run_dir, **{"evolution.train_challenger": "false"}))
+    phases = json.loads((run_dir / "state.json").read_text())["phases"]
+    assert phases["iter1/challenger"]["skipped"] == "train_challenger is false"
+    assert not (run_dir / "iter1" / "challenger").exists()
+    assert phases["iter1/curriculum"]["kept"] > 0  # questions from the untrained challenger
+    assert (
+        phases["iter1/solver"]["steps"] == 1 and (run_dir / "iter1" / "solver" / "weights").is_dir()
+    )
+    assert "accuracy" in phases["iter1/eval"]
