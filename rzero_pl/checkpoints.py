@@ -11,6 +11,7 @@ not load (damaged outside rzero-pl) is reported and set aside, never trained fro
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -104,3 +105,53 @@ def checkpoint_step(path: str) -> int | None:
         return int(checkpoint["global_step"])
     except Exception:
         return None
+
+
+def weights_digest(folder: str) -> dict[str, dict[str, Any]]:
+    """``{file: {"size", "sha256"}}`` of every file in a role's weights folder.
+
+    Recorded in ``state.json`` when a phase is recorded, and compared before the phase's
+    weights are loaded on resume (``check_weights``). The whole file is hashed: a challenger
+    and a solver of one model have the same tensor names, shapes and so headers.
+    """
+    digest = {}
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path) or TMP_MARK in name:
+            continue
+        sha = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                sha.update(block)
+        digest[name] = {"size": os.path.getsize(path), "sha256": sha.hexdigest()}
+    return digest
+
+
+def check_weights(folder: str, recorded: dict[str, Any] | None, phase: str) -> None:
+    """Raise a one-line ``ValueError`` naming ``folder`` unless its files are the ones
+    ``state.json`` recorded for ``phase`` (size first, then content). A state without a
+    record (written before checksums) is not checked."""
+    if recorded is None:
+        return
+    redo = (
+        f"restore the folder, or delete the '{phase}' entry and every later one from "
+        "state.json to redo them"
+    )
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder}: the weights of finished phase {phase} are missing; {redo}")
+    why = None
+    for name, expected in recorded.items():
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            why = f"{name} is missing"
+        elif os.path.getsize(path) != expected["size"]:
+            why = f"{name} has {os.path.getsize(path)} bytes, {expected['size']} were recorded"
+        if why:
+            break
+    if why is None:
+        digest = weights_digest(folder)
+        changed = [n for n, e in recorded.items() if digest[n]["sha256"] != e["sha256"]]
+        if not changed:
+            return
+        why = f"{changed[0]} differs from what was recorded (sha256)"
+    raise ValueError(f"{folder}: not the weights of finished phase {phase} ({why}); {redo}")

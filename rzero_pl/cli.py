@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
+import warnings
 from typing import Any
 
 import lightning as L
@@ -41,7 +43,22 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     },
 }
 # Settings that may change between a run and its resumption without changing its results.
-RESUMABLE_CHANGES = ("trainer", "ckpt_path", "config", "seed_everything", "threads")
+# The trainer's other settings (its callbacks: the challenger's reward terms; precision;
+# gradient clipping) and the seed are part of the fingerprint.
+RESUMABLE_CHANGES = ("ckpt_path", "config", "threads")
+RESUMABLE_TRAINER = (
+    "logger",
+    "enable_progress_bar",
+    "enable_model_summary",
+    "enable_checkpointing",
+    "default_root_dir",
+    "log_every_n_steps",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "profiler",
+)
+RESUMABLE_EVOLUTION = ("iterations", "allow_config_change", "evaluation", "run_dir")
 
 
 class RZeroCLI(LightningCLI):
@@ -207,9 +224,12 @@ class RZeroCLI(LightningCLI):
         config = self.config[self.subcommand].clone().as_dict()
         for key in RESUMABLE_CHANGES:
             config.pop(key, None)
-        evolution = (config.get("evolution") or {}).get("init_args", {})
-        for key in ("iterations", "allow_config_change", "evaluation"):
+        for key in RESUMABLE_TRAINER:
+            (config.get("trainer") or {}).pop(key, None)
+        evolution = config.get("evolution") or {}
+        for key in RESUMABLE_EVOLUTION:  # the run folder's own path: a moved run resumes
             evolution.pop(key, None)
+            (evolution.get("init_args") or {}).pop(key, None)
         return config_fingerprint(config)
 
 
@@ -239,8 +259,9 @@ def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> 
     """
     if one_line_errors is None:
         one_line_errors = args is None and not os.environ.get("RZERO_PL_TRACEBACK")
+    quiet_known_noise()
     try:
-        RZeroCLI(args=args if args is not None else sys.argv[1:])
+        RZeroCLI(args=args)  # None: LightningCLI reads sys.argv itself (no 'args and argv' warning)
     except (ValueError, OSError, MisconfigurationException) as err:
         if not one_line_errors:
             raise
@@ -248,6 +269,25 @@ def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> 
         sys.exit(2)
     if args is None:
         _close_process_group()
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+def quiet_known_noise() -> None:
+    """Silence what every run printed and no user can act on, so that a warning means one.
+
+    Lightning 2.6 calls a torch pytree constructor that torch 2.13 deprecates (fixed in
+    Lightning, not here), and advertises a cloud logger at every trainer's start.
+    """
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", append=True
+    )
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdverts) for f in logger.filters):
+        logger.addFilter(_DropAdverts())
 
 
 def _close_process_group() -> None:

@@ -142,4 +142,21 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[str, Any]]:
                 value = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{where}: bad JSON ({err.msg} at column {err.colno})") from None
+            if _has_lone_surrogate(value):  # JSON's \ud800 escape: no tokenizer encodes it
+                raise ValueError(f"{where}: a string holds a lone surrogate (\\ud800-\\udfff)")
             yield where, value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a JSON value holds a string that is not valid Unicode text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False

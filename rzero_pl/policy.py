@@ -26,6 +26,7 @@ from torch import nn
 from rzero_pl import sharding
 from rzero_pl.distributed import is_rank_zero
 from rzero_pl.engines.base import ROLES, check_role
+from rzero_pl.errors import check_number
 from rzero_pl.io import fsync_dir, fsync_tree, remove_path
 from rzero_pl.models import ModelSource
 from rzero_pl.sharding import FullyShard
@@ -52,6 +53,10 @@ class LoraSettings:
     ) -> None:
         if r < 1:
             raise ValueError(f"lora.r must be >= 1, got {r}")
+        check_number("lora.alpha", alpha, above=0)
+        check_number("lora.dropout", dropout, at_least=0)
+        if dropout >= 1:
+            raise ValueError(f"lora.dropout must be < 1, got {dropout}")
         self.r = r
         self.alpha = alpha
         self.dropout = dropout

@@ -49,10 +49,13 @@ class JsonlQuestions(QuestionSource):
 
     def load(self) -> list[dict]:
         rows = read_jsonl(self.path, (self.problem_key, self.answer_key))
-        return [
+        questions = [
             {"problem": str(row[self.problem_key]), "answer": str(row[self.answer_key])}
             for row in rows
         ]
+        if not questions:
+            raise ValueError(f"{self.path}: no questions (an empty file)")
+        return questions
 
 
 class Truth(ABC):

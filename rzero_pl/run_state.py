@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 from typing import Any
 
 from lightning.pytorch.loggers import Logger
@@ -143,22 +144,19 @@ class RunState:
     """``state.json``: finished phases, the step axis, and the configuration fingerprint.
 
     Each finished phase records ``step_start`` and ``step_end``; they tile the axis with no
-    gap, and ``step`` (the first free step) is the last phase's ``step_end``.
+    gap, and ``step`` (the first free step) is the last phase's ``step_end``. The file is
+    checked against its schema when read (``check_state``): a damaged or hand-edited state is
+    a one-line error naming the file, never a silent fresh start.
     """
 
     def __init__(self, folder: str) -> None:
         self.path = os.path.join(folder, "state.json")
-        self.data: dict[str, Any] = read_json(self.path) or {
-            "version": STATE_VERSION,
-            "fingerprint": None,
-            "step": 0,
-            "phases": {},
-        }
-        if self.data.get("version") != STATE_VERSION:
-            raise ValueError(
-                f"{self.path}: written by another version of rzero-pl (state version "
-                f"{self.data.get('version')}, this one reads {STATE_VERSION}); use a new run_dir"
-            )
+        data = read_json(self.path, default=_MISSING)
+        if data is _MISSING:
+            _refuse_orphan_phases(folder, self.path)
+            data = {"version": STATE_VERSION, "fingerprint": None, "step": 0, "phases": {}}
+        check_state(data, self.path)
+        self.data: dict[str, Any] = data
 
     def check_fingerprint(self, fingerprint: str, allow_change: bool) -> None:
         known = self.data.get("fingerprint")
@@ -194,6 +192,58 @@ class RunState:
     def save(self) -> None:
         if writes_run_folder():
             write_json_atomic(self.path, self.data)
+
+
+_MISSING = object()
+_PHASE_FIELDS = {"steps": int, "step_start": int, "step_end": int}
+_ADVICE = "restore it, or move the run folder away and start a new run"
+
+
+def check_state(data: Any, path: str) -> None:
+    """Raise a one-line ``ValueError`` naming ``path`` unless ``data`` is a valid run state:
+    ``{"version": 2, "fingerprint": str | null, "step": int >= 0, "phases": {name: {"steps",
+    "step_start", "step_end": int, …}}}``."""
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{path}: not a valid run state ({what}); {_ADVICE}")
+
+    if not isinstance(data, dict):
+        raise bad(f"a JSON object expected, got {type(data).__name__}")
+    if "version" in data and data["version"] != STATE_VERSION:
+        raise ValueError(
+            f"{path}: written by another version of rzero-pl (state version "
+            f"{data['version']!r}, this one reads {STATE_VERSION}); use a new run_dir"
+        )
+    for key, kind in (("version", int), ("step", int), ("phases", dict)):
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            raise bad(f"'{key}' missing or not {'an object' if kind is dict else 'an integer'}")
+    if not isinstance(data.get("fingerprint"), (str, type(None))):
+        raise bad("'fingerprint' is not a string or null")
+    for name, entry in data["phases"].items():
+        if not isinstance(entry, dict):
+            raise bad(f"phase '{name}' is not an object")
+        for key, kind in _PHASE_FIELDS.items():
+            value = entry.get(key)
+            if not isinstance(value, kind) or isinstance(value, bool) or value < 0:
+                raise bad(f"phase '{name}': '{key}' missing or not an integer >= 0")
+        if entry["step_end"] != entry["step_start"] + entry["steps"]:
+            raise bad(f"phase '{name}': step_end is not step_start + steps")
+    ends = [e["step_end"] for e in data["phases"].values()]
+    if data["step"] < max(ends, default=0):
+        raise bad("'step' lies before the end of a recorded phase")
+
+
+def _refuse_orphan_phases(folder: str, path: str) -> None:
+    """A run folder with phase folders but no ``state.json`` lost its record: refuse to start
+    over on top of that work (the old files would be mixed with new ones)."""
+    if not os.path.isdir(folder):
+        return
+    phases = sorted(n for n in os.listdir(folder) if re.fullmatch(r"iter\d+|eval", n))
+    if phases:
+        raise ValueError(
+            f"{path}: missing, but the run folder holds phase folders ({', '.join(phases)}); "
+            "restore state.json, or move the run folder away and start a new run"
+        )
 
 
 class RunFolderBusy(OSError):
@@ -235,3 +285,29 @@ class RunLock:
         if self.handle is not None:
             self.handle.close()  # closing releases the lock
             self.handle = None
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a file's bytes (recorded in ``state.json`` for files a later phase reads)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def check_recorded_file(path: str, recorded: str | None, phase: str) -> None:
+    """Raise a one-line ``ValueError`` naming ``path`` unless it is the file recorded for
+    ``phase`` (a state written before hashes were recorded is not checked)."""
+    if recorded is None:
+        return
+    if not os.path.isfile(path):
+        why = "is missing"
+    elif file_sha256(path) != recorded:
+        why = "differs from the file recorded in state.json (cut short or edited)"
+    else:
+        return
+    raise ValueError(
+        f"{path}: {why} for finished phase {phase}; restore it, or delete the '{phase}' entry "
+        "and every later one from state.json (and this folder) to redo them"
+    )

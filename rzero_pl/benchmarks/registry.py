@@ -329,6 +329,8 @@ def read_jsonl(benchmark: Benchmark, path: str | os.PathLike[str]) -> list[Bench
     rows: list[BenchmarkRow] = []
     for where, record in iter_jsonl(path):
         rows.append(check_row(benchmark, record, where, len(rows)))
+    if not rows:  # an empty benchmark would enter the averages as a 0
+        raise ValueError(f"{path}: empty benchmark file (no problems)")
     return rows
 
 
@@ -365,6 +367,8 @@ def load_rows(
         raise FileNotFoundError(f"benchmark {bench.name!r}: no local file ({tried})")
     else:
         rows = hub_rows(bench)
+    if not rows:
+        raise ValueError(f"benchmark {bench.name!r}: no problems (an empty benchmark)")
     if max_samples is not None and max_samples < len(rows):
         keep = sorted(random.Random(seed).sample(range(len(rows)), max_samples))
         rows = [rows[i] for i in keep]

@@ -1,0 +1,513 @@
+"""Red team: bad configurations and damaged run folders, each a one-line error that changes nothing.
+
+Every case goes through the real CLI in-process (``main`` in command-line mode): exit status
+2, exactly one ``rzero-pl: error:`` line holding the expected words, and (for the run folder
+cases) every file of the run folder byte-identical before and after. The damaged-folder cases
+share one small finished toy run (module fixture), each working on a copy of it.
+
+``test_every_numeric_setting_is_checked_before_loading`` walks every typed numeric
+``__init__`` argument of the classes that the shipped toy configuration builds (and the
+classes their arguments are typed with) and feeds it a negative number, 0 where 0 means
+nothing, and a word, expecting a line that names the key, before any weight is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib
+import inspect
+import io
+import json
+import os
+import shutil
+import sys
+import types
+import typing
+
+import pytest
+import yaml
+
+from rzero_pl.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY = os.path.join(ROOT, "cli_configs", "toy.yaml")
+
+
+def _cli(args: list[str]) -> tuple[int, list[str]]:
+    """Run ``rzero-pl`` in-process; (exit status, its ``rzero-pl: error:`` lines)."""
+    err = io.StringIO()
+    code = 0
+    with contextlib.redirect_stderr(err):
+        try:
+            main(args, one_line_errors=True)
+        except SystemExit as stop:
+            code = stop.code
+    return code, [x for x in err.getvalue().splitlines() if x.startswith("rzero-pl: error:")]
+
+
+def _refused(args: list[str], *words: str) -> str:
+    code, errors = _cli(args)
+    assert code == 2, (args, errors)
+    assert len(errors) == 1, errors
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+    return errors[0]
+
+
+def _tree_hash(folder: str) -> dict[str, str]:
+    """sha256 of every file under ``folder`` (the lock file holds the last pid: left out)."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            if name == ".lock":
+                continue
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+# ------------------------------------------------------------------ every numeric setting
+
+# Settings whose 0 has a documented meaning (so only negatives and words are refused).
+ZERO_MEANS = {
+    "min_kept": "no minimum",
+    "warmup_steps": "no warm-up",
+    "log_rollouts_every": "never",
+    "max_bad_updates": "never stop",
+    "weight_decay": "none",
+    "kl_coef": "no KL term",
+    "temperature": "greedy",
+    "clip_low": "no lower clip",
+    "clip_high": "no upper clip",
+    "weight": "no repetition penalty",
+    "dropout": "no dropout",
+}
+# Settings where any integer is meaningful: seeds, and top_k (<= 0 turns the filter off).
+ANY_INTEGER = {"seed", "top_k"}
+# Types whose numeric arguments are walked too, where a parent argument is typed with them.
+NESTED = ("SamplingParams", "GRPOLoss", "LoraSettings")
+
+
+def _numeric(annotation: typing.Any) -> bool:
+    """int, float, or one of them or None (band, a pair, is checked in BAD_CONFIGS)."""
+    if annotation in (int, float):
+        return True
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return False
+    args = set(typing.get_args(annotation)) - {type(None)}
+    return bool(args) and args <= {int, float}
+
+
+def _class_params(cls: type) -> dict[str, inspect.Parameter]:
+    """The __init__ parameters of ``cls``, with those its ``**kwargs`` passes to its bases."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass.__module__.split(".")[0] not in ("rzero_pl",):
+            continue
+        hints = typing.get_type_hints(klass.__init__)
+        for name, p in inspect.signature(klass.__init__).parameters.items():
+            if name != "self" and p.kind is not p.VAR_KEYWORD and name not in params:
+                params[name] = p.replace(annotation=hints.get(name, p.annotation))
+        if not any(
+            p.kind is p.VAR_KEYWORD for p in inspect.signature(klass.__init__).parameters.values()
+        ):
+            break
+    return params
+
+
+def _nested_class(annotation: typing.Any) -> type | None:
+    for arg in (annotation, *typing.get_args(annotation)):
+        if getattr(arg, "__name__", None) in NESTED:
+            return arg
+    return None
+
+
+def _walk(node: typing.Any, key: str, out: list[tuple[str, str]]) -> None:
+    """(CLI key, parameter name) of every numeric argument below a ``class_path`` node."""
+    if isinstance(node, list):
+        return  # lists (the trainer's callbacks) are walked by _callback_cases
+    if not isinstance(node, dict):
+        return
+    if "class_path" in node:
+        module, _, name = node["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        init = node.get("init_args") or {}
+        for pname, p in _class_params(cls).items():
+            where = f"{key}.init_args.{pname}"
+            if _numeric(p.annotation):
+                out.append((where, pname))
+            elif (nested := _nested_class(p.annotation)) is not None and pname != "policy":
+                for sub, q in _class_params(nested).items():
+                    if _numeric(q.annotation):
+                        out.append((f"{where}.{sub}", sub))
+            elif isinstance(init.get(pname), dict) and pname != "policy":  # walked apart
+                _walk(init[pname], where, out)
+    else:
+        for k, v in node.items():
+            _walk(v, f"{key}.{k}" if key else k, out)
+
+
+def _numeric_classes() -> list[tuple[type, str]]:
+    """(class, parameter) of every numeric argument the walk finds, nested types included."""
+    import rzero_pl.evolution as evolution
+
+    found = []
+    with open(TOY) as f:
+        config = yaml.safe_load(f)
+    paths = [config["model"], config["data"], config["model"]["init_args"]["policy"]["model"]]
+    paths += [config["evolution"][k] for k in ("challenger", "challenger_data", "evaluation")]
+    paths += [config["model"]["init_args"]["engine"], *config["trainer"]["callbacks"]]
+    classes = [evolution.Evolution]
+    for node in paths:
+        module, _, name = node["class_path"].rpartition(".")
+        classes.append(getattr(importlib.import_module(module), name))
+    for cls in classes:
+        for pname, p in _class_params(cls).items():
+            if _numeric(p.annotation) and pname not in ANY_INTEGER:
+                found.append((cls, pname))
+            elif (nested := _nested_class(p.annotation)) is not None and nested not in classes:
+                classes.append(nested)
+    return found
+
+
+REQUIRED = {
+    "BenchmarkEvaluation": {"benchmarks": ["toy"]},
+    "Evolution": {"challenger": None, "challenger_data": None},
+}
+
+
+def test_every_numeric_setting_refuses_a_negative_at_construction():
+    from rzero_pl.errors import ConfigError
+
+    tried = 0
+    for cls, param in _numeric_classes():
+        kwargs = {**REQUIRED.get(cls.__name__, {}), param: -1}
+        with pytest.raises((ConfigError, ValueError)) as refused:
+            cls(**kwargs)
+        assert param in str(refused.value) and "\n" not in str(refused.value), (cls, param)
+        tried += 1
+    assert tried >= 40
+
+
+def _numeric_keys() -> list[tuple[str, str]]:
+    with open(TOY) as f:
+        config = yaml.safe_load(f)
+    out: list[tuple[str, str]] = []
+    for section in ("model", "data"):
+        _walk(config[section], section, out)
+    policy = config["model"]["init_args"]["policy"]
+    _walk(policy["model"], "model.init_args.policy.init_args.model", out)
+    out.append(("model.init_args.policy.init_args.lora.r", "r"))
+    out.append(("model.init_args.policy.init_args.lora.alpha", "alpha"))
+    for name in ("iterations", "challenger_steps", "solver_steps"):
+        out.append((f"evolution.{name}", name))
+    for sub in ("challenger", "challenger_data", "evaluation"):
+        _walk(config["evolution"][sub], f"evolution.{sub}", out)
+    return [(k, p) for k, p in out if p not in ANY_INTEGER]
+
+
+def _bad_values(param: str) -> list[str]:
+    """Through the CLI: 0 (or -1 where 0 has a meaning) and a word; the negatives of the
+    settings whose 0 is refused are fed to the classes directly (each CLI call costs about a
+    second of jsonargparse)."""
+    return ["-1" if param in ZERO_MEANS else "0", "x"]
+
+
+def _callback_cases() -> list[tuple[str, str, str]]:
+    """(YAML for trainer.callbacks with one bad argument, value, parameter name)."""
+    with open(TOY) as f:
+        callbacks = yaml.safe_load(f)["trainer"]["callbacks"]
+    cases = []
+    for i, node in enumerate(callbacks):
+        module, _, name = node["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        for pname, p in _class_params(cls).items():
+            if not _numeric(p.annotation) or pname in ANY_INTEGER:
+                continue
+            for value in _bad_values(pname):
+                bad = json.loads(json.dumps(callbacks))
+                bad[i].setdefault("init_args", {})[pname] = value if value == "x" else int(value)
+                cases.append((yaml.safe_dump({"trainer": {"callbacks": bad}}), value, pname))
+    return cases
+
+
+@pytest.mark.slow  # about 130 CLI calls of a second or two each
+def test_every_numeric_setting_is_checked_before_loading(tmp_path, monkeypatch):
+    """Each bad value: exit 2, one line naming the key, no weight read, nothing written."""
+    from rzero_pl.policy import Policy
+
+    @functools.wraps(Policy.__init__)  # the same signature: the parser reads it
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the configuration was checked")
+
+    monkeypatch.setattr(Policy, "__init__", no_loading)
+    run_dir = tmp_path / "run"
+    base = ["fit", "--config", TOY, f"--evolution.run_dir={run_dir}"]
+    keys = _numeric_keys()
+    assert len(keys) >= 40, keys  # the walk found the settings
+    tried = 0
+    for key, param in keys:
+        for value in _bad_values(param):
+            _refused([*base, f"--{key}={value}"], param)
+            tried += 1
+    for text, _value, param in _callback_cases():
+        path = tmp_path / "callbacks.yaml"
+        path.write_text(text)
+        _refused([*base, "--config", str(path)], param)
+        tried += 1
+    assert tried >= 100
+    assert not run_dir.exists()
+
+
+# ------------------------------------------------------------------ other bad configurations
+
+
+def _yaml(tmp_path, text: str) -> list[str]:
+    path = tmp_path / "extra.yaml"
+    path.write_text(text)
+    return ["--config", str(path)]
+
+
+BAD_CONFIGS = [
+    ("run_dir is a file", lambda p: [f"--evolution.run_dir={_file(p)}"], ["run_dir", "a file"]),
+    ("unknown key", lambda p: ["--evolution.solver_stepz=3"], ["solver_stepz", "unknown key"]),
+    ("band reversed", lambda p: ["--data.init_args.band=[0.9,0.1]"], ["band"]),
+    ("band above 1", lambda p: ["--data.init_args.band=[0.1,1.5]"], ["band"]),
+    (
+        "minibatch not a multiple",
+        lambda p: ["--model.init_args.micro_batch_size=3"],
+        ["micro_batch_size"],
+    ),
+    ("dual clip <= 1", lambda p: ["--model.init_args.loss.dual_clip=0.5"], ["dual_clip"]),
+    ("top_p above 1", lambda p: ["--model.init_args.sampling.top_p=1.5"], ["top_p"]),
+    ("steps NaN", lambda p: ["--model.init_args.lr=nan"], ["lr"]),
+    ("steps inf", lambda p: ["--model.init_args.lr=inf"], ["lr"]),
+    (
+        "unknown benchmark",
+        lambda p: ["--evolution.evaluation.init_args.benchmarks=[nope]"],
+        ["nope"],
+    ),
+    ("bool as count", lambda p: ["--evolution.solver_steps=true"], ["solver_steps"]),
+    ("float as count", lambda p: ["--evolution.solver_steps=1.5"], ["solver_steps"]),
+    (
+        "empty questions file",
+        lambda p: _yaml(p, _questions_yaml(_empty(p, "q.jsonl"))),
+        ["q.jsonl", "no questions"],
+    ),
+    (
+        "empty benchmark file",
+        lambda p: _benchmark(p, ""),
+        ["math500/test.jsonl", "empty benchmark"],
+    ),
+    (
+        "lone surrogate in a benchmark",
+        lambda p: _benchmark(p, '{"problem": "x \\ud800", "answer": "1"}\n'),
+        ["math500/test.jsonl:1", "lone surrogate"],
+    ),
+]
+
+
+def _file(tmp_path) -> str:
+    path = tmp_path / "not_a_folder"
+    path.write_text("x")
+    return str(path)
+
+
+def _empty(tmp_path, name: str) -> str:
+    path = tmp_path / name
+    path.write_text("")
+    return str(path)
+
+
+def _questions_yaml(path: str) -> str:
+    return (
+        "evolution: null\n"
+        "data:\n  class_path: rzero_pl.datamodules.LabelledQuestionsDataModule\n"
+        f"  init_args:\n    source:\n      class_path: rzero_pl.questions.JsonlQuestions\n"
+        f"      init_args: {{path: {path}}}\n    questions_per_step: 2\n"
+        "trainer:\n  max_epochs: 1\n  callbacks: []\n"
+    )
+
+
+def _benchmark(tmp_path, text: str) -> list[str]:
+    folder = tmp_path / "bench" / "math500"
+    folder.mkdir(parents=True)
+    (folder / "test.jsonl").write_text(text)
+    return [
+        "--evolution.evaluation.init_args.benchmarks=[math500]",
+        f"--evolution.evaluation.init_args.root={tmp_path / 'bench'}",
+    ]
+
+
+@pytest.mark.parametrize(
+    "make, words", [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS]
+)
+def test_bad_configuration_is_one_line(tmp_path, make, words):
+    run_dir = tmp_path / "run"
+    args = ["fit", "--config", TOY, f"--evolution.run_dir={run_dir}", *make(tmp_path)]
+    _refused(args, *words)
+
+
+# ------------------------------------------------------------------ damaged run folders
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One small toy run, finished: the original every damaged-folder case copies."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from test_kill_resume import _config, _run
+
+    folder = tmp_path_factory.mktemp("finished")
+    config = _config(folder)
+    done = _run(config, None)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return config, str(folder / "run")
+
+
+def _copy(finished_run, tmp_path) -> tuple[list[str], str]:
+    config, original = finished_run
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(original, run_dir)
+    return ["fit", "--config", config, f"--evolution.run_dir={run_dir}"], run_dir
+
+
+def _edit_state(run_dir: str, change) -> None:
+    path = os.path.join(run_dir, "state.json")
+    with open(path) as f:
+        state = json.load(f)
+    state = change(state)
+    with open(path, "w") as f:
+        f.write(state if isinstance(state, str) else json.dumps(state))
+
+
+def _cut(path: str, keep: float) -> None:
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: int(len(data) * keep)])
+
+
+def _poke(path: str, at: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(data)
+
+
+def _weights(run_dir: str, it: int, role: str) -> str:
+    return os.path.join(run_dir, f"iter{it}", role, "weights", "model.safetensors")
+
+
+def _kept(run_dir: str, it: int) -> str:
+    return os.path.join(run_dir, f"iter{it}", "curriculum", "curriculum.jsonl")
+
+
+def _set_phases_list(s):
+    s["phases"] = list(s["phases"])
+    return s
+
+
+def _drop_field(s):
+    del s["phases"]["iter1/solver"]["step_end"]
+    return s
+
+
+def _old_version(s):
+    s["version"] = 1
+    return s
+
+
+def _truncate_lines(path: str, keep: int) -> None:
+    lines = open(path).read().splitlines(keepends=True)
+    open(path, "w").write("".join(lines[:keep]))
+
+
+DAMAGE = [
+    ("state {}", lambda d: _edit_state(d, lambda s: "{}"), ["state.json", "not a valid run state"]),
+    ("state null", lambda d: _edit_state(d, lambda s: "null"), ["state.json", "JSON object"]),
+    (
+        "state version only",
+        lambda d: _edit_state(d, lambda s: '{"version": 2}'),
+        ["state.json", "'step'"],
+    ),
+    ("phases a list", lambda d: _edit_state(d, _set_phases_list), ["state.json", "'phases'"]),
+    ("phase field missing", lambda d: _edit_state(d, _drop_field), ["state.json", "step_end"]),
+    (
+        "state another version",
+        lambda d: _edit_state(d, _old_version),
+        ["state.json", "another version"],
+    ),
+    (
+        "state cut",
+        lambda d: _cut(os.path.join(d, "state.json"), 0.5),
+        ["state.json", "damaged JSON"],
+    ),
+    (
+        "state deleted",
+        lambda d: os.remove(os.path.join(d, "state.json")),
+        ["state.json", "missing"],
+    ),
+    (
+        "weights header",
+        lambda d: _poke(_weights(d, 1, "solver"), 8, b"{{{{"),
+        ["iter1/solver/weights", "sha256"],
+    ),
+    (
+        "weights cut",
+        lambda d: _cut(_weights(d, 1, "solver"), 0.5),
+        ["iter1/solver/weights", "bytes"],
+    ),
+    (
+        "challenger weights as solver",
+        lambda d: shutil.copyfile(_weights(d, 1, "challenger"), _weights(d, 1, "solver")),
+        ["iter1/solver/weights", "not the weights of finished phase iter1/solver"],
+    ),
+    (
+        "weights deleted",
+        lambda d: shutil.rmtree(os.path.dirname(_weights(d, 2, "challenger"))),
+        ["iter2/challenger/weights", "missing"],
+    ),
+    ("curriculum cut", lambda d: _truncate_lines(_kept(d, 1), 1), ["curriculum.jsonl", "differs"]),
+    (
+        "curriculum emptied",
+        lambda d: _truncate_lines(_kept(d, 2), 0),
+        ["iter2/curriculum", "differs"],
+    ),
+]
+
+
+@pytest.mark.slow  # the module fixture runs one small toy evolution (about a minute)
+@pytest.mark.parametrize("damage, words", [c[1:] for c in DAMAGE], ids=[c[0] for c in DAMAGE])
+def test_damaged_run_folder_is_one_line_and_untouched(finished_run, tmp_path, damage, words):
+    args, run_dir = _copy(finished_run, tmp_path)
+    damage(run_dir)
+    before = _tree_hash(run_dir)
+    _refused(args, *words)
+    assert _tree_hash(run_dir) == before
+
+
+CHANGED = [
+    ("another lr", ["--model.init_args.lr=3e-4"]),
+    ("another seed", ["--seed_everything=1"]),
+    ("another challenger reward (trainer callbacks)", ["--trainer.callbacks=[]"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [c[1] for c in CHANGED], ids=[c[0] for c in CHANGED])
+def test_a_changed_configuration_is_refused(finished_run, tmp_path, extra):
+    args, run_dir = _copy(finished_run, tmp_path)
+    before = _tree_hash(run_dir)
+    _refused([*args, *extra], "state.json", "different configuration")
+    assert _tree_hash(run_dir) == before
+
+
+@pytest.mark.slow
+def test_a_moved_run_folder_given_by_a_relative_path_resumes(finished_run, tmp_path, monkeypatch):
+    args, run_dir = _copy(finished_run, tmp_path)
+    before = {k: v for k, v in _tree_hash(run_dir).items() if not k.startswith("tensorboard")}
+    monkeypatch.chdir(tmp_path)
+    code, errors = _cli([*args[:-1], "--evolution.run_dir=run"])
+    assert code == 0 and not errors, errors
+    after = {k: v for k, v in _tree_hash(run_dir).items() if not k.startswith("tensorboard")}
+    assert after == before
