@@ -27,7 +27,8 @@ def test_the_corpus_records_its_source_and_licence():
 
 def test_no_false_positive_and_more_agreement_than_math_verify_alone():
     cases = DATA["cases"]
-    got = grade_many("math500", [c["response"] for c in cases], [c["gold"] for c in cases])
+    responses, golds = [c["response"] for c in cases], [c["gold"] for c in cases]
+    got = grade_many("math500", responses, golds, timeout=30.0)  # a few are slow: a busy CI
     false_positives = [c for c, g in zip(cases, got, strict=True) if g and not c["expected"]]
     agree = sum(g == c["expected"] for c, g in zip(cases, got, strict=True))
     assert false_positives == []
