@@ -1,0 +1,121 @@
+"""Run a shipped GPU config for real on CPU: only the model source, accelerator and sizes change.
+
+``derive`` reads ``cli_configs/<name>`` and applies a flat ``{dotted.key: value}`` change set;
+``SIZES`` (plus the model source and the accelerator) is the whole of what a test may change,
+and ``derive`` refuses any other key, so a config setting that cannot run on CPU shows up as a
+failing run (a bug to fix), never as a quiet override.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+POLICY = "model.init_args.policy"
+MODEL = f"{POLICY}.model"
+CHALLENGER = "evolution.challenger.init_args"
+EVALUATION = "evolution.evaluation.init_args"
+
+# What a real-config test may change besides the model source: hardware and sizes.
+ALLOWED = (
+    "trainer.accelerator",
+    MODEL,
+    "trainer.callbacks[0].init_args.votes",
+    "trainer.callbacks[0].init_args.max_new_tokens",
+    "model.init_args.group_size",
+    "model.init_args.sampling.max_new_tokens",
+    "model.init_args.minibatch_size",
+    "model.init_args.micro_batch_size",
+    "data.init_args.candidates",
+    "data.init_args.votes",
+    "data.init_args.questions_per_step",
+    "data.init_args.min_kept",
+    "data.init_args.max_rounds",
+    "data.init_args.challenger_sampling.max_new_tokens",
+    "data.init_args.solver_sampling.max_new_tokens",
+    "data.init_args.labelled",
+    # Not a size: SmolLM2 never boxes (it ends with "#### 8" or "The answer is: 8"), so under
+    # the paper's \boxed{} rule every reward would be 0; the flexible rule is the issue's way in.
+    "model.init_args.answer_rule",
+    "evolution.iterations",
+    "evolution.challenger_steps",
+    "evolution.solver_steps",
+    "evolution.run_dir",
+    f"{CHALLENGER}.group_size",
+    f"{CHALLENGER}.sampling.max_new_tokens",
+    f"{CHALLENGER}.minibatch_size",
+    f"{CHALLENGER}.micro_batch_size",
+    "evolution.challenger_data.init_args.slots_per_step",
+    f"{EVALUATION}.benchmarks",
+    f"{EVALUATION}.max_samples",
+    f"{EVALUATION}.max_new_tokens",
+    f"{EVALUATION}.root",
+)
+
+
+def tiny_sizes(run_dir: str, labelled: str, benchmarks_root: str, tokens: int = 16) -> dict:
+    """N = 2 candidates, m = 2 votes, G = 2 (challenger) and 4 (solver, on 4 questions), one
+    step per phase, ``tokens`` per completion, 2 GSM8K rows."""
+    return {
+        "trainer.callbacks[0].init_args.votes": 2,
+        "trainer.callbacks[0].init_args.max_new_tokens": tokens,
+        "model.init_args.group_size": 4,
+        "model.init_args.sampling.max_new_tokens": tokens,
+        "model.init_args.minibatch_size": 16,
+        "model.init_args.micro_batch_size": 4,
+        "data.init_args.candidates": 2,
+        "data.init_args.votes": 2,
+        "data.init_args.questions_per_step": 4,
+        "data.init_args.min_kept": 1,
+        "data.init_args.max_rounds": 1,
+        "data.init_args.challenger_sampling.max_new_tokens": tokens,
+        "data.init_args.solver_sampling.max_new_tokens": tokens,
+        "data.init_args.labelled": {
+            "class_path": "rzero_pl.questions.JsonlQuestions",
+            "init_args": {"path": labelled},
+        },
+        "evolution.iterations": 1,
+        "evolution.challenger_steps": 1,
+        "evolution.solver_steps": 1,
+        "evolution.run_dir": run_dir,
+        f"{CHALLENGER}.group_size": 2,
+        f"{CHALLENGER}.sampling.max_new_tokens": tokens,
+        f"{CHALLENGER}.minibatch_size": 4,
+        f"{CHALLENGER}.micro_batch_size": 2,
+        "evolution.challenger_data.init_args.slots_per_step": 2,
+        f"{EVALUATION}.benchmarks": ["gsm8k"],
+        f"{EVALUATION}.max_samples": 2,
+        f"{EVALUATION}.max_new_tokens": tokens,
+        f"{EVALUATION}.root": benchmarks_root,
+    }
+
+
+def _walk(config: Any, key: str) -> tuple[Any, Any]:
+    """The container holding the last part of ``key`` and that part (a name or an index)."""
+    parts: list[Any] = []
+    for part in key.split("."):
+        name, _, index = part.partition("[")
+        parts.append(name)
+        if index:
+            parts.append(int(index.rstrip("]")))
+    node = config
+    for part in parts[:-1]:
+        node = node[part]
+    return node, parts[-1]
+
+
+def derive(name: str, changes: dict[str, Any]) -> dict:
+    """``cli_configs/<name>`` with ``changes`` applied; a key outside ``ALLOWED`` is refused."""
+    with open(os.path.join(ROOT, "cli_configs", name)) as f:
+        config = yaml.safe_load(f)
+    config = copy.deepcopy(config)
+    for key, value in changes.items():
+        if key not in ALLOWED:
+            raise KeyError(f"{key}: not a size, the accelerator or the model source")
+        node, last = _walk(config, key)
+        node[last] = value
+    return config
