@@ -38,7 +38,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from rzero_pl.verify_worker import Zygote
+from rzero_pl.verify_worker import TIMED_OUT, Verdict, Zygote
+
+__all__ = ["TIMED_OUT", "Verdict", "VerifyPool", "default_workers", "shared_pool"]
 
 log = logging.getLogger(__name__)
 
@@ -55,53 +57,6 @@ _LOOKAHEAD = 64  # queued pairs a free worker looks through for an answer it has
 _PARSED = 8192  # answers a worker keeps parsed (its parse cache), mirrored here
 _PIPELINED_CHARS = 2000  # JSON-escaped, at most 12 kB: two fit in a 64 kB pipe
 _REAP_INTERVAL = 0.05  # seconds between looks at killed workers that are not gone yet
-
-
-class _TimedOut:
-    """The verdict on a pair whose check overran its timeout or crashed: false, but marked."""
-
-    __slots__ = ()
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return "TIMED_OUT"
-
-
-TIMED_OUT = _TimedOut()
-
-
-class Verdict(tuple):
-    """math-verify's verdicts on a pair ``(a, b)``: ``forward`` is ``verify(gold=a, pred=b)``,
-    ``backward`` is ``verify(gold=b, pred=a)``. True (as a bool) only when both hold."""
-
-    __slots__ = ()
-
-    def __new__(cls, forward: bool, backward: bool) -> Verdict:
-        return super().__new__(cls, (bool(forward), bool(backward)))
-
-    @property
-    def forward(self) -> bool:
-        return self[0]
-
-    @property
-    def backward(self) -> bool:
-        return self[1]
-
-    def __bool__(self) -> bool:
-        return self[0] and self[1]
-
-    def __eq__(self, other) -> bool:
-        if isinstance(other, bool):  # a Verdict is a symmetric verdict when compared to one
-            return bool(self) == other
-        return tuple.__eq__(self, other)
-
-    def __hash__(self) -> int:
-        return tuple.__hash__(self)
-
-    def __repr__(self) -> str:
-        return f"Verdict(forward={self[0]}, backward={self[1]})"
 
 
 def default_workers() -> int:

@@ -11,8 +11,8 @@ imports nothing from rzero-pl. Two entry points, chosen by ``main``'s first argu
   the seconds an interpreter takes to import sympy, so the next check never waits for one.
   The zygote never starts a thread, so forking it is safe.
 
-``Zygote`` and ``Forked`` at the end are the pool's handles on them (they run in the pool's
-process; like the rest of this file they need only the standard library).
+``Verdict``, ``TIMED_OUT``, ``Zygote`` and ``Forked`` at the end are the pool's side (they run
+in the pool's process; like the rest of this file they need only the standard library).
 """
 
 from __future__ import annotations
@@ -153,6 +153,53 @@ def _exit_with_parent() -> None:
 
 
 # ---------------------------------------------------------------------- the pool's side
+
+
+class _TimedOut:
+    """The verdict on a pair whose check overran its timeout or crashed: false, but marked."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "TIMED_OUT"
+
+
+TIMED_OUT = _TimedOut()
+
+
+class Verdict(tuple):
+    """math-verify's verdicts on a pair ``(a, b)``: ``forward`` is ``verify(gold=a, pred=b)``,
+    ``backward`` is ``verify(gold=b, pred=a)``. True (as a bool) only when both hold."""
+
+    __slots__ = ()
+
+    def __new__(cls, forward: bool, backward: bool) -> Verdict:
+        return super().__new__(cls, (bool(forward), bool(backward)))
+
+    @property
+    def forward(self) -> bool:
+        return self[0]
+
+    @property
+    def backward(self) -> bool:
+        return self[1]
+
+    def __bool__(self) -> bool:
+        return self[0] and self[1]
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, bool):  # a Verdict is a symmetric verdict when compared to one
+            return bool(self) == other
+        return tuple.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+    def __repr__(self) -> str:
+        return f"Verdict(forward={self[0]}, backward={self[1]})"
 
 
 class Forked:
