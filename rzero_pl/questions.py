@@ -46,6 +46,8 @@ class JsonlQuestions(QuestionSource):
         self.path = path
         self.problem_key = problem_key
         self.answer_key = answer_key
+        if os.path.isfile(path) and os.path.getsize(path) < 1 << 20:
+            self.load()  # an empty or bad small file is refused now, before any model loads
 
     def load(self) -> list[dict]:
         rows = read_jsonl(self.path, (self.problem_key, self.answer_key))

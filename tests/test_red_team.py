@@ -511,3 +511,60 @@ def test_a_moved_run_folder_given_by_a_relative_path_resumes(finished_run, tmp_p
     assert code == 0 and not errors, errors
     after = {k: v for k, v in _tree_hash(run_dir).items() if not k.startswith("tensorboard")}
     assert after == before
+
+
+# ------------------------------------------------------------------ the checks themselves (fast)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("{}", "'version'"),
+        ("null", "JSON object"),
+        ('{"version": 2}', "'step'"),
+        ('{"version": 2, "step": 0, "fingerprint": null, "phases": []}', "'phases'"),
+        ('{"version": 2, "step": 0, "fingerprint": 3, "phases": {}}', "'fingerprint'"),
+        ('{"version": 2, "step": 1, "fingerprint": null, "phases": {"a": {"steps": 1}}}', "a"),
+        ('{"version": 2, "step": -1, "fingerprint": null, "phases": {}}', "'step'"),
+    ],
+)
+def test_state_schema_refuses_what_it_cannot_trust(tmp_path, text, words):
+    from rzero_pl.run_state import RunState
+
+    (tmp_path / "state.json").write_text(text)
+    with pytest.raises(ValueError) as refused:
+        RunState(str(tmp_path))
+    message = str(refused.value)
+    assert "state.json" in message and words in message and "\n" not in message
+
+
+def test_a_missing_state_next_to_phase_folders_is_not_a_fresh_start(tmp_path):
+    from rzero_pl.run_state import RunState
+
+    assert RunState(str(tmp_path)).data["phases"] == {}  # an empty folder: a fresh start
+    (tmp_path / "iter1").mkdir()
+    with pytest.raises(ValueError, match=r"state.json: missing, but .* \(iter1\)"):
+        RunState(str(tmp_path))
+
+
+def test_recorded_weights_are_checked_by_size_and_content(tmp_path):
+    from rzero_pl.checkpoints import check_weights, weights_digest
+
+    (tmp_path / "model.safetensors").write_bytes(b"a" * 100)
+    recorded = weights_digest(str(tmp_path))
+    check_weights(str(tmp_path), recorded, "iter1/solver")
+    check_weights(str(tmp_path), None, "iter1/solver")  # a state from before checksums
+    (tmp_path / "model.safetensors").write_bytes(b"b" * 100)
+    with pytest.raises(ValueError, match="not the weights of finished phase iter1/solver"):
+        check_weights(str(tmp_path), recorded, "iter1/solver")
+    (tmp_path / "model.safetensors").write_bytes(b"a" * 50)
+    with pytest.raises(ValueError, match="50 bytes, 100 were recorded"):
+        check_weights(str(tmp_path), recorded, "iter1/solver")
+
+
+def test_an_invisible_question_is_not_a_question():
+    from rzero_pl.rewards import QuestionFormat
+
+    for blank in ("\u200b", " \u200b\ufeff ", "\u2060", "\u00a0"):
+        text = f"<question>{blank}</question> \\boxed{{1}}"
+        assert QuestionFormat().parse(text)[0] is None, repr(blank)
