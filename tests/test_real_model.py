@@ -51,7 +51,7 @@ def run_config(name: str, changes: dict, tmp_path) -> str:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     command = [sys.executable, "-m", "rzero_pl", "fit", "--config", str(path)]
     command.append(f"--trainer.default_root_dir={tmp_path}")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-4000:]
     return run_dir
 
@@ -90,7 +90,11 @@ def test_octothinker_config_runs_an_iteration_on_smollm2(tmp_path):
 
 
 def build_tiny_qwen3(folder: str) -> str:
-    """A random-initialised Qwen3ForCausalLM (2 layers, width 64) with SmolLM2's tokenizer."""
+    """A random-initialised Qwen3ForCausalLM (2 layers, width 128) with SmolLM2's tokenizer.
+
+    Head dim 64: vLLM's CPU attention has no kernel for 16 ("Unsupported CPU attention
+    configuration: head_dim=16").
+    """
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -99,12 +103,12 @@ def build_tiny_qwen3(folder: str) -> str:
     _, tokenizer = GGUFModel(**SMOLLM2["init_args"]).load()
     config = Qwen3Config(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=128,
+        intermediate_size=256,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,
         max_position_embeddings=8192,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
