@@ -215,6 +215,9 @@ class GRPOModule(L.LightningModule):
             )
         trainer.accumulate_grad_batches = accumulate
         self._prepare_reference()
+        # from_pretrained leaves models in eval mode; training forwards run in train mode
+        # (log-prob recomputation switches to eval itself), so Lightning finds none in eval.
+        self.policy.train()
         rank_zero_info(f"[{self.role}] {memory.estimate_for(self, trainer).describe()}")
 
     def _prepare_reference(self) -> None:
@@ -379,6 +382,17 @@ class GRPOModule(L.LightningModule):
         if not (several_updates or with_kl):
             return
         pad = self.policy.tokenizer.pad_token_id
+        model = self.policy.module(self.role)
+        was_training = model.training
+        model.eval()  # the sampling policy's log-probs: no dropout, as the engine sampled
+        try:
+            self._record_chunks(rollouts, pad, several_updates, with_kl)
+        finally:
+            model.train(was_training)
+
+    def _record_chunks(
+        self, rollouts: list[Rollout], pad: int, several_updates: bool, with_kl: bool
+    ) -> None:
         for i in range(0, len(rollouts), self.micro_batch_size):
             chunk = rollouts[i : i + self.micro_batch_size]
             batch = {k: v.to(self.device) for k, v in collate(chunk, pad).items()}
