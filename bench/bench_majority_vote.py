@@ -186,7 +186,7 @@ def naive_label(votes: list[str | None]) -> tuple[str | None, float]:
 
 
 def mathruler_label(votes: list[str | None], timeout: float = 10.0) -> tuple[str | None, float]:
-    """The released R-Zero labeller (R-ZERO.md 4.1): raw strings, missing answers as "None",
+    """The released R-Zero labeller (``question_evaluate/evaluate.py``): raw strings, missing answers as "None",
     greedy clusters; a vote joins a representative on ``==``, on both containing "no ", or on
     mathruler ``grade_answer`` either way, each call under a thread timeout (a timeout moves
     on to the next representative)."""

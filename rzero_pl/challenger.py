@@ -104,7 +104,7 @@ class ChallengerGRPO(GRPOModule):
         if "uncertainty" not in terms:
             raise ValueError(
                 "ChallengerGRPO needs an uncertainty reward: add "
-                "rzero_pl.callbacks.MajorityVote to trainer.callbacks"
+                "rzero_pl.callbacks.majority_vote.MajorityVote to trainer.callbacks"
             )
 
     def score(

@@ -8,7 +8,7 @@ Sign conventions: ``policy_loss`` returns a loss to *minimise*. A positive advan
 loss decrease as a token's log-prob rises, so gradient descent raises the probability of
 better-than-average completions. The KL term is a penalty added to the loss.
 
-Defaults follow the reference run (R-Zero's EasyR1 fork, see R-ZERO.md §5.1): clip ratio
+Defaults follow the reference run (R-Zero's EasyR1 fork: its ``examples/config.yaml``): clip ratio
 0.2 below / 0.3 above, dual clip 3.0, low-variance KL to the reference model with coefficient
 0.01 added to the loss, token-mean aggregation, advantages normalised by the group's std.
 """

@@ -6,10 +6,11 @@ checks run in separate worker processes with math-verify's alarms turned off
 (``parsing_timeout=None``, ``timeout_seconds=None``), and the parent enforces the deadline by
 killing a worker that overruns and starting a fresh one in its place.
 
-Workers are fresh interpreters (``subprocess`` with ``exec``), never forks of the parent, which
-holds torch threads. They load this file by path, so they import neither the ``rzero_pl`` package
-nor the parent's ``__main__`` (as multiprocessing's ``spawn`` would): a worker costs one
-math-verify import. Parent and worker speak one JSON line per message over the worker's
+Workers are never forks of the parent, which holds torch threads. A zygote, a fresh interpreter
+(``subprocess`` with ``exec``) that loads ``verify_worker.py`` by path and imports math-verify
+once, forks each worker on request, so a replacement costs milliseconds; without a zygote a
+worker is a fresh interpreter of its own. Neither imports the ``rzero_pl`` package nor the
+parent's ``__main__`` (as multiprocessing's ``spawn`` would). Parent and worker speak one JSON line per message over the worker's
 stdin/stdout.
 
 One dispatcher thread per pool owns the workers; callers from any thread submit pairs and get

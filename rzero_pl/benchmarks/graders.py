@@ -3,7 +3,7 @@
 * **math**: ``matches(gold, extract_final(response, rule))``: gold first, math-verify's
   asymmetric ``verify(gold, prediction)``. Under the default rule ``"boxed"`` the answer is the
   content of the *last* ``\\boxed{}``/``\\fbox{}`` (brace-balanced); no box = wrong. The
-  reference took the *first* box, greedily up to the last ``}`` on its line (R-ZERO.md §6.1).
+  reference took the *first* box, greedily up to the last ``}`` on its line (the released ``evaluation/generate.py``).
   A gold that is a list or set (``\\{1,2,3\\}``, ``(1,2),(3,4)``) also accepts one answer per
   box (``\\boxed{1}, \\boxed{2}, \\boxed{3}``). ``rule="flexible"`` falls back to ``#### X``,
   an answer phrase or the last number (``rzero_pl.extraction``).
@@ -102,7 +102,7 @@ def extract_choice(response: str) -> str | None:
 def extract_choice_reference(
     response: str, rng: random.Random, n_options: int = len(LETTERS)
 ) -> str:
-    """The reference's reading (R-ZERO.md §6.2), for comparison only.
+    """The released code's reading (its ``evaluation/eval_*.py`` scripts), for comparison only.
 
     The first capital A-J inside the last box; else the first one after the last
     "Final Answer:" or "The answer is:"; else a letter drawn at random with ``rng``.

@@ -9,7 +9,7 @@ All accuracies are fractions in [0, 1] (the paper prints them ×100).
   over problems, n problems), clipped to [0, 1]. It treats problems as the random unit, so the
   k samples of a problem are not counted as independent evidence. With one problem it is [0, 1].
 * MATH AVG = mean of the seven math benchmarks; Overall = mean(MATH AVG, SuperGPQA, MMLU-Pro,
-  BBEH), as the paper (R-ZERO.md §6.3). Both are taken over the benchmarks present and name
+  BBEH), as the paper's Table 1 averages them. Both are taken over the benchmarks present and name
   the missing ones.
 """
 

@@ -2,7 +2,7 @@
 
 Every benchmark is read into :class:`BenchmarkRow` objects in one uniform schema
 (``id, problem, answer, options, extra``), from a local JSONL file or from the Hugging Face
-Hub id the reference uses (R-ZERO.md §6).
+Hub id the released evaluation uses (``evaluation/datasets_loader.py``).
 
 Local files are looked up at ``<root>/<local_dir>/<local_file>`` (by default
 ``<root>/<name>/test.jsonl``), where the root is, in this order:
@@ -37,7 +37,7 @@ LETTERS = "ABCDEFGHIJ"
 ENV_ROOT = "RZERO_PL_BENCHMARKS"
 OPTIONS_HEADER = "\n\nOptions:\n"
 
-# The paper's two averages (R-ZERO.md §6.3).
+# The paper's two averages (Table 1: math average, and overall = mean of four).
 MATH_BENCHMARKS: tuple[str, ...] = (
     "gsm8k",
     "math500",

@@ -1,9 +1,9 @@
 """The Engine protocol: the one place where text is generated.
 
 Trainers hand prompts to an engine and get completions back; they never call
-``model.generate`` themselves. After each optimizer update a role's new weights are
-pushed to the engine (``push``), and every completion records the weight version that
-produced it, so a stale rollout can always be detected.
+``model.generate`` themselves. At the end of each rollout step (after its last optimizer
+update) a role's new weights are pushed to the engine (``push``), and every completion
+records the weight version that produced it, so a stale rollout can always be detected.
 """
 
 from __future__ import annotations
