@@ -77,7 +77,7 @@ def test_extract_boxed_returns_what_was_boxed(content, noise):
         ("\\text{Monday}", "Monday"),  # text wrappers
         ("\\textbf{(B)}", "(B)"),
         ("3\\,\\mathrm{cm}", "3 cm"),
-        ("\\left( 1, 2 \\right]", "(1, 2]"),  # \left, \right; a comma between digits keeps its space
+        ("\\left( 1, 2 \\right]", "(1, 2]"),  # \left, \right; "d, d" keeps its space
         ("\\left. x \\right|", "x|"),
         ("\\bigl(a\\bigr)", "(a)"),
         ("\\displaystyle\\frac12", "\\frac12"),
