@@ -42,7 +42,14 @@ _QUESTION_CLOSE = "</question>"
 def uncertainty(share: float | np.ndarray) -> float | np.ndarray:
     """The paper's uncertainty reward ``1 - 2 |share - 1/2|``: 1 at share 1/2, 0 at 0 and 1.
 
-    ``share`` is the fraction of the solver's m votes that agree with the majority answer.
+    ``share`` (p̂) is the size of the largest cluster of equivalent answers over all m votes.
+    A vote without an answer (no ``\\boxed{}``) counts in m but joins no cluster: it is a
+    solver that could not answer, not an answer. The released code instead reads it as the
+    string "None", which clusters with the other unanswered votes: with m = 10, 5 unanswered
+    votes and 5 distinct answers give p̂ = 0.5 there (the "None" cluster wins; reward 1, the
+    best possible) but 0.1 here (reward 0.2). Ours does not reward a question for being one
+    the solver cannot answer, and such a question could not be kept anyway (the released
+    filter drops the label "None").
     """
     return 1.0 - 2.0 * np.abs(np.asarray(share, dtype=np.float64) - 0.5)
 
