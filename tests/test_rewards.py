@@ -332,3 +332,15 @@ def test_challenger_reward_reference():
 def test_challenger_reward_unknown_form():
     with pytest.raises(ValueError):
         challenger_reward(np.zeros(1), np.zeros(1), np.ones(1, dtype=bool), form="clipped")
+
+
+def test_unanswered_votes_count_in_m_but_form_no_cluster():
+    from rzero_pl.answers import majority_votes
+
+    # 5 votes without a box, 5 distinct answers: p-hat is 1/10 (the released code: 5/10,
+    # its "None" cluster wins); the reward is then 0.2 instead of the best possible 1.
+    (vote,) = majority_votes([[None] * 5 + ["1", "2", "3", "4", "5"]], timeout=5.0)
+    assert vote.share == pytest.approx(0.1) and vote.label in {"1", "2", "3", "4", "5"}
+    assert uncertainty(vote.share) == pytest.approx(0.2)
+    (none,) = majority_votes([[None] * 4], timeout=5.0)
+    assert none.label is None and none.share == 0.0
