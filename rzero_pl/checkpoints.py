@@ -1,7 +1,7 @@
 """Phase checkpoints that appear whole or not at all, and the check that reads them back.
 
 Lightning writes a checkpoint through fsspec: into a temporary file in the system's temp
-folder, then moved over the destination. When that folder is on another file system the move
+folder (here pointed into the run folder, ``temp_files_in``), then moved over the destination. When that folder is on another file system the move
 is a copy, which a kill can cut short, and nothing is fsynced. ``AtomicCheckpoint`` saves
 under a temporary name next to the destination instead, fsyncs it and renames it, so
 ``last.ckpt`` is always the previous rollout step's checkpoint or the new one.
@@ -11,8 +11,11 @@ not load (damaged outside rzero-pl) is reported and set aside, never trained fro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -57,7 +60,8 @@ class AtomicCheckpoint(ModelCheckpoint):
     def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
         folder, name = os.path.split(filepath)
         tmp = os.path.join(folder, f".{name}{TMP_MARK}save")  # one name that every rank agrees on
-        super()._save_checkpoint(trainer, tmp)
+        with temp_files_in(folder):
+            super()._save_checkpoint(trainer, tmp)
         self._last_checkpoint_saved = filepath
         trainer.strategy.barrier("rzero_atomic_checkpoint")
         if trainer.is_global_zero and os.path.exists(tmp):
@@ -72,6 +76,26 @@ class AtomicCheckpoint(ModelCheckpoint):
             else:
                 replace_durably(tmp, filepath)
         trainer.strategy.barrier("rzero_atomic_checkpoint_done")
+
+
+@contextlib.contextmanager
+def temp_files_in(folder: str) -> Iterator[None]:
+    """Point ``tempfile`` into ``folder/.tmp-files`` while a checkpoint is saved.
+
+    Lightning saves through an fsspec transaction, whose local files are first written to
+    ``tempfile``'s folder (the system's /tmp): a small /tmp failed a save although the run
+    folder had room. The folder's name holds ``TMP_MARK``: a killed save's leftovers are
+    deleted on the next start.
+    """
+    path = os.path.join(folder, f"{TMP_MARK}files")
+    os.makedirs(path, exist_ok=True)
+    previous = tempfile.tempdir
+    tempfile.tempdir = path
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+        remove_path(path)
 
 
 def mark_epoch_completed(checkpoint: dict) -> None:

@@ -192,6 +192,40 @@ def test_a_damaged_checkpoint_is_not_trained_from(tmp_path):
     assert checkpoint_step(str(path)) is None
 
 
+def test_checkpoints_are_not_written_through_the_system_temp_folder(tmp_path, monkeypatch):
+    """A /tmp without room must not fail a save: fsspec's temporary file is in the run folder."""
+    import tempfile
+
+    from rzero_pl.checkpoints import AtomicCheckpoint
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            return self.layer(batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        def train_dataloader(self):
+            return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(2, 2)))
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no_such_temp_folder"))
+    folder = tmp_path / "checkpoints"
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[AtomicCheckpoint(dirpath=str(folder), save_last=True, save_top_k=0)],
+    )
+    trainer.fit(Tiny())
+    assert checkpoint_step(str(folder / "last.ckpt")) == 2
+    assert sorted(os.listdir(folder)) == ["last.ckpt"]  # no temporary file left behind
+
+
 def test_fault_specs():
     assert parse_fault("write:*.jsonl@3") == ("write:*.jsonl", 3, signal.SIGKILL)
     assert parse_fault("train:iter1/solver:batch@1:TERM")[2] == signal.SIGTERM
