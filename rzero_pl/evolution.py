@@ -237,7 +237,7 @@ class Evolution:
         module.policy.save_role(role, weights)  # every rank (FSDP gathers); rank 0 writes
         fault_point(f"phase:{phase}:saved")
         seconds = time.perf_counter() - start
-        digest = weights_digest(weights)
+        digest = weights_digest(weights) if writes_run_folder() else None  # rank 0 wrote them
         state.finish(phase, steps=trainer.global_step, seconds=seconds, weights=digest)
 
     def _fit(
