@@ -39,7 +39,7 @@ _UNIT = re.compile(
 )
 # Words that change the number, not name its unit: kept (or, for percent, made a sign).
 _NOT_UNITS = {"million", "millions", "billion", "billions", "thousand", "thousands", "hundred",
-              "hundreds", "trillion", "dozen", "am", "pm", "and", "or", "i", "ii", "only"}  # fmt: skip
+              "hundreds", "trillion", "dozen", "am", "pm", "and", "or", "i", "ii", "only", "e", "j"}  # fmt: skip
 _PERCENT_WORDS = {"percent", "pct", "percentage"}
 _FRAC = re.compile(r"\\[dt]frac(?![A-Za-z])")
 _DEGREE = re.compile(r"\^\s*(?:\{\s*\\circ\s*\}|\\circ(?![A-Za-z]))|\\degree(?![A-Za-z])|°")
