@@ -8,14 +8,19 @@ Sign conventions: ``policy_loss`` returns a loss to *minimise*. A positive advan
 loss decrease as a token's log-prob rises, so gradient descent raises the probability of
 better-than-average completions. The KL term is a penalty added to the loss.
 
-Defaults follow the reference run (R-Zero's EasyR1 fork: its ``examples/config.yaml``): clip ratio
-0.2 below / 0.3 above, dual clip 3.0, low-variance KL to the reference model with coefficient
-0.01 added to the loss, token-mean aggregation, advantages normalised by the group's std.
+Defaults follow the reference run (R-Zero's EasyR1 fork: its ``examples/config.yaml``): clip
+ratio 0.2 below / 0.3 above, dual clip 3.0, low-variance KL to the reference model with
+coefficient 0.01 added to the loss, token-mean aggregation, advantages normalised by the
+group's std. ``GRPOLoss`` holds these settings for a trainer (defined once, here).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+
+from rzero_pl.errors import check_number
 
 CLIP_LOW = 0.2
 CLIP_HIGH = 0.3
@@ -254,3 +259,55 @@ def policy_loss(
             "ratio_max": torch.where(some, r.masked_fill(~m, float("-inf")).max(), one),
         }
     return loss, metrics
+
+
+class GRPOLoss:
+    """The GRPO objective's settings (defaults: R-Zero's reference configuration).
+
+    Args:
+        clip_low: Lower PPO ratio bound is ``1 - clip_low``.
+        clip_high: Upper PPO ratio bound is ``1 + clip_high`` (clip-higher).
+        dual_clip: Cap on the loss of negative-advantage tokens; None disables.
+        kl_coef: Weight of the k3 KL to the reference, added to the loss; 0 disables.
+        reference: The KL reference: ``start``, the role's weights as its phase began (the
+            released code: each stage's reference is the model it starts from, i.e. the
+            previous iteration's role weights), or ``base``, the original base model.
+        aggregation: ``token_mean`` (DAPO), ``seq_mean_token_mean`` (GRPO) or
+            ``seq_mean_token_sum_norm`` (Dr. GRPO). Each is taken over a whole minibatch
+            (one optimizer update), however it is split into micro-batches.
+        norm_length: Dr. GRPO's constant length; None: the sampling's ``max_new_tokens``.
+        advantage_scale: ``group`` (GRPO), ``batch`` or ``none`` (Dr. GRPO).
+    """
+
+    def __init__(
+        self,
+        clip_low: float = CLIP_LOW,
+        clip_high: float = CLIP_HIGH,
+        dual_clip: float | None = DUAL_CLIP,
+        kl_coef: float = KL_COEF,
+        reference: Literal["start", "base"] = "start",
+        aggregation: Literal[
+            "token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"
+        ] = AGGREGATION,
+        norm_length: int | None = None,
+        advantage_scale: Literal["group", "batch", "none"] = "group",
+    ) -> None:
+        check_number("loss.clip_low", clip_low, at_least=0, at_most=1)
+        check_number("loss.clip_high", clip_high, at_least=0)
+        check_number("loss.dual_clip", dual_clip, optional=True)
+        check_number("loss.kl_coef", kl_coef)
+        check_number("loss.norm_length", norm_length, optional=True)
+        if dual_clip is not None and dual_clip <= 1:
+            raise ValueError(f"loss.dual_clip must be > 1 or null, got {dual_clip}")
+        if kl_coef < 0:
+            raise ValueError(f"loss.kl_coef must be >= 0, got {kl_coef}")
+        self.clip_low = clip_low
+        self.clip_high = clip_high
+        self.dual_clip = dual_clip
+        if norm_length is not None and norm_length < 1:
+            raise ValueError(f"loss.norm_length must be >= 1 or null, got {norm_length}")
+        self.kl_coef = kl_coef
+        self.reference = reference
+        self.aggregation = aggregation
+        self.norm_length = norm_length
+        self.advantage_scale = advantage_scale

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from rzero_pl import distributed, grpo, memory, sharding
 from rzero_pl.engines.base import Engine, Generation, SamplingParams
 from rzero_pl.errors import check_number
+from rzero_pl.grpo import GRPOLoss
 from rzero_pl.guards import UpdateGuard
 from rzero_pl.policy import Policy
 from rzero_pl.prompts import RolePrompt
@@ -38,58 +39,6 @@ from rzero_pl.rollout import (
     set_minibatch_counts,
 )
 from rzero_pl.rollout_log import combine_rank_metrics, rollout_metrics, write_rollout_table
-
-
-class GRPOLoss:
-    """The GRPO objective's settings (defaults: R-Zero's reference configuration).
-
-    Args:
-        clip_low: Lower PPO ratio bound is ``1 - clip_low``.
-        clip_high: Upper PPO ratio bound is ``1 + clip_high`` (clip-higher).
-        dual_clip: Cap on the loss of negative-advantage tokens; None disables.
-        kl_coef: Weight of the k3 KL to the reference, added to the loss; 0 disables.
-        reference: The KL reference: ``start``, the role's weights as its phase began (the
-            released code: each stage's reference is the model it starts from, i.e. the
-            previous iteration's role weights), or ``base``, the original base model.
-        aggregation: ``token_mean`` (DAPO), ``seq_mean_token_mean`` (GRPO) or
-            ``seq_mean_token_sum_norm`` (Dr. GRPO). Each is taken over a whole minibatch
-            (one optimizer update), however it is split into micro-batches.
-        norm_length: Dr. GRPO's constant length; None: the sampling's ``max_new_tokens``.
-        advantage_scale: ``group`` (GRPO), ``batch`` or ``none`` (Dr. GRPO).
-    """
-
-    def __init__(
-        self,
-        clip_low: float = 0.2,
-        clip_high: float = 0.3,
-        dual_clip: float | None = 3.0,
-        kl_coef: float = 0.01,
-        reference: Literal["start", "base"] = "start",
-        aggregation: Literal[
-            "token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"
-        ] = "token_mean",
-        norm_length: int | None = None,
-        advantage_scale: Literal["group", "batch", "none"] = "group",
-    ) -> None:
-        check_number("loss.clip_low", clip_low, at_least=0, at_most=1)
-        check_number("loss.clip_high", clip_high, at_least=0)
-        check_number("loss.dual_clip", dual_clip, optional=True)
-        check_number("loss.kl_coef", kl_coef)
-        check_number("loss.norm_length", norm_length, optional=True)
-        if dual_clip is not None and dual_clip <= 1:
-            raise ValueError(f"loss.dual_clip must be > 1 or null, got {dual_clip}")
-        if kl_coef < 0:
-            raise ValueError(f"loss.kl_coef must be >= 0, got {kl_coef}")
-        self.clip_low = clip_low
-        self.clip_high = clip_high
-        self.dual_clip = dual_clip
-        if norm_length is not None and norm_length < 1:
-            raise ValueError(f"loss.norm_length must be >= 1 or null, got {norm_length}")
-        self.kl_coef = kl_coef
-        self.reference = reference
-        self.aggregation = aggregation
-        self.norm_length = norm_length
-        self.advantage_scale = advantage_scale
 
 
 class GRPOModule(L.LightningModule):
@@ -241,7 +190,7 @@ class GRPOModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         params = self.policy.trainable_parameters(self.role)
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        init_adamw_state(optimizer)
+        sharding.init_adamw_state(optimizer)
         warmup = max(self.warmup_steps, 0)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
@@ -457,24 +406,3 @@ class GRPOModule(L.LightningModule):
             # and the ranks' gradient averaging.
             loss = loss * (self.trainer.accumulate_grad_batches * distributed.world()[1])
         return loss
-
-
-def init_adamw_state(optimizer: torch.optim.AdamW) -> None:
-    """Give every parameter the state AdamW would create at its first step (step 0, zeros).
-
-    Why: a sharded (DCP) checkpoint of an optimizer without state makes one up by running
-    ``step()`` on zero gradients at lr 0 (``torch.distributed.checkpoint.state_dict``). That
-    leaves step 1 and zero moments, so the first real update is bias-corrected as a second
-    one (0.74x its size). A checkpoint saved before the first update (one skipped for lack
-    of signal, say) would change training. With the state made here, nothing is made up.
-    """
-    for group in optimizer.param_groups:
-        if group["fused"] or group["capturable"] or group["amsgrad"]:
-            raise ValueError("init_adamw_state: fused, capturable and amsgrad are not handled")
-        for p in group["params"]:
-            if p.requires_grad and not optimizer.state[p]:
-                optimizer.state[p] = {
-                    "step": torch.tensor(0.0),
-                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
-                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
-                }

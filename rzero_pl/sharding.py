@@ -186,3 +186,24 @@ def check_strategy(strategy: Any, quantization: str | None, device_type: str) ->
                 "set ModelParallelStrategy init_args tensor_parallel_size: 1 and "
                 f"data_parallel_size: {mesh.size()} (nodes x devices)"
             )
+
+
+def init_adamw_state(optimizer: torch.optim.AdamW) -> None:
+    """Give every parameter the state AdamW would create at its first step (step 0, zeros).
+
+    Why: a sharded (DCP) checkpoint of an optimizer without state makes one up by running
+    ``step()`` on zero gradients at lr 0 (``torch.distributed.checkpoint.state_dict``). That
+    leaves step 1 and zero moments, so the first real update is bias-corrected as a second
+    one (0.74x its size). A checkpoint saved before the first update (one skipped for lack
+    of signal, say) would change training. With the state made here, nothing is made up.
+    """
+    for group in optimizer.param_groups:
+        if group["fused"] or group["capturable"] or group["amsgrad"]:
+            raise ValueError("init_adamw_state: fused, capturable and amsgrad are not handled")
+        for p in group["params"]:
+            if p.requires_grad and not optimizer.state[p]:
+                optimizer.state[p] = {
+                    "step": torch.tensor(0.0),
+                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+                }

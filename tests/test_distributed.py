@@ -121,7 +121,7 @@ def test_cpu_offload_needs_a_gpu():
 def _one_update(eager_state: bool) -> tuple[torch.Tensor, torch.Tensor]:
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-    from rzero_pl.grpo_module import init_adamw_state
+    from rzero_pl.sharding import init_adamw_state
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
