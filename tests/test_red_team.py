@@ -402,6 +402,13 @@ def _kept(run_dir: str, it: int) -> str:
     return os.path.join(run_dir, f"iter{it}", "curriculum", "curriculum.jsonl")
 
 
+def _swap_in(source: str, target: str) -> None:
+    """Copy ``source`` over ``target``: another role's weights of the same shapes."""
+    with open(source, "rb") as a, open(target, "rb") as b:
+        assert a.read() != b.read(), "the fixture's roles should have trained apart"
+    shutil.copyfile(source, target)
+
+
 def _set_phases_list(s):
     s["phases"] = list(s["phases"])
     return s
@@ -459,7 +466,7 @@ DAMAGE = [
     ),
     (
         "challenger weights as solver",
-        lambda d: shutil.copyfile(_weights(d, 1, "challenger"), _weights(d, 1, "solver")),
+        lambda d: _swap_in(_weights(d, 1, "challenger"), _weights(d, 1, "solver")),
         ["iter1/solver/weights", "not the weights of finished phase iter1/solver"],
     ),
     (
