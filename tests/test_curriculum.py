@@ -116,3 +116,16 @@ def test_build_generates_more_rounds_up_to_the_budget(tmp_path):
         report = module.build(engine, None, str(tmp_path))
     assert report.rounds == 3 and report.candidates == 6 and report.kept == 0
     assert [c[0] for c in engine.calls] == ["challenger", "solver"] * 3
+
+
+def test_labelled_questions_are_served_with_the_kept_ones(tmp_path, toy_questions_file):
+    """A model that writes no valid question still meets real data in its solver phase."""
+    from rzero_pl.questions import JsonlQuestions
+
+    engine = ScriptedEngine(["no tags"], {})
+    labelled = JsonlQuestions(toy_questions_file)
+    module = _module(tmp_path, candidates=2, votes=2, min_kept=3, max_rounds=3, labelled=labelled)
+    report = module.build(engine, None, str(tmp_path))
+    assert (report.valid, report.labelled, report.kept, report.rounds) == (0, 20, 20, 1)
+    assert module.pool()[0] == {"problem": "What is 0 + 0?", "answer": "0", "share": None}
+    assert report.metrics()["labelled"] == 20.0
