@@ -9,7 +9,8 @@ here with a busy neighbour, ``generate`` ran 10x slower with 2 threads than with
 
 ``configure_threads`` gives local rank r of L ranks its own 1/L of the allowed CPUs (the
 process's affinity, inherited by its verify workers and read by vLLM's CPU binding) and sets
-torch's thread count to that share, or to the ``threads`` setting when one is given.
+torch's thread count to that share, or to the ``threads`` setting when one is given (else to
+``OMP_NUM_THREADS`` when the user set it).
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ def cpu_share(cpus: list[int], local_rank: int, local_ranks: int) -> list[int]:
     return cpus[start : start + per]
 
 
-def thread_count(requested: int | None, share: list[int]) -> int:
-    """``threads`` when set (>= 1), else one thread per CPU of the share."""
+def thread_count(requested: int | None, share: list[int], env: str | None = None) -> int:
+    """``threads`` when set (>= 1), else ``OMP_NUM_THREADS`` (``env``) when the user set it,
+    else one thread per CPU of the share."""
     if requested is not None and requested < 1:
         raise ValueError(f"threads must be >= 1, got {requested}")
+    if requested is None and env and env.strip().isdigit() and int(env) >= 1:
+        return int(env)
     return requested or len(share)
 
 
@@ -50,6 +54,6 @@ def configure_threads(requested: int | None, local_rank: int = 0, local_ranks: i
     share = cpu_share(cpus, local_rank, local_ranks)
     if share != cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, share)
-    threads = thread_count(requested, share)
+    threads = thread_count(requested, share, os.environ.get("OMP_NUM_THREADS"))
     torch.set_num_threads(threads)
     return threads

@@ -21,5 +21,8 @@ def test_more_ranks_than_cpus_still_get_one_cpu_each():
 def test_threads_setting_overrides_the_share():
     assert thread_count(None, [0, 1, 2]) == 3
     assert thread_count(1, [0, 1, 2]) == 1
+    assert thread_count(None, [0, 1, 2], env="1") == 1  # the user's OMP_NUM_THREADS
+    assert thread_count(2, [0, 1, 2], env="1") == 2  # the setting wins
+    assert thread_count(None, [0, 1, 2], env="") == 3
     with pytest.raises(ValueError, match="threads must be >= 1"):
         thread_count(0, [0])
