@@ -49,6 +49,7 @@ from rzero_pl.run_state import (
     OffsetLogger,
     RunLock,
     RunState,
+    check_problem_counts,
     check_recorded_file,
     file_sha256,
     mark_restart,
@@ -315,7 +316,9 @@ class Evolution:
         with solver.policy.gathered(solver.engine):  # FSDP: ranks generate unequal amounts
             result = self.evaluation.run(solver, phase, state.step, logger, folder=folder)
         fault_point(f"phase:{phase}:done")
-        self._finish(state, logger, phase, steps=1, accuracy=result.accuracies())
+        problems = {name: b["n_problems"] for name, b in result.summary["benchmarks"].items()}
+        check_problem_counts(state.data["phases"], phase, problems, state.path)
+        self._finish(state, logger, phase, steps=1, accuracy=result.accuracies(), problems=problems)
 
     @staticmethod
     def _finish(state: RunState, logger: Any, phase: str, **info: Any) -> None:

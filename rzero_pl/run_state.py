@@ -311,3 +311,19 @@ def check_recorded_file(path: str, recorded: str | None, phase: str) -> None:
         f"{path}: {why} for finished phase {phase}; restore it, or delete the '{phase}' entry "
         "and every later one from state.json (and this folder) to redo them"
     )
+
+
+def check_problem_counts(
+    phases: dict[str, Any], phase: str, problems: dict[str, int], path: str
+) -> None:
+    """Raise a one-line ``ValueError`` if a benchmark's problem count differs from the one an
+    earlier evaluation of this run recorded: its file changed, so the accuracies of the
+    run's evaluations would not compare."""
+    for other, entry in phases.items():
+        for name, count in (entry.get("problems") or {}).items():
+            if name in problems and problems[name] != count:
+                raise ValueError(
+                    f"{path}: benchmark '{name}' has {problems[name]} problems in {phase}, "
+                    f"{count} in {other}; its file changed during the run: restore it, or "
+                    "evaluate in a new run_dir"
+                )

@@ -575,3 +575,12 @@ def test_an_invisible_question_is_not_a_question():
     for blank in ("\u200b", " \u200b\ufeff ", "\u2060", "\u00a0"):
         text = f"<question>{blank}</question> \\boxed{{1}}"
         assert QuestionFormat().parse(text)[0] is None, repr(blank)
+
+
+def test_a_benchmark_that_changed_during_the_run_is_refused():
+    from rzero_pl.run_state import check_problem_counts
+
+    phases = {"baseline": {"problems": {"math500": 500, "toy": 40}}, "iter1/eval": {}}
+    check_problem_counts(phases, "iter2/eval", {"math500": 500, "gsm8k": 10}, "state.json")
+    with pytest.raises(ValueError, match=r"'math500' has 499 problems in iter2/eval, 500 in"):
+        check_problem_counts(phases, "iter2/eval", {"math500": 499}, "state.json")
