@@ -112,7 +112,7 @@ def _solver(tiny_model_dir, **kwargs):
     return module
 
 
-def _fit(module, data, tmp_path, epochs=1, **kwargs):
+def _fit(module, data, tmp_path, epochs=1, ckpt_path=None, **kwargs):
     trainer = L.Trainer(
         max_epochs=epochs,
         logger=False,
@@ -124,7 +124,7 @@ def _fit(module, data, tmp_path, epochs=1, **kwargs):
         default_root_dir=str(tmp_path),
         **kwargs,
     )
-    trainer.fit(module, data)
+    trainer.fit(module, data, ckpt_path=ckpt_path)
     return trainer
 
 
@@ -224,17 +224,7 @@ def test_a_resumed_phase_keeps_its_phase_start_reference(
 
     resumed = _solver(tiny_model_dir, loss=loss)  # a new process: previous weights loaded
     _perturb(resumed.policy, "solver")
-    trainer = L.Trainer(
-        max_epochs=2,
-        logger=False,
-        reload_dataloaders_every_n_epochs=1,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path / "resumed"),
-    )
-    trainer.fit(resumed, data, ckpt_path=ckpt)
+    _fit(resumed, data, tmp_path / "resumed", epochs=2, ckpt_path=ckpt)
     params = dict(resumed.policy.models["shared"].named_parameters())
     reference = [
         params[name.replace(".solver.", ".reference.")]
