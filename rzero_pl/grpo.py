@@ -294,18 +294,12 @@ class GRPOLoss:
     ) -> None:
         check_number("loss.clip_low", clip_low, at_least=0, at_most=1)
         check_number("loss.clip_high", clip_high, at_least=0)
-        check_number("loss.dual_clip", dual_clip, optional=True)
-        check_number("loss.kl_coef", kl_coef)
-        check_number("loss.norm_length", norm_length, optional=True)
-        if dual_clip is not None and dual_clip <= 1:
-            raise ValueError(f"loss.dual_clip must be > 1 or null, got {dual_clip}")
-        if kl_coef < 0:
-            raise ValueError(f"loss.kl_coef must be >= 0, got {kl_coef}")
+        check_number("loss.dual_clip", dual_clip, above=1, optional=True)
+        check_number("loss.kl_coef", kl_coef, at_least=0)
+        check_number("loss.norm_length", norm_length, at_least=1, optional=True)
         self.clip_low = clip_low
         self.clip_high = clip_high
         self.dual_clip = dual_clip
-        if norm_length is not None and norm_length < 1:
-            raise ValueError(f"loss.norm_length must be >= 1 or null, got {norm_length}")
         self.kl_coef = kl_coef
         self.reference = reference
         self.aggregation = aggregation
