@@ -250,3 +250,33 @@ def test_the_base_challenger_ablation_skips_only_the_challengers_training(tmp_pa
         phases["iter1/solver"]["steps"] == 1 and (run_dir / "iter1" / "solver" / "weights").is_dir()
     )
     assert "accuracy" in phases["iter1/eval"]
+
+
+@pytest.mark.parametrize("reference", ["start", "base"])
+def test_the_kl_reference_of_a_later_iteration(reference, tmp_path):
+    """Iteration 2's solver starts from iteration 1's solver: against a ``start`` reference its
+    first KL is 0 (the reference is the weights it starts from), against ``base`` it is not."""
+    from conftest import tensorboard_scalars
+
+    run_dir = tmp_path / "run"
+    args = _toy_args(
+        run_dir,
+        **{
+            "evolution.iterations": 2,
+            "evolution.solver_steps": 2,
+            "model.init_args.loss.kl_coef": 0.01,
+            "model.init_args.loss.reference": reference,
+            "model.init_args.lr": 1e-3,
+            "evolution.evaluation": "null",
+        },
+    )
+    main(args)
+    events = tensorboard_scalars(str(run_dir / "tensorboard"))["solver/kl"]
+    values = [e.value for e in sorted(events, key=lambda e: e.step)]
+    assert len(values) % 2 == 0  # the same number of updates in both iterations
+    iteration_two = values[len(values) // 2 :]
+    assert values[0] < 1e-6  # iteration 1 starts from the base either way
+    if reference == "start":
+        assert iteration_two[0] < 1e-6
+    else:
+        assert iteration_two[0] > 1e-4
