@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rzero_pl.answers import equivalent_many
+from rzero_pl.answers import matches_many
 from rzero_pl.engines.base import Engine, Generation
 from rzero_pl.errors import check_number
 from rzero_pl.extraction import AnswerRule, extract_final
@@ -27,9 +27,13 @@ def correctness_rewards(
     timeout: float = 5.0,
     rule: AnswerRule = "boxed",
 ) -> tuple[list[str | None], list[float]]:
-    """Extract each completion's final answer under ``rule``; 1.0 if it matches its label."""
+    """Extract each completion's final answer under ``rule``; 1.0 if it matches its label.
+
+    The label is graded as a gold is (``rzero_pl.answers.matches``: gold first, math-verify's
+    asymmetric rule), whether it is true or a majority vote's.
+    """
     answers = [extract_final(c, rule) for c in completions]
-    matches = equivalent_many(list(zip(answers, labels, strict=True)), timeout=timeout)
+    matches = matches_many(list(zip(labels, answers, strict=True)), timeout=timeout)
     return answers, [1.0 if m else 0.0 for m in matches]
 
 
