@@ -47,13 +47,13 @@ def test_extract_boxed(text, expected):
 
 def test_extract_boxed_is_linear_on_huge_and_deep_input():
     megabyte = "x" * 1_000_000
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the reader's cost, not the machine's load
     assert extract_boxed(megabyte + "\\boxed{5}" + megabyte) == "5"
     assert extract_boxed("\\boxed" * 100_000) is None
     assert extract_boxed("\\boxed{" + "{" * 500_000) is None
     deep = "\\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}"
     assert extract_boxed(deep) == "{" * 10_000 + "1" + "}" * 10_000
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
 
 
 @settings(max_examples=50, deadline=None)
@@ -212,14 +212,16 @@ def test_pathological_pair_times_out_and_its_worker_is_replaced():
     before = pool.pids()
     start = time.perf_counter()
     assert equivalent("9^{9^{9^{9}}}", "1", timeout=1.0) is False
-    assert time.perf_counter() - start < 2.0
+    # within its timeout and a generous slack (a hang would last minutes; a busy machine
+    # can add seconds)
+    assert time.perf_counter() - start < 1.0 + 10.0
     after = pool.pids()
     assert len(after) == len(before) == pool.workers
     assert set(after) != set(before)
     assert equivalent("\\frac{5}{10}", "0.5")
-    start = time.perf_counter()
+    replaced = pool.replaced
     assert equivalent("9^{9^{9^{9}}}", "1", timeout=1.0) is False  # remembered
-    assert time.perf_counter() - start < 0.1
+    assert pool.replaced == replaced  # not checked again: no second timeout
 
 
 def test_a_pathological_answer_costs_one_timeout_per_question():
@@ -228,7 +230,7 @@ def test_a_pathological_answer_costs_one_timeout_per_question():
     replaced = pool.replaced
     start = time.perf_counter()
     vote = majority_votes([["6^{6^{6^{6}}}", "1", "2", "3", "4", "1"]], timeout=0.5)[0]
-    assert time.perf_counter() - start < 3.0
+    assert time.perf_counter() - start < 0.5 + 10.0  # one timeout, and slack for a busy machine
     assert pool.replaced - replaced == 1  # "1" is cheap: the tower is the slow one, then skipped
     assert vote.clusters == [("6^{6^{6^{6}}}", 1), ("1", 2), ("2", 1), ("3", 1), ("4", 1)]
 

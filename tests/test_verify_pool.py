@@ -47,9 +47,10 @@ def test_workers_hanging_at_the_same_time_all_keep_their_deadlines():
         towers = [(f"{k}^{{{k}^{{{k}^{{{k}}}}}}}", str(k)) for k in (3, 4, 5, 6)]
         start = time.monotonic()
         assert pool.map(towers, timeout=1.0) == [TIMED_OUT] * 4
-        # Two at a time on two workers: two rounds, each within its timeout plus a second
-        # (a killed worker is reaped later, not waited for).
-        assert time.monotonic() - start < 2 * (1.0 + 1.0)
+        # Two at a time on two workers: two rounds, each within its timeout (a killed worker
+        # is reaped later, not waited for); the slack tells that from a hang (minutes) on a
+        # busy machine without timing the machine.
+        assert time.monotonic() - start < 2 * 1.0 + 10.0
         assert pool.replaced == 4
         assert pool.map([("2/4", "0.5")], timeout=30.0) == [True]
     finally:
