@@ -260,9 +260,6 @@ def test_two_rank_fsdp2_iteration_matches_one_process_and_resumes(primed_model_d
     _assert_phases_ran(one)
     _assert_phases_ran(two)
     assert _questions(two) == _questions(one)
-    base = load_file(os.path.join(primed_model_dir, "model.safetensors"))
-    moved = _weights(one, "solver")
-    assert any(not torch.equal(moved[k], base[k]) for k in base), "the solver trained"
     for role in ("challenger", "solver"):
         a, b = _weights(one, role), _weights(two, role)
         assert a.keys() == b.keys()
