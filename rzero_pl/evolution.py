@@ -303,7 +303,9 @@ class Evolution:
             metrics = {f"curriculum/{k}": v for k, v in report.metrics().items()}
             logger.log_metrics(metrics, step=state.step)
             sha = file_sha256(kept_file) if os.path.exists(kept_file) else None
-            self._finish(state, logger, phase, steps=1, kept=report.kept, sha256=sha)
+            self._finish(
+                state, logger, phase, steps=1, kept=report.kept, sha256=sha, seconds=report.seconds
+            )
         rank_zero_info(f"[{phase}] {report.kept} of {report.candidates} kept")
         return report
 
@@ -313,12 +315,15 @@ class Evolution:
         if self.evaluation is None or state.done(phase):
             return
         mark_restart(logger, state.step)
+        start = time.perf_counter()
         with solver.policy.gathered(solver.engine):  # FSDP: ranks generate unequal amounts
             result = self.evaluation.run(solver, phase, state.step, logger, folder=folder)
         fault_point(f"phase:{phase}:done")
         problems = {name: b["n_problems"] for name, b in result.summary["benchmarks"].items()}
         check_problem_counts(state.data["phases"], phase, problems, state.path)
-        self._finish(state, logger, phase, steps=1, accuracy=result.accuracies(), problems=problems)
+        seconds = time.perf_counter() - start
+        info = {"accuracy": result.accuracies(), "problems": problems, "seconds": seconds}
+        self._finish(state, logger, phase, steps=1, **info)
 
     @staticmethod
     def _finish(state: RunState, logger: Any, phase: str, **info: Any) -> None:
