@@ -126,6 +126,7 @@ class Policy(nn.Module):
                     gradient_checkpointing_kwargs={"use_reentrant": False}
                 )
         self._reference: nn.Module | None = None
+        self._snapshot_of: str | None = None  # the role whose weights the reference holds
         for role, folder in (weights or {}).items():
             self.load_role(role, folder)
 
@@ -221,7 +222,7 @@ class Policy(nn.Module):
     @property
     def has_start_reference(self) -> bool:
         """True once ``snapshot_reference`` has copied a role's weights into the reference."""
-        return getattr(self, "_snapshot_of", None) is not None
+        return self._snapshot_of is not None
 
     @torch.no_grad()
     def snapshot_reference(self, role: str) -> None:
@@ -246,7 +247,7 @@ class Policy(nn.Module):
             source = dict(self.models[role].named_parameters())
             for name, param in self._reference.named_parameters():
                 param.copy_(source[name])
-        object.__setattr__(self, "_snapshot_of", role)
+        self._snapshot_of = role
 
     @torch.no_grad()
     def clear_reference_snapshot(self) -> None:
@@ -259,12 +260,12 @@ class Policy(nn.Module):
             source = dict(base.named_parameters())
             for name, param in self._reference.named_parameters():
                 param.copy_(source[name])
-        object.__setattr__(self, "_snapshot_of", None)
+        self._snapshot_of = None
 
     @contextlib.contextmanager
     def reference(self, role: str) -> Iterator[nn.Module]:
         """Yield the model whose log-probs are the KL reference for ``role``."""
-        snapshot = getattr(self, "_snapshot_of", None)
+        snapshot = self._snapshot_of
         if snapshot not in (None, role):
             raise RuntimeError(f"the KL reference holds {snapshot}'s weights, not {role}'s")
         if self.is_lora:
