@@ -301,6 +301,14 @@ def _close_process_group() -> None:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
         dist.destroy_process_group()
+        # Even then a rank aborted at interpreter shutdown (CI, 2026-12-05): the work is done,
+        # so run Python's exit handlers and leave without tearing down C++ thread objects.
+        import atexit
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":
