@@ -214,7 +214,9 @@ class CurriculumDataModule(RolloutDataModule):
         extra = self.labelled.load() if self.labelled is not None else []
         rounds = 0
         while rounds < self.max_rounds:
-            mine = self._round(engine, tokenizer, seed * 1009 + rounds, len(records))
+            # The datamodule's own seed enters too: seed 0 keeps the numbers recorded before it did.
+            round_seed = (self.seed * 1_000_003 + seed) * 1009 + rounds
+            mine = self._round(engine, tokenizer, round_seed, len(records))
             records += gather_lists(mine)[0]  # rank order is candidate order
             rounds += 1
             kept = len(extra) + sum(r["kept"] for r in records)
