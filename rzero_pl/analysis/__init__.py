@@ -1,0 +1,1 @@
+"""What the run did: analyze, report."""
