@@ -6,7 +6,8 @@ AIME, as in the paper) and the score is mean@k. Every figure and every graded sa
 returned, so the caller can write ``eval.json`` and a samples JSONL.
 
 Under ``torch.distributed`` each rank generates and grades its own shard of every benchmark
-(problems ``rank, rank + W, …`` of W ranks); each benchmark's figures come from a
+(problems ``rank, rank + W, …`` of W ranks: ``distributed.strided_indices``, for load
+balance); each benchmark's figures come from a
 :class:`~rzero_pl.benchmarks.BenchmarkAccuracy` that torchmetrics sums across ranks, and the
 samples are gathered back into file order, so every rank returns the same result and rank 0
 alone writes it. Greedy results are identical to one process; sampled ones follow the same
@@ -19,11 +20,11 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info
 
 from rzero_pl.benchmarks import (
     Benchmark,
@@ -38,13 +39,12 @@ from rzero_pl.benchmarks import (
     score_entry,
     summarize,
 )
+from rzero_pl.distributed import gather_objects, is_rank_zero, merge_strided, strided_indices, world
 from rzero_pl.engines.base import Engine, SamplingParams
 from rzero_pl.errors import check_number
 from rzero_pl.extraction import ANSWER_RULES, AnswerRule
 from rzero_pl.io import write_json_atomic, write_jsonl_atomic
 from rzero_pl.prompts import RolePrompt
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -67,49 +67,9 @@ class EvaluationResult:
 # ----------------------------------------------------------------------------- ranks
 
 
-def shard_indices(n: int, rank: int, world_size: int) -> list[int]:
-    """The problems one rank scores: ``rank, rank + world_size, …`` below ``n``.
-
-    Strided rather than contiguous so that every rank gets a similar mix when a file is
-    sorted by difficulty or subject.
-    """
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} is not in a world of {world_size}")
-    return list(range(rank, n, world_size))
-
-
-def merge_shards(shards: Sequence[Sequence[T]]) -> list[T]:
-    """Undo :func:`shard_indices`: ``shards[r][j]`` is item ``r + j * len(shards)``."""
-    world_size, n = len(shards), sum(len(shard) for shard in shards)
-    merged: list[Any] = [None] * n
-    for rank, shard in enumerate(shards):
-        expected = len(range(rank, n, world_size))
-        if len(shard) != expected:
-            raise ValueError(f"shard {rank} has {len(shard)} items, expected {expected} of {n}")
-        merged[rank::world_size] = list(shard)
-    return merged
-
-
-def rank_and_world() -> tuple[int, int]:
-    """This process's rank and the world size; ``(0, 1)`` without a process group."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def gather_objects(obj: T) -> list[T]:
-    """Every rank's ``obj``, in rank order, on every rank (``[obj]`` without a process group)."""
-    _, world_size = rank_and_world()
-    if world_size == 1:
-        return [obj]
-    gathered: list[Any] = [None] * world_size
-    dist.all_gather_object(gathered, obj)
-    return gathered
-
-
 def _metric_device() -> torch.device:
     # NCCL only moves CUDA tensors; the metric's sums must live where the collective works.
-    if rank_and_world()[1] > 1 and dist.get_backend() == "nccl":
+    if world()[1] > 1 and dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
@@ -220,7 +180,7 @@ def evaluate(
     Every rank must call it with the same arguments (it joins collectives).
     """
     sampling = sampling or SamplingParams(temperature=0.0, max_new_tokens=4096)
-    rank, world_size = rank_and_world()
+    rank, world_size = world()
     entries: dict[str, Any] = {}
     samples: dict[str, list[dict]] = {}
     for name in benchmarks:
@@ -233,7 +193,7 @@ def evaluate(
             tokenizer,
             bench,
             rows,
-            shard_indices(len(rows), rank, world_size),
+            strided_indices(len(rows), rank, world_size),  # for load balance
             role=role,
             params=replace(sampling, n=n, seed=seed),
             template=prompt or role_prompt(bench),
@@ -247,7 +207,7 @@ def evaluate(
         metric.update([[s["correct"] for s in problem] for problem in mine])
         entries[name] = score_entry(metric.compute())  # summed over ranks by torchmetrics
         gathered = gather_objects((mine, seconds))
-        samples[name] = [s for problem in merge_shards([g[0] for g in gathered]) for s in problem]
+        samples[name] = [s for problem in merge_strided([g[0] for g in gathered]) for s in problem]
         entries[name]["seconds"] = max(g[1] for g in gathered)
         if samples[name] and "correct_by_rule" in samples[name][0]:
             entries[name]["accuracy_by_rule"] = {
@@ -362,8 +322,7 @@ class Evaluation:
             report_rules=self.report_rules,
         )
         self.results[tag] = result
-        # Lightning's rank covers ranks launched before any process group exists.
-        if rank_and_world()[0] != 0 or getattr(rank_zero_only, "rank", 0) != 0:
+        if not is_rank_zero():  # also a rank launched before any process group exists
             return result
         if logger is not None:
             logger.log_metrics(eval_metrics(result.summary), step=step)

@@ -28,17 +28,6 @@ from rzero_pl.faults import fault_point
 from rzero_pl.io import read_json, write_json_atomic
 
 STATE_VERSION = 2  # 2: the curriculum and each evaluation own one step of the axis
-_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
-
-
-def writes_run_folder() -> bool:
-    """Whether this process writes the run folder's shared files: rank 0 of the job.
-
-    Asked before the process group exists too (at start-up), so the launcher's variables
-    count as well as the process group's rank.
-    """
-    launched = all(os.environ.get(v, "0") == "0" for v in _RANK_VARIABLES)
-    return launched and is_rank_zero()
 
 
 class _OffsetExperiment:
@@ -120,7 +109,7 @@ def mark_restart(logger: Any, step: int) -> None:
     the marker: what an interrupted process logged past its last checkpoint, which the
     resumed phase logs again.
     """
-    if not writes_run_folder():
+    if not is_rank_zero():
         return
     experiment = getattr(logger, "experiment", None)
     file_writer = getattr(experiment, "_get_file_writer", None)  # torch's or tensorboardX's
@@ -190,7 +179,7 @@ class RunState:
         fault_point(f"phase:{phase}:finished")
 
     def save(self) -> None:
-        if writes_run_folder():
+        if is_rank_zero():
             write_json_atomic(self.path, self.data)
 
 
@@ -262,7 +251,7 @@ class RunLock:
         self.handle: Any = None
 
     def __enter__(self) -> RunLock:
-        if not writes_run_folder():
+        if not is_rank_zero():
             return self
         handle = open(self.path, "a+")  # noqa: SIM115 - held open for the whole run
         try:

@@ -40,6 +40,46 @@ def test_uneven_shards_are_refused_with_the_keys_to_change():
         distributed.shard_bounds(8, 4, 4)
 
 
+def test_uneven_shards_give_the_first_ranks_one_more():
+    # 10 candidates over 4 ranks: 3, 3, 2, 2 (by hand), contiguous and in rank order
+    bounds = [distributed.shard_bounds(10, r, 4, even=False) for r in range(4)]
+    assert bounds == [(0, 3), (3, 6), (6, 8), (8, 10)]
+    assert distributed.shard_bounds(2, 3, 4, even=False) == (2, 2)  # fewer items than ranks
+    assert distributed.shard_bounds(8, 1, 4, even=False) == distributed.shard_bounds(8, 1, 4)
+    assert distributed.shard(list("abcde"), 1, 2, even=False) == (["d", "e"], 3)
+    with pytest.raises(ValueError, match="rank 2 is not in a world of size 2"):
+        distributed.shard_bounds(5, 2, 2, even=False)
+
+
+def test_strided_indices_and_merge_are_inverse():
+    assert distributed.strided_indices(5, 0, 2) == [0, 2, 4]
+    assert distributed.strided_indices(5, 1, 2) == [1, 3]
+    assert distributed.strided_indices(1, 1, 2) == []
+    for n in range(8):
+        for world in range(1, 5):
+            parts = [
+                [f"x{i}" for i in distributed.strided_indices(n, r, world)] for r in range(world)
+            ]
+            assert distributed.merge_strided(parts) == [f"x{i}" for i in range(n)]
+    with pytest.raises(ValueError, match="shard 0 has 2 items, expected 1 of 2"):
+        distributed.merge_strided([[1, 2], []])
+    with pytest.raises(ValueError, match="rank 2"):
+        distributed.strided_indices(5, 2, 2)
+
+
+def test_rank_zero_asks_the_launcher_before_any_process_group(monkeypatch):
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.is_rank_zero()
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert distributed.is_rank_zero()
+    monkeypatch.setenv("RANK", "1")  # torchrun set it; the process group is not up yet
+    assert not distributed.is_rank_zero()
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(distributed.rank_zero_only, "rank", 2, raising=False)  # Lightning's
+    assert not distributed.is_rank_zero()
+
+
 def test_single_process_helpers_are_identities():
     assert distributed.world() == (0, 1)
     assert distributed.gather_objects({"a": 1}) == [{"a": 1}]
@@ -158,7 +198,7 @@ def primed_model_dir(tmp_path_factory):
 
 
 def _args(model_dir, run_dir):
-    m = "--model.init_args.policy.init_args.model"
+    m = "--actor.policy.init_args.model"
     c = "--evolution.challenger.init_args"
     return [
         "fit",
@@ -166,20 +206,20 @@ def _args(model_dir, run_dir):
         os.path.join(ROOT, "cli_configs", "toy.yaml"),
         # Fixed candidate questions: the solver phase runs whatever the primed model writes.
         "--data.class_path=scale_helpers.FixedQuestionsCurriculum",
-        "--data.init_args.band=[0.0,1.0]",
-        "--data.init_args.labelled=rzero_pl.toy.tasks.ToyQuestions",  # kept > 0 whatever the votes
-        "--data.init_args.labelled.init_args.n=4",
+        "--evolution.vote.band=[0.0,1.0]",
+        "--evolution.curriculum.labelled=rzero_pl.toy.tasks.ToyQuestions",  # kept > 0 whatever the votes
+        "--evolution.curriculum.labelled.init_args.n=4",
         f"{m}.class_path=rzero_pl.models.PretrainedModel",
         f"{m}.init_args.name_or_path={model_dir}",
-        "--model.init_args.engine=scale_helpers.PromptSeededEngine",
+        "--actor.engine=scale_helpers.PromptSeededEngine",
         "--trainer.enable_progress_bar=false",
-        "--data.init_args.candidates=8",
-        "--data.init_args.votes=4",
+        "--evolution.curriculum.candidates=8",
+        "--evolution.vote.votes=4",
         "--data.init_args.questions_per_step=4",
-        "--data.init_args.max_rounds=1",
-        "--data.init_args.min_kept=1",
-        "--data.init_args.challenger_sampling.max_new_tokens=40",
-        "--data.init_args.solver_sampling.max_new_tokens=12",
+        "--evolution.curriculum.max_rounds=1",
+        "--evolution.curriculum.min_kept=1",
+        "--evolution.curriculum.challenger_sampling.max_new_tokens=40",
+        "--evolution.vote.sampling.max_new_tokens=12",
         "--model.init_args.group_size=4",
         "--model.init_args.minibatch_size=16",
         "--model.init_args.micro_batch_size=1",
@@ -311,7 +351,7 @@ def _role_tensors(run_dir, role):
     return load_file(os.path.join(folder, name))
 
 
-ENGINE = "--model.init_args.engine"
+ENGINE = "--actor.engine"
 VLLM = [
     f"{ENGINE}=rzero_pl.engines.vllm.VLLMEngine",
     f"{ENGINE}.init_args.dtype=float32",
@@ -319,8 +359,8 @@ VLLM = [
     f"{ENGINE}.init_args.enforce_eager=true",
 ]
 LORA = [
-    "--model.init_args.policy.init_args.lora.r=4",
-    "--model.init_args.policy.init_args.lora.alpha=8",
+    "--actor.policy.init_args.lora.r=4",
+    "--actor.policy.init_args.lora.alpha=8",
     "--model.init_args.lr=1e-2",
     "--evolution.challenger.init_args.lr=1e-2",
 ]

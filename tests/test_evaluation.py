@@ -34,16 +34,10 @@ from rzero_pl.benchmarks import (
 )
 from rzero_pl.cli import main
 from rzero_pl.engines.base import Completion, Generation, SamplingParams
-from rzero_pl.evaluation import (
-    Evaluation,
-    eval_metrics,
-    evaluate,
-    merge_shards,
-    shard_indices,
-)
+from rzero_pl.evaluation import Evaluation, eval_metrics, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "--model.init_args.policy.init_args.model"
+MODEL = "--actor.policy.init_args.model"
 
 
 class FakeEngine:
@@ -138,22 +132,6 @@ def test_benchmark_accuracy_matches_score_across_updates():
     assert (figures["n_problems"], figures["n_samples"], figures["k"]) == (4, 16, 4)
     with pytest.raises(ValueError, match="at least one"):
         metric.update([[True], []])
-
-
-# ----------------------------------------------------------------------------- shards
-
-
-def test_shard_indices_and_merge_are_inverse():
-    assert shard_indices(5, 0, 2) == [0, 2, 4] and shard_indices(5, 1, 2) == [1, 3]
-    assert shard_indices(1, 1, 2) == []
-    for n in range(8):
-        for world in range(1, 5):
-            shards = [[f"x{i}" for i in shard_indices(n, r, world)] for r in range(world)]
-            assert merge_shards(shards) == [f"x{i}" for i in range(n)]
-    with pytest.raises(ValueError, match="shard 0 has 2 items, expected 1 of 2"):
-        merge_shards([[1, 2], []])
-    with pytest.raises(ValueError, match="rank 2"):
-        shard_indices(5, 2, 2)
 
 
 # ----------------------------------------------------------------------------- one process
