@@ -198,7 +198,7 @@ def primed_model_dir(tmp_path_factory):
 
 
 def _args(model_dir, run_dir):
-    m = "--actor.policy.init_args.model"
+    m = "--model.init_args.policy.init_args.model"
     c = "--evolution.challenger.init_args"
     return [
         "fit",
@@ -206,20 +206,20 @@ def _args(model_dir, run_dir):
         os.path.join(ROOT, "cli_configs", "toy.yaml"),
         # Fixed candidate questions: the solver phase runs whatever the primed model writes.
         "--data.class_path=scale_helpers.FixedQuestionsCurriculum",
-        "--evolution.vote.band=[0.0,1.0]",
-        "--evolution.curriculum.labelled=rzero_pl.toy.tasks.ToyQuestions",  # kept > 0 whatever the votes
-        "--evolution.curriculum.labelled.init_args.n=4",
+        "--data.init_args.band=[0.0,1.0]",
+        "--data.init_args.labelled=rzero_pl.toy.tasks.ToyQuestions",  # kept > 0 whatever the votes
+        "--data.init_args.labelled.init_args.n=4",
         f"{m}.class_path=rzero_pl.models.PretrainedModel",
         f"{m}.init_args.name_or_path={model_dir}",
-        "--actor.engine=scale_helpers.PromptSeededEngine",
+        "--model.init_args.engine=scale_helpers.PromptSeededEngine",
         "--trainer.enable_progress_bar=false",
-        "--evolution.curriculum.candidates=8",
-        "--evolution.vote.votes=4",
+        "--data.init_args.candidates=8",
+        "--data.init_args.votes=4",
         "--data.init_args.questions_per_step=4",
-        "--evolution.curriculum.max_rounds=1",
-        "--evolution.curriculum.min_kept=1",
-        "--evolution.curriculum.challenger_sampling.max_new_tokens=40",
-        "--evolution.vote.sampling.max_new_tokens=12",
+        "--data.init_args.max_rounds=1",
+        "--data.init_args.min_kept=1",
+        "--data.init_args.challenger_sampling.max_new_tokens=40",
+        "--data.init_args.solver_sampling.max_new_tokens=12",
         "--model.init_args.group_size=4",
         "--model.init_args.minibatch_size=16",
         "--model.init_args.micro_batch_size=1",
@@ -351,7 +351,7 @@ def _role_tensors(run_dir, role):
     return load_file(os.path.join(folder, name))
 
 
-ENGINE = "--actor.engine"
+ENGINE = "--model.init_args.engine"
 VLLM = [
     f"{ENGINE}=rzero_pl.engines.vllm.VLLMEngine",
     f"{ENGINE}.init_args.dtype=float32",
@@ -359,8 +359,8 @@ VLLM = [
     f"{ENGINE}.init_args.enforce_eager=true",
 ]
 LORA = [
-    "--actor.policy.init_args.lora.r=4",
-    "--actor.policy.init_args.lora.alpha=8",
+    "--model.init_args.policy.init_args.lora.r=4",
+    "--model.init_args.policy.init_args.lora.alpha=8",
     "--model.init_args.lr=1e-2",
     "--evolution.challenger.init_args.lr=1e-2",
 ]
