@@ -21,7 +21,6 @@ only the loss is checked there.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -29,7 +28,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rzero_pl.io import write_jsonl_atomic
+from rzero_pl.io import read_jsonl, write_jsonl_atomic
 
 ROWS_LOGGED = 8  # rollouts of a bad update written to bad_updates.jsonl
 TEXT_CHARS = 400
@@ -137,7 +136,7 @@ class UpdateGuard(Callback):
             return path
         policy = getattr(pl_module, "policy", None)
         tokenizer = getattr(policy, "tokenizer", None)
-        rows = [json.loads(line) for line in open(path)] if os.path.exists(path) else []
+        rows = read_jsonl(path) if os.path.exists(path) else []
         rows.append(
             {
                 "step": trainer.global_step,

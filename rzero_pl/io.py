@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash leaves either the old file or the new one, never half of one.
+"""Atomic file writes (a crash leaves either the old file or the new one, never half of one),
+and the one JSONL reader (``read_jsonl``: errors name the file and line).
 
 Every file rzero-pl produces is written under a temporary name in its own folder (so the
 rename never crosses a file system), flushed and fsynced, renamed into place, and the folder
@@ -13,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from rzero_pl.faults import fault_point
@@ -124,7 +125,33 @@ def read_json(path: str, default: Any = None) -> Any:
         ) from None
 
 
-def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[str, Any]]:
+def read_jsonl(path: str | os.PathLike[str], required: Sequence[str] = ()) -> list[dict]:
+    """The objects of a JSONL file, one per non-blank line; the one JSONL reader.
+
+    A missing file raises ``FileNotFoundError``; a line that is not UTF-8, not JSON, not an
+    object, or lacks (or leaves empty) one of the ``required`` keys raises ``ValueError``
+    naming ``file:line``.
+    """
+    return [row for _, row in iter_jsonl(path, required)]
+
+
+def iter_jsonl(
+    path: str | os.PathLike[str], required: Sequence[str] = ()
+) -> Iterator[tuple[str, dict]]:
+    """Yield ``("file:line", object)`` for each non-blank line of a JSONL file, checked as
+    :func:`read_jsonl` says (for readers that name the line in their own checks)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such JSONL file: {path}")
+    for where, row in _iter_json_lines(path):
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        missing = [key for key in required if key not in row or row[key] in (None, "")]
+        if missing:
+            raise ValueError(f"{where}: missing {', '.join(map(repr, missing))}")
+        yield where, row
+
+
+def _iter_json_lines(path: str | os.PathLike[str]) -> Iterator[tuple[str, Any]]:
     """Yield ``("file:line", value)`` for each non-blank line of a JSONL file.
 
     A line that is not UTF-8 or not JSON raises ``ValueError`` naming ``file:line``.

@@ -7,22 +7,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
 
-from rzero_pl.io import iter_jsonl
-
-
-def read_jsonl(path: str, required: Sequence[str] = ()) -> Iterator[dict]:
-    """Yield the rows of a JSONL file; a bad line raises ``ValueError`` naming ``file:line``."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such JSONL file: {path}")
-    for where, row in iter_jsonl(path):
-        if not isinstance(row, dict):
-            raise ValueError(f"{where}: expected a JSON object")
-        missing = [key for key in required if key not in row or row[key] in (None, "")]
-        if missing:
-            raise ValueError(f"{where}: missing {', '.join(map(repr, missing))}")
-        yield row
+from rzero_pl.io import read_jsonl
 
 
 class QuestionSource(ABC):

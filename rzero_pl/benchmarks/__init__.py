@@ -52,7 +52,7 @@ from rzero_pl.benchmarks.registry import (
     get_benchmark,
     known_benchmarks,
     load_rows,
-    read_jsonl,
+    read_benchmark_jsonl,
     register_benchmark,
     role_prompt,
 )
@@ -87,7 +87,7 @@ __all__ = [
     "load_rows",
     "mean_interval",
     "mean_interval_from_sums",
-    "read_jsonl",
+    "read_benchmark_jsonl",
     "register_benchmark",
     "role_prompt",
     "rows_from_table",

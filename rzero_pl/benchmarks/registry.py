@@ -287,10 +287,8 @@ def with_options(problem: str, options: list[str] | None) -> str:
     return problem.rstrip() + OPTIONS_HEADER + lines
 
 
-def check_row(benchmark: Benchmark, record: Any, where: str, index: int) -> BenchmarkRow:
+def check_row(benchmark: Benchmark, record: dict, where: str, index: int) -> BenchmarkRow:
     """A uniform-schema row from a parsed JSON object; ``ValueError`` naming ``where`` if bad."""
-    if not isinstance(record, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
     problem, answer = record.get("problem"), record.get("answer")
     if not isinstance(problem, str) or not problem.strip():
         raise ValueError(f"{where}: missing or empty 'problem' (a non-empty string is required)")
@@ -320,8 +318,8 @@ def check_row(benchmark: Benchmark, record: Any, where: str, index: int) -> Benc
     return BenchmarkRow(row_id, problem, answer, options, extra)
 
 
-def read_jsonl(benchmark: Benchmark, path: str | os.PathLike[str]) -> list[BenchmarkRow]:
-    """All rows of a uniform-schema JSONL file; blank lines are skipped.
+def read_benchmark_jsonl(benchmark: Benchmark, path: str | os.PathLike[str]) -> list[BenchmarkRow]:
+    """All rows of a uniform-schema JSONL file (read by ``rzero_pl.io``), typed and checked.
 
     Raises:
         ValueError: naming ``file:line`` for bad JSON or a missing/invalid field.
@@ -361,7 +359,7 @@ def load_rows(
     elif source == "hub":
         rows = hub_rows(bench)
     elif path is not None and path.is_file():
-        rows = read_jsonl(bench, path)
+        rows = read_benchmark_jsonl(bench, path)
     elif source == "local":
         tried = str(path) if path is not None else f"no benchmark root (set {ENV_ROOT})"
         raise FileNotFoundError(f"benchmark {bench.name!r}: no local file ({tried})")
