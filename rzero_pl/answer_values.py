@@ -215,7 +215,10 @@ class _Parser:
         return _exact(Fraction(int(token)))
 
 
-def _number(tokens: list[str]) -> Num:
+def _parse_expression(tokens: list[str]) -> Num:
+    """The value of a whole token list read as one expression of the subset; raises
+    ``_Unsupported`` if anything is left over. (``answers._plain_number`` is the other,
+    string-level parser: one plain number, decimals included.)"""
     parser = _Parser(tokens)
     value = parser.expression()
     if parser.peek() is not None:
@@ -253,8 +256,8 @@ def value_of(answer: str) -> Value | None:
     try:
         parts = _split_list(tokens)
         if parts is None:
-            return Value((_number(tokens),))
-        return Value(tuple(_number(p) for p in parts), tokens[0] + tokens[-1])
+            return Value((_parse_expression(tokens),))
+        return Value(tuple(_parse_expression(p) for p in parts), tokens[0] + tokens[-1])
     except (_Unsupported, ZeroDivisionError, OverflowError, ValueError):
         return None
 

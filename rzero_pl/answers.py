@@ -56,8 +56,13 @@ _NUMBER = re.compile(
 )
 
 
-def _number(s: str) -> tuple[Fraction, bool] | None:
-    """A plain number's exact value and whether it was written with a decimal point."""
+def _plain_number(s: str) -> tuple[Fraction, bool] | None:
+    """A plain number's exact value and whether it was written with a decimal point.
+
+    Not ``answer_values``' expression parser: that one reads integer expressions over a token
+    list and has no decimals, while this reads one whole string as a number and keeps the
+    decimal point, which math-verify's 6-place rule for floats needs (``_same_number``).
+    """
     m = _NUMBER.fullmatch(s) if len(s) <= _NUMBER_CHARS else None
     if m is None:
         return None
@@ -87,7 +92,7 @@ def _decide_percent(a: str, b: str) -> bool | None:
         return _decide_locally(pa, pb)
     if pb is not None:
         a, pa, b = b, pb, a
-    x, y = _number(pa), _number(b)
+    x, y = _plain_number(pa), _plain_number(b)
     if x is None or y is None:
         return None
     if _same_number((x[0] / 100, True), y):
@@ -113,7 +118,7 @@ def _decide_locally(a: str, b: str) -> bool | None:
         if _RELATION.search(b if sa is not None else a):
             return None  # an assignment against another equation: math-verify's call
         return _decide_locally(sa[1], b) if sa is not None else _decide_locally(a, sb[1])
-    x, y = _number(a), _number(b)
+    x, y = _plain_number(a), _plain_number(b)
     if x and y:
         return _same_number(x, y)
     words_a = _WORDS.fullmatch(a) is not None and _WORD.search(a) is not None
@@ -171,7 +176,7 @@ def reduce_pair(a: str, b: str) -> tuple[str, str]:
 def cheap(s: str) -> bool:
     """Whether a normalised answer is one math-verify reads at once (a plain number, a simple
     value): when a pair with it times out, the other answer is the slow one."""
-    return _number(s) is not None or value_of(s) is not None or len(s) <= 3
+    return _plain_number(s) is not None or value_of(s) is not None or len(s) <= 3
 
 
 # ---------------------------------------------------------------------- the verdict cache
