@@ -61,12 +61,12 @@ def command(cfg: dict[str, Any], run_dir: str) -> list[str]:
         args += [
             f"--evolution.challenger_steps={cfg['challenger_steps']}",
             f"--evolution.solver_steps={cfg['solver_steps']}",
-            f"--data.init_args.candidates={cfg['candidates']}",
-            "--data.init_args.max_rounds=1",
+            f"--evolution.curriculum.candidates={cfg['candidates']}",
+            "--evolution.curriculum.max_rounds=1",
             f"--evolution.evaluation.init_args.max_samples={cfg['eval_samples']}",
         ]
     if cfg["model_dir"]:  # a local model instead of the toy base (the smoke test)
-        model = "--model.init_args.policy.init_args.model"
+        model = "--actor.policy.init_args.model"
         args += [f"{model}.class_path=rzero_pl.models.PretrainedModel",
                  f"{model}.init_args.name_or_path={cfg['model_dir']}"]  # fmt: skip
     args += list(cfg["extra"])

@@ -10,16 +10,17 @@ from rzero_pl.evaluation import Evaluation
 class BenchmarkEvaluation(Evaluation, L.Callback):
     """Evaluate once when a fit starts from scratch (the baseline) and once when it ends.
 
-    Takes the arguments of ``rzero_pl.evaluation.Evaluation``; in the evolution it is run
-    explicitly on the base solver and after every solver phase instead. Every rank scores
-    its shard of the problems; rank 0 logs and writes.
+    For a single fit (e.g. the solver on labelled questions); takes the arguments of
+    ``rzero_pl.evaluation.Evaluation``, which the evolution runs itself (its
+    ``evaluation:``). Every rank scores its shard of the problems; rank 0 logs and writes.
     """
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Not on a resumed fit: its baseline exists (global_step is still 0 here, as the
         # loops are restored after this hook, but the restored weights are not the base).
         if self.baseline and trainer.global_step == 0 and trainer.ckpt_path is None:
-            self.run(pl_module, "baseline", 0, trainer.logger)
+            self.run(pl_module.actor, "baseline", 0, trainer.logger)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.run(pl_module, f"step{trainer.global_step}", trainer.global_step, trainer.logger)
+        step = trainer.global_step
+        self.run(pl_module.actor, f"step{step}", step, trainer.logger)

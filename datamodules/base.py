@@ -57,6 +57,6 @@ class RolloutDataModule(L.LightningDataModule):
         module = self.trainer.lightning_module
         # Every rank gets the whole step and keeps its shard in ``rollout``; under FSDP the
         # weights are gathered once for the step, so ranks may generate unequal amounts.
-        with module.policy.gathered(module.engine):
+        with module.actor.gathered():
             rollouts = module.rollout(self.items_for_step(self.trainer.current_epoch))
         return module.rollout_loader(rollouts)

@@ -1,82 +1,58 @@
 """ChallengerGRPO: the challenger role, rewarded for questions at the solver's edge.
 
-Each rollout step samples G questions per prompt slot. The format check
-(``QuestionFormat``; default as the released code: the last ``<question>`` block, and the
-challenger's own ``\\boxed{}`` answer required) keeps the well-formed ones and logs how often
-each rule fired (``challenger/invalid_reason/<reason>``). Then, at one visible point, every reward
-callback in the trainer scores the whole batch through ``RewardCallback.score_batch``:
-``MajorityVote`` writes each question's vote share (the ``uncertainty`` term) and
-``RepetitionPenalty`` its BLEU-cluster penalty. The terms are combined by
-``rzero_pl.rewards.challenger_reward``.
+A rollout step, in order (``GRPOModule.rollout`` samples G questions per prompt slot and
+calls ``score``):
+
+1. ``QuestionFormat.parse``: each completion's question, or why it is malformed
+   (``challenger/invalid_reason/<reason>``);
+2. ``gather_lists``: every rank's questions (the repetition term is batch-wide);
+3. ``MajorityVote.shares``: m solver answers per valid question, p̂ per question;
+4. ``RepetitionPenalty.score``: BLEU clusters of the whole batch;
+5. ``challenger_reward``: the terms combined into each rollout's reward.
+
+The vote is handed over with the actor (``bind``): it is the curriculum's, bound to the
+solver's prompt and answer rule. Nothing here reaches back into a trainer or a callback.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import lightning as L
 import numpy as np
+from jsonargparse import lazy_instance
 
+from rzero_pl.actor import Actor
 from rzero_pl.distributed import gather_lists
-from rzero_pl.engines.base import Engine, Generation
+from rzero_pl.engines.base import Generation
 from rzero_pl.grpo_module import GRPOModule
-from rzero_pl.policy import Policy
 from rzero_pl.prompts import RolePrompt, challenger_prompt
-from rzero_pl.rewards import INVALID_REASONS, QuestionFormat, challenger_reward
+from rzero_pl.rewards import (
+    INVALID_REASONS,
+    MajorityVote,
+    QuestionFormat,
+    RepetitionPenalty,
+    challenger_reward,
+    uncertainty,
+)
 from rzero_pl.rollout import Rollout
 
-
-@dataclass
-class QuestionBatch:
-    """One rollout step's questions, as the reward callbacks see them.
-
-    ``questions[i]`` is the parsed question of this rank's rollout ``i`` (None when
-    malformed). Callbacks write per-rollout arrays for these rollouts into ``terms``
-    (``share``, ``uncertainty``, ``repetition``…). ``batch_questions`` is the whole rollout
-    batch across ranks (``questions`` on one process) and ``offset`` the position of
-    ``questions[0]`` in it, for terms whose statistic is batch-wide.
-    """
-
-    questions: list[str | None]
-    completions: list[str]
-    terms: dict[str, np.ndarray] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)  # logged under challenger/
-    batch_questions: list[str | None] | None = None
-    offset: int = 0
-
-    def __post_init__(self) -> None:
-        if self.batch_questions is None:
-            self.batch_questions = list(self.questions)
-
-    @property
-    def valid(self) -> np.ndarray:
-        return np.array([q is not None for q in self.questions], dtype=bool)
-
-
-class RewardCallback(L.Callback):
-    """A challenger reward term. ``term`` names what ``score_batch`` writes."""
-
-    term: str = ""
-
-    def score_batch(self, trainer: L.Trainer, module: ChallengerGRPO, batch: QuestionBatch) -> None:
-        """Write ``batch.terms[self.term]`` (one value per rollout) and ``batch.metrics``."""
-        raise NotImplementedError
+# Stateless, so one shared default serves every challenger (jsonargparse prints its settings).
+DEFAULT_REPETITION = lazy_instance(RepetitionPenalty)
 
 
 class ChallengerGRPO(GRPOModule):
     """GRPO for the challenger: questions whose solver vote share is near one half.
 
     Args:
-        policy: The shared base model and role weights (None: bound by the evolution).
-        engine: The generation backend (None: bound by the evolution).
+        actor: The shared policy and engine (None: handed over by ``bind``).
         prompt: The challenger prompt (asks for ``<question>…</question>`` then ``\\boxed{}``).
         group_size: G, questions sampled per prompt slot (reference: 4).
         reward_form: ``paper``: ``max(0, uncertainty - repetition)``, malformed → 0;
             ``reference`` (released code): ``min(p, 1-p) - repetition``, malformed → -1.
         question_format: What counts as a well-formed question (default: the released
             code's rules, see ``rzero_pl.rewards.QuestionFormat``).
+        repetition: The repetition term (None: no penalty, an ablation).
         **kwargs: Further GRPO settings (see ``GRPOModule``).
     """
 
@@ -84,50 +60,50 @@ class ChallengerGRPO(GRPOModule):
 
     def __init__(
         self,
-        policy: Policy | None = None,
-        engine: Engine | None = None,
+        actor: Actor | None = None,
         prompt: RolePrompt | None = None,
         group_size: int = 4,
         reward_form: Literal["paper", "reference"] = "paper",
         question_format: QuestionFormat | None = None,
+        repetition: RepetitionPenalty | None = DEFAULT_REPETITION,
         **kwargs: Any,
     ) -> None:
-        super().__init__(policy, engine, prompt or challenger_prompt(), group_size, **kwargs)
+        super().__init__(actor, prompt or challenger_prompt(), group_size, **kwargs)
         self.reward_form = reward_form
         self.question_format = question_format or QuestionFormat()
+        self.repetition = repetition
+        self.vote: MajorityVote | None = None
 
-    def reward_callbacks(self) -> list[RewardCallback]:
-        return [cb for cb in self.trainer.callbacks if isinstance(cb, RewardCallback)]
+    def bind(self, actor: Actor, vote: MajorityVote | None = None) -> None:
+        """Train ``actor``'s challenger; score its questions with ``vote`` (the solver's)."""
+        super().bind(actor)
+        if vote is not None:
+            self.vote = vote
 
     def on_fit_start(self) -> None:
-        terms = {cb.term for cb in self.reward_callbacks()}
-        if "uncertainty" not in terms:
-            raise ValueError(
-                "ChallengerGRPO needs an uncertainty reward: add "
-                "rzero_pl.callbacks.majority_vote.MajorityVote to trainer.callbacks"
-            )
+        if self.vote is None:
+            raise ValueError("ChallengerGRPO has no MajorityVote: bind(actor, vote) first")
 
     def score(
         self, items: Sequence[dict], generations: list[Generation], rollouts: list[Rollout]
     ) -> dict[str, float]:
-        completions = [r.completion for r in rollouts]
-        parsed = [self.question_format.parse(c) for c in completions]
+        parsed = [self.question_format.parse(r.completion) for r in rollouts]
         questions = [question for question, _ in parsed]
-        everyone, offset = gather_lists(questions)  # the repetition penalty needs all ranks'
-        batch = QuestionBatch(questions, completions, batch_questions=everyone, offset=offset)
-        for callback in self.reward_callbacks():
-            callback.score_batch(self._trainer, self, batch)
+        everyone, offset = gather_lists(questions)
+        before = sum(q is not None for q in everyone[:offset])
+        share, metrics = self.vote.shares(questions, before, self.actor, self._rollout_seed() + 1)
         n = len(rollouts)
-        share = batch.terms.get("share", np.full(n, np.nan))
-        repetition = batch.terms.get("repetition", np.zeros(n))
-        rewards = challenger_reward(share, repetition, batch.valid, form=self.reward_form)
-        batch.terms["format"] = batch.valid.astype(np.float64)
+        valid = np.array([q is not None for q in questions], dtype=bool)
+        terms = {"share": share, "uncertainty": uncertainty(share), "format": valid * 1.0}
+        terms["repetition"] = np.zeros(n)
+        if self.repetition is not None:
+            terms["repetition"], extra = self.repetition.score(everyone, offset, n)
+            metrics.update(extra)
+        rewards = challenger_reward(share, terms["repetition"], valid, form=self.reward_form)
         for i, r in enumerate(rollouts):
-            r.answer = batch.questions[i]
-            r.terms = {k: float(v[i]) for k, v in batch.terms.items() if not np.isnan(v[i])}
+            r.answer = questions[i]
+            r.terms = {k: float(v[i]) for k, v in terms.items() if not np.isnan(v[i])}
             r.reward = float(rewards[i])
-        reasons = {
-            f"invalid_reason/{reason}": sum(why == reason for _, why in parsed) / max(n, 1)
-            for reason in INVALID_REASONS
-        }
-        return {"valid_fraction": float(batch.valid.mean()), **reasons, **batch.metrics}
+        for reason in INVALID_REASONS:
+            metrics[f"invalid_reason/{reason}"] = sum(w == reason for _, w in parsed) / max(n, 1)
+        return {"valid_fraction": float(valid.mean()) if n else 0.0, **metrics}

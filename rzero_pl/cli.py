@@ -23,6 +23,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from rzero_pl.actor import Actor
 from rzero_pl.errors import ConfigError, one_line
 from rzero_pl.evaluation import Evaluation
 from rzero_pl.evolution import Evolution
@@ -74,6 +75,7 @@ class RZeroCLI(LightningCLI):
         super().__init__(L.LightningModule, None, *args, **kwargs)  # data: optional
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_class_arguments(Actor, "actor", fail_untyped=False)
         parser.add_argument(
             "--evolution",
             type=Evolution | None,
@@ -131,6 +133,8 @@ class RZeroCLI(LightningCLI):
         try:
             self._check_before_loading()
             super().instantiate_classes()
+            self.actor = self._get(self.config_init, "actor")
+            self.model.bind(self.actor)  # the challenger is bound by the evolution
         except ConfigError:
             raise
         except (ValueError, TypeError, OSError, MisconfigurationException) as err:
@@ -138,14 +142,11 @@ class RZeroCLI(LightningCLI):
             raise ConfigError(one_line(str(err), section)) from err
 
     def _check_before_loading(self) -> None:
-        """Build every component once without the model's weights (the policy), so that a bad
-        setting anywhere is reported in seconds, before any weight is read or built."""
+        """Build every component once without the model's weights (the actor's policy), so that
+        a bad setting anywhere is reported in seconds, before any weight is read or built."""
         config = self.config.clone()
         prefix = f"{self.subcommand}." if self.subcommand else ""
-        key = f"{prefix}model.init_args.policy"
-        with contextlib.suppress(KeyError):
-            if config.get(key) is not None:
-                config[key] = None
+        config[f"{prefix}actor.policy"] = None
         self.parser.instantiate_classes(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
@@ -174,7 +175,9 @@ class RZeroCLI(LightningCLI):
         self._prepare_devices(model)
         status = "failed"
         try:
-            evolution.run(model, datamodule, self.instantiate_trainer, logger, self._fingerprint())
+            evolution.run(
+                self.actor, model, datamodule, self.instantiate_trainer, logger, self._fingerprint()
+            )
             status = "success"
         finally:  # the writer's thread is a daemon: what it still holds at exit would be lost
             logger.finalize(status)
@@ -213,7 +216,8 @@ class RZeroCLI(LightningCLI):
 
         def score() -> None:  # on every rank: process group and device first, as fit does
             strategy.setup_environment()
-            evaluation.run(model.to(strategy.root_device), "test", 0, logger, folder)
+            model.to(strategy.root_device)  # the actor's policy is the model's submodule
+            evaluation.run(self.actor, "test", 0, logger, folder)
 
         if strategy.launcher is not None:  # e.g. `--trainer.devices=2`: starts the other ranks
             strategy.launcher.launch(score, trainer=self.trainer)

@@ -33,19 +33,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from rzero_pl.actor import Actor
 from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.checkpoints import AtomicCheckpoint, check_weights, checkpoint_step, weights_digest
+from rzero_pl.curriculum import Curriculum, CurriculumReport
 from rzero_pl.distributed import is_rank_zero
 from rzero_pl.errors import ConfigError, check_number
 from rzero_pl.evaluation import Evaluation
 from rzero_pl.faults import fault_callbacks, fault_point
 from rzero_pl.io import remove_stale_temps
+from rzero_pl.rewards import MajorityVote
 from rzero_pl.run_state import (
     OffsetLogger,
     RunLock,
@@ -56,6 +59,9 @@ from rzero_pl.run_state import (
     mark_restart,
 )
 from rzero_pl.solver import SolverGRPO
+
+if TYPE_CHECKING:  # the core never imports the datamodules; the CLI hands one over
+    from rzero_pl.datamodules.curriculum import CurriculumDataModule
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
@@ -72,8 +78,11 @@ class Evolution:
     """The outer loop of R-Zero.
 
     Args:
-        challenger: The challenger's GRPO settings (it shares the solver's policy and engine).
+        challenger: The challenger's GRPO settings (it trains the run's one actor too).
         challenger_data: The challenger's prompt slots per rollout step.
+        curriculum: How each iteration's questions are written, labelled and kept.
+        vote: The solver's majority vote (m answers per question): the challenger's
+            uncertainty reward and the curriculum's labels and band, said once.
         iterations: K, co-evolution iterations (paper: 3).
         challenger_steps: Challenger rollout steps per iteration (reference: 5).
         solver_steps: Solver rollout steps per iteration (reference: 15).
@@ -89,6 +98,8 @@ class Evolution:
         self,
         challenger: ChallengerGRPO,
         challenger_data: L.LightningDataModule,
+        curriculum: Curriculum | None = None,
+        vote: MajorityVote | None = None,
         iterations: int = 3,
         challenger_steps: int = 5,
         solver_steps: int = 15,
@@ -106,6 +117,8 @@ class Evolution:
             raise ConfigError(f"evolution.run_dir: {run_dir} is a file, not a folder")
         self.challenger = challenger
         self.challenger_data = challenger_data
+        self.curriculum = curriculum or Curriculum()
+        self.vote = vote or MajorityVote()
         self.iterations = iterations
         self.challenger_steps = challenger_steps
         self.solver_steps = solver_steps
@@ -116,13 +129,15 @@ class Evolution:
 
     def run(
         self,
+        actor: Actor,
         solver: SolverGRPO,
-        curriculum: Any,
+        data: CurriculumDataModule,
         make_trainer: Callable[..., L.Trainer],
         logger: Any,
         fingerprint: str = "",
     ) -> RunState:
-        """Run (or resume) every iteration; ``make_trainer(**overrides)`` builds each phase's trainer."""
+        """Run (or resume) every iteration; ``make_trainer(**overrides)`` builds each phase's
+        trainer. ``solver`` trains on ``data``, which serves each iteration's curriculum."""
         os.makedirs(self.run_dir, exist_ok=True)
         with RunLock(self.run_dir), self._sigterm_stops_the_run():
             if is_rank_zero():
@@ -130,39 +145,49 @@ class Evolution:
                     rank_zero_info(f"removed {path}, left by an interrupted write")
             state = RunState(self.run_dir)
             state.check_fingerprint(fingerprint, self.allow_config_change)
-            self.challenger.bind(solver.policy, solver.engine)
+            # The vote asks and reads as the solver does; the challenger is scored by it.
+            vote = self.vote.bound_to(solver.prompt, solver.answer_rule, solver.answer_timeout)
+            self.challenger.bind(actor, vote)
+            challenger = self.challenger  # the curriculum asks and reads as it trained
+            curriculum = self.curriculum.bound_to(challenger.prompt, challenger.question_format)
             baseline = os.path.join(self.run_dir, "eval", "baseline")
-            self._evaluate(solver, state, "baseline", baseline, logger)
+            self._evaluate(actor, state, "baseline", baseline, logger)
             for it in range(1, self.iterations + 1):
-                self._iteration(it, state, solver, curriculum, make_trainer, logger)
+                self._iteration(
+                    it, state, actor, vote, curriculum, solver, data, make_trainer, logger
+                )
         return state
 
     def _iteration(
         self,
         it: int,
         state: RunState,
+        actor: Actor,
+        vote: MajorityVote,
+        curriculum: Curriculum,
         solver: SolverGRPO,
-        curriculum: Any,
+        data: CurriculumDataModule,
         make_trainer: Callable[..., L.Trainer],
         logger: Any,
     ) -> None:
         folder = os.path.join(self.run_dir, f"iter{it}")
-        challenger, data = self.challenger, self.challenger_data
+        challenger, prompts = self.challenger, self.challenger_data
         steps = self.challenger_steps
         phase = f"iter{it}/challenger"
         if self.train_challenger:
-            self._phase(state, phase, challenger, data, steps, folder, make_trainer, logger)
+            self._phase(state, phase, challenger, prompts, steps, folder, make_trainer, logger)
         elif not state.done(phase):
             self._finish(state, logger, phase, skipped="train_challenger is false")
-        report = self._curriculum(state, it, solver, curriculum, folder, logger)
+        report = self._curriculum(state, it, curriculum, actor, vote, folder, logger)
+        data.serve(os.path.join(folder, "curriculum"))
         phase = f"iter{it}/solver"
         if report.kept > 0:
             steps = self.solver_steps
-            self._phase(state, phase, solver, curriculum, steps, folder, make_trainer, logger)
+            self._phase(state, phase, solver, data, steps, folder, make_trainer, logger)
         elif not state.done(phase):
             rank_zero_warn(f"iteration {it}: the curriculum kept no question; solver phase skipped")
             self._finish(state, logger, phase, skipped="empty curriculum")
-        self._evaluate(solver, state, f"iter{it}/eval", os.path.join(folder, "eval"), logger)
+        self._evaluate(actor, state, f"iter{it}/eval", os.path.join(folder, "eval"), logger)
 
     @contextlib.contextmanager
     def _sigterm_stops_the_run(self) -> Iterator[None]:
@@ -214,8 +239,7 @@ class Evolution:
                     f"{state.path}: {phase} is recorded as finished but its weights {weights} "
                     f"are missing; restore them, or delete the '{phase}' entry to redo it"
                 )
-            module.policy.load_role(role, weights)
-            module.engine.push(role)
+            module.actor.load_role(role, weights)
             return
         checkpoints = os.path.join(folder, role, "checkpoints")
         resume, resume_step = self._resume_point(os.path.join(checkpoints, "last.ckpt"))
@@ -281,20 +305,19 @@ class Evolution:
         self,
         state: RunState,
         it: int,
-        solver: SolverGRPO,
-        curriculum: Any,
+        curriculum: Curriculum,
+        actor: Actor,
+        vote: MajorityVote,
         folder: str,
         logger: Any,
-    ) -> Any:
+    ) -> CurriculumReport:
         phase = f"iter{it}/curriculum"
         done = state.done(phase)
         if not done:
             mark_restart(logger, state.step)
         # Every rank writes and votes on its share of the candidates; rank 0 writes the files.
-        with solver.policy.gathered(solver.engine):  # FSDP: ranks generate unequal amounts
-            report = curriculum.build(
-                solver.engine, solver.policy.tokenizer, os.path.join(folder, "curriculum"), seed=it
-            )
+        with actor.gathered():  # FSDP: ranks generate unequal amounts
+            report = curriculum.build(actor, vote, os.path.join(folder, "curriculum"), seed=it)
         fault_point(f"phase:{phase}:built")
         kept_file = os.path.join(folder, "curriculum", "curriculum.jsonl")
         if done:  # the solver must train on the questions that were recorded, all of them
@@ -310,14 +333,14 @@ class Evolution:
         return report
 
     def _evaluate(
-        self, solver: SolverGRPO, state: RunState, phase: str, folder: str, logger: Any
+        self, actor: Actor, state: RunState, phase: str, folder: str, logger: Any
     ) -> None:
         if self.evaluation is None or state.done(phase):
             return
         mark_restart(logger, state.step)
         start = time.perf_counter()
-        with solver.policy.gathered(solver.engine):  # FSDP: ranks generate unequal amounts
-            result = self.evaluation.run(solver, phase, state.step, logger, folder=folder)
+        with actor.gathered():  # FSDP: ranks generate unequal amounts
+            result = self.evaluation.run(actor, phase, state.step, logger, folder=folder)
         fault_point(f"phase:{phase}:done")
         problems = {name: b["n_problems"] for name, b in result.summary["benchmarks"].items()}
         check_problem_counts(state.data["phases"], phase, problems, state.path)

@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from rzero_pl import distributed, grpo, memory, sharding
+from rzero_pl.actor import Actor
 from rzero_pl.engines.base import Engine, Generation, SamplingParams
 from rzero_pl.errors import check_number
 from rzero_pl.grpo import GRPOLoss
@@ -45,9 +46,8 @@ class GRPOModule(L.LightningModule):
     """On-policy GRPO for one role of the policy.
 
     Args:
-        policy: The shared base model and role weights (None: bound later with ``bind``,
-            as the evolution does to share one policy between the roles).
-        engine: The generation backend (``HFEngine`` or ``VLLMEngine``); None as for policy.
+        actor: The shared policy and engine (None: handed over later with ``bind``, as the
+            CLI does with the one ``Actor`` of a run).
         prompt: How an item becomes the role's prompt.
         group_size: G, completions sampled per prompt.
         sampling: Sampling settings for rollouts (``n`` is replaced by ``group_size``).
@@ -70,8 +70,7 @@ class GRPOModule(L.LightningModule):
 
     def __init__(
         self,
-        policy: Policy | None,
-        engine: Engine | None,
+        actor: Actor | None,
         prompt: RolePrompt,
         group_size: int = 5,
         sampling: SamplingParams | None = None,
@@ -103,6 +102,7 @@ class GRPOModule(L.LightningModule):
                 f"minibatch_size ({minibatch_size}) must be a multiple of micro_batch_size "
                 f"({micro_batch_size})"
             )
+        self.actor: Actor | None = None
         self.policy: Policy | None = None
         self.engine: Engine | None = None
         self.prompt = prompt
@@ -126,22 +126,22 @@ class GRPOModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold only the trainable weights
         self.last_rollout_metrics: dict[str, float] = {}
         self._restored = False  # weights restored from a checkpoint, not yet pushed
-        if policy is not None and engine is not None:
-            self.bind(policy, engine)
+        if actor is not None:
+            self.bind(actor)
 
-    def bind(self, policy: Policy, engine: Engine) -> None:
-        """Use ``policy`` and ``engine`` (shared with the other role in the evolution)."""
-        self.policy = policy
-        self.engine = engine
+    def bind(self, actor: Actor) -> None:
+        """Train ``actor``'s policy, sample through its engine (shared by both roles)."""
+        self.actor = actor
+        self.policy = actor.policy  # a submodule: Lightning moves, checkpoints and fits it
+        self.engine = actor.engine
         if self.loss_settings.kl_coef > 0:
-            policy.enable_reference(self.loss_settings.reference)
-        engine.attach(policy)
+            actor.policy.enable_reference(self.loss_settings.reference)
 
     # ---- Lightning wiring ---------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        if self.policy is None or self.engine is None:
-            raise RuntimeError(f"{type(self).__name__} has no policy/engine: pass them or bind()")
+        if self.actor is None:
+            raise RuntimeError(f"{type(self).__name__} has no actor: pass one or bind() it")
         trainer = self.trainer
         # One epoch is one rollout step: the loader must be rebuilt every epoch.
         trainer.reload_dataloaders_every_n_epochs = 1

@@ -125,6 +125,7 @@ def estimate_for(module: Any, trainer: Any) -> MemoryEstimate:
     shape = ModelShape.of(base.get_base_model() if policy.is_lora else base)
     lora = sum(p.numel() for p in policy.trainable_parameters(module.role)) if policy.is_lora else 0
     dtype = next(p for p in base.parameters() if p.is_floating_point()).dtype
+    engine_tokens, engine_share = module.engine.memory_bytes(shape.params * dtype.itemsize)
     return estimate_memory(
         shape,
         lora_params=lora,
@@ -137,32 +138,6 @@ def estimate_for(module: Any, trainer: Any) -> MemoryEstimate:
         micro_batch=module.micro_batch_size,
         seq_len=module.sampling.max_new_tokens + 512,  # + a typical prompt
         checkpointing=getattr(base, "is_gradient_checkpointing", False),
-        engine_tokens=getattr(module.engine, "max_batch_tokens", 0),
-        engine_share=_engine_share(module.engine, shape.params * dtype.itemsize),
+        engine_tokens=engine_tokens,
+        engine_share=engine_share,
     )
-
-
-def _engine_share(engine: Any, weight_bytes: float) -> float | None:
-    """vLLM's own memory: its share of this GPU, or on CPU its copy of the weights plus its
-    KV cache; None for engines that generate on the trainer's weights."""
-    import torch
-
-    utilization = getattr(engine, "gpu_memory_utilization", None)
-    if utilization is None:
-        return None
-    if torch.cuda.is_available():
-        return utilization * torch.cuda.get_device_properties(0).total_memory
-    return weight_bytes + cpu_kv_cache_bytes(getattr(engine, "kv_cache_memory_bytes", None))
-
-
-def cpu_kv_cache_bytes(configured: int | None) -> int:
-    """The KV cache vLLM's CPU build reserves: ``engine.kv_cache_memory_bytes``, else
-    ``VLLM_CPU_KVCACHE_SPACE`` GiB, else the engine's 1 GiB default."""
-    import os
-
-    from rzero_pl.engines.vllm_support import CPU_KV_CACHE_BYTES
-
-    if configured is not None:
-        return configured
-    space = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
-    return int(float(space) * GIB) if space else CPU_KV_CACHE_BYTES

@@ -302,15 +302,12 @@ class Policy(nn.Module):
         for model in self._roots():
             sharding.apply_fully_shard(model, mesh, self.fsdp)
 
-    def gathered(self, engine: Any = None) -> contextlib.AbstractContextManager:
-        """Full weights on every rank while ``engine`` generates on them; collective.
+    def gathered(self) -> contextlib.AbstractContextManager:
+        """Full weights on every rank inside the block (a no-op unless sharded); collective.
 
-        A no-op unless the policy is sharded and the engine generates on the trainer's own
-        modules (``HFEngine``); an engine with its own copy of the weights (vLLM) needs none.
+        ``Actor.gathered`` calls it only for an engine that samples these modules.
         """
-        from rzero_pl.engines.hf import HFEngine
-
-        if not self.is_sharded or not isinstance(engine, HFEngine | None):
+        if not self.is_sharded:
             return contextlib.nullcontext()
         return sharding.gathered(self._roots())
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rzero_pl.actor import Actor
 from rzero_pl.answers import matches_many
-from rzero_pl.engines.base import Engine, Generation
+from rzero_pl.engines.base import Generation
 from rzero_pl.errors import check_number
 from rzero_pl.extraction import AnswerRule, extract_final
 from rzero_pl.grpo_module import GRPOModule
-from rzero_pl.policy import Policy
 from rzero_pl.prompts import RolePrompt, solver_prompt
 from rzero_pl.rollout import Rollout
 
@@ -41,8 +41,7 @@ class SolverGRPO(GRPOModule):
     """GRPO on questions with labels: reward 1 when the boxed answer matches the label.
 
     Args:
-        policy: The shared base model and role weights (None: bound by the evolution).
-        engine: The generation backend (None: bound by the evolution).
+        actor: The shared policy and engine (None: handed over by the CLI, ``bind``).
         prompt: The solver prompt; default asks for step-by-step reasoning and a boxed answer.
         group_size: G, answers sampled per question (reference: 5).
         answer_timeout: Seconds allowed for one equivalence check.
@@ -56,8 +55,7 @@ class SolverGRPO(GRPOModule):
 
     def __init__(
         self,
-        policy: Policy | None = None,
-        engine: Engine | None = None,
+        actor: Actor | None = None,
         prompt: RolePrompt | None = None,
         group_size: int = 5,
         answer_timeout: float = 5.0,
@@ -65,7 +63,7 @@ class SolverGRPO(GRPOModule):
         **kwargs: Any,
     ) -> None:
         check_number("SolverGRPO.answer_timeout", answer_timeout, above=0)
-        super().__init__(policy, engine, prompt or solver_prompt(), group_size, **kwargs)
+        super().__init__(actor, prompt or solver_prompt(), group_size, **kwargs)
         self.answer_timeout = answer_timeout
         self.answer_rule = answer_rule
 

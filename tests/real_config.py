@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-POLICY = "model.init_args.policy"
+POLICY = "actor.policy"
 MODEL = f"{POLICY}.model"
 CHALLENGER = "evolution.challenger.init_args"
 EVALUATION = "evolution.evaluation.init_args"
@@ -24,20 +24,20 @@ EVALUATION = "evolution.evaluation.init_args"
 ALLOWED = (
     "trainer.accelerator",
     MODEL,
-    "trainer.callbacks[0].init_args.votes",
-    "trainer.callbacks[0].init_args.max_new_tokens",
+    "evolution.vote.votes",
+    "evolution.vote.sampling.max_new_tokens",
     "model.init_args.group_size",
     "model.init_args.sampling.max_new_tokens",
     "model.init_args.minibatch_size",
     "model.init_args.micro_batch_size",
-    "data.init_args.candidates",
-    "data.init_args.votes",
+    "evolution.curriculum.candidates",
+    "evolution.vote.votes",
     "data.init_args.questions_per_step",
-    "data.init_args.min_kept",
-    "data.init_args.max_rounds",
-    "data.init_args.challenger_sampling.max_new_tokens",
-    "data.init_args.solver_sampling.max_new_tokens",
-    "data.init_args.labelled",
+    "evolution.curriculum.min_kept",
+    "evolution.curriculum.max_rounds",
+    "evolution.curriculum.challenger_sampling.max_new_tokens",
+    "evolution.vote.sampling.max_new_tokens",
+    "evolution.curriculum.labelled",
     # Not a size: SmolLM2 never boxes (it ends with "#### 8" or "The answer is: 8"), so under
     # the paper's \boxed{} rule every reward would be 0; the flexible rule is the issue's way in.
     "model.init_args.answer_rule",
@@ -61,20 +61,20 @@ def tiny_sizes(run_dir: str, labelled: str, benchmarks_root: str, tokens: int = 
     """N = 2 candidates, m = 2 votes, G = 2 (challenger) and 4 (solver, on 4 questions), one
     step per phase, ``tokens`` per completion, 2 GSM8K rows."""
     return {
-        "trainer.callbacks[0].init_args.votes": 2,
-        "trainer.callbacks[0].init_args.max_new_tokens": tokens,
+        "evolution.vote.votes": 2,
+        "evolution.vote.sampling.max_new_tokens": tokens,
         "model.init_args.group_size": 4,
         "model.init_args.sampling.max_new_tokens": tokens,
         "model.init_args.minibatch_size": 16,
         "model.init_args.micro_batch_size": 4,
-        "data.init_args.candidates": 2,
-        "data.init_args.votes": 2,
+        "evolution.curriculum.candidates": 2,
+        "evolution.vote.votes": 2,
         "data.init_args.questions_per_step": 4,
-        "data.init_args.min_kept": 1,
-        "data.init_args.max_rounds": 1,
-        "data.init_args.challenger_sampling.max_new_tokens": tokens,
-        "data.init_args.solver_sampling.max_new_tokens": tokens,
-        "data.init_args.labelled": {
+        "evolution.curriculum.min_kept": 1,
+        "evolution.curriculum.max_rounds": 1,
+        "evolution.curriculum.challenger_sampling.max_new_tokens": tokens,
+        "evolution.vote.sampling.max_new_tokens": tokens,
+        "evolution.curriculum.labelled": {
             "class_path": "rzero_pl.questions.JsonlQuestions",
             "init_args": {"path": labelled},
         },

@@ -11,7 +11,7 @@ from rzero_pl.cli import RZeroCLI
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "cli_configs", "*.yaml")))
-MODEL = "--model.init_args.policy.init_args.model"
+MODEL = "--actor.policy.init_args.model"
 
 
 class ParseOnlyCLI(RZeroCLI):
@@ -54,7 +54,7 @@ def test_real_config_batches_split_over_its_ranks(name):
     ):
         assert module.minibatch_size % (module.micro_batch_size * world) == 0
         assert items % world == 0
-    assert cfg.model.init_args.policy.init_args.model.init_args.name_or_path.count("/") == 1
+    assert cfg.actor.policy.init_args.model.init_args.name_or_path.count("/") == 1
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)

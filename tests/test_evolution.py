@@ -12,7 +12,7 @@ from rzero_pl.run_state import RunState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = os.path.join(ROOT, "cli_configs", "toy.yaml")
-MODEL = "--model.init_args.policy.init_args.model"
+MODEL = "--actor.policy.init_args.model"
 
 
 def _args(run_dir, model_dir, **extra):
@@ -23,11 +23,11 @@ def _args(run_dir, model_dir, **extra):
         f"{MODEL}.class_path=rzero_pl.models.PretrainedModel",
         f"{MODEL}.init_args.name_or_path={model_dir}",
         "--trainer.enable_progress_bar=false",
-        "--data.init_args.candidates=8",
-        "--data.init_args.votes=2",
+        "--evolution.curriculum.candidates=8",
+        "--evolution.vote.votes=2",
         "--data.init_args.questions_per_step=4",
-        "--data.init_args.min_kept=1",
-        "--data.init_args.max_rounds=1",
+        "--evolution.curriculum.min_kept=1",
+        "--evolution.curriculum.max_rounds=1",
         "--model.init_args.group_size=2",
         "--model.init_args.minibatch_size=8",
         "--model.init_args.micro_batch_size=8",
@@ -94,7 +94,7 @@ def test_rzero_pl_test_scores_saved_weights(tiny_model_dir, tmp_path):
             os.path.join(ROOT, "cli_configs", "toy_eval.yaml"),
             f"{MODEL}.class_path=rzero_pl.models.PretrainedModel",
             f"{MODEL}.init_args.name_or_path={tiny_model_dir}",
-            f"--model.init_args.policy.init_args.weights={{solver: {weights}}}",
+            f"--actor.policy.init_args.weights={{solver: {weights}}}",
             "--evaluation.init_args.max_samples=5",
             "--evaluation.init_args.max_new_tokens=8",
             f"--trainer.default_root_dir={tmp_path / 'eval'}",
@@ -159,12 +159,12 @@ def _toy_args(run_dir, **extra):
         "--config",
         TOY,
         "--trainer.enable_progress_bar=false",
-        "--data.init_args.candidates=12",
-        "--data.init_args.votes=4",
-        "--data.init_args.band=[0.0, 1.0]",
+        "--evolution.curriculum.candidates=12",
+        "--evolution.vote.votes=4",
+        "--evolution.vote.band=[0.0, 1.0]",
         "--data.init_args.questions_per_step=4",
-        "--data.init_args.min_kept=1",
-        "--data.init_args.max_rounds=1",
+        "--evolution.curriculum.min_kept=1",
+        "--evolution.curriculum.max_rounds=1",
         "--model.init_args.group_size=2",
         "--model.init_args.minibatch_size=8",
         "--model.init_args.micro_batch_size=4",

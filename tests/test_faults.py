@@ -23,7 +23,7 @@ from rzero_pl.callbacks.repetition_penalty import RepetitionPenalty
 from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
 
 from rzero_pl import grpo_module
-from rzero_pl.answers import extract_boxed, majority_vote
+from rzero_pl.answers import extract_boxed, majority_votes
 from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.checkpoints import checkpoint_step
 from rzero_pl.cli import main
@@ -43,7 +43,7 @@ from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = os.path.join(ROOT, "cli_configs", "toy.yaml")
-MODEL = "--model.init_args.policy.init_args.model"
+MODEL = "--actor.policy.init_args.model"
 
 # ---------------------------------------------------------------------- configuration and input
 
@@ -101,8 +101,8 @@ CONFIG_FAULTS = [
         ["evolution.solver_stepz", "unknown key"],
     ),
     ("wrong type", ["--evolution.iterations=two"], ["evolution.iterations", "int", "two"]),
-    ("band min > max", ["--data.init_args.band=[0.8,0.2]"], ["data", "band", "(0.8, 0.2)"]),
-    ("m < 2", ["--data.init_args.votes=1"], ["data", "votes (m)", ">= 2"]),
+    ("band min > max", ["--evolution.vote.band=[0.8,0.2]"], ["data", "band", "(0.8, 0.2)"]),
+    ("m < 2", ["--evolution.vote.votes=1"], ["data", "votes (m)", ">= 2"]),
     ("callback m < 2", lambda p: _yaml(p, _VOTES_1), ["MajorityVote.votes (m)", ">= 2"]),
     ("G < 2", ["--model.init_args.group_size=1"], ["model", "group_size (G)", ">= 2"]),
     (
@@ -112,7 +112,7 @@ CONFIG_FAULTS = [
     ),
     (
         "nf4 without LoRA",
-        ["--model.init_args.policy.init_args.quantization=nf4"],
+        ["--actor.policy.init_args.quantization=nf4"],
         ["policy.quantization", "LoRA"],
     ),
     ("strategy on CPU", ["--trainer.strategy=fsdp"], ["trainer", "fsdp", "GPU accelerator"]),
@@ -366,7 +366,7 @@ def test_empty_and_truncated_completions_score_zero():
     assert answers == [None, None, None, "3"] and rewards == [0.0, 0.0, 0.0, 1.0]
     assert parse_question("<question>What is 2+") is None  # cut at max tokens
     assert parse_question("") is None
-    vote = majority_vote([extract_boxed(c) for c in completions[:3]])
+    vote = majority_votes([[extract_boxed(c) for c in completions[:3]]])[0]
     assert vote.label is None and vote.share == 0.0 and vote.num_missing == 3
 
 

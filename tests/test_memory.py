@@ -86,13 +86,16 @@ def test_vllm_on_cpu_counts_its_weight_copy_and_kv_cache(monkeypatch):
     """On CPU vLLM holds its own weights and KV cache (it showed 'engine 0.00 GiB')."""
     import types
 
-    from rzero_pl.memory import _engine_share, cpu_kv_cache_bytes
+    from rzero_pl.engines.hf import HFEngine
+    from rzero_pl.engines.vllm import VLLMEngine
+    from rzero_pl.engines.vllm_support import cpu_kv_cache_bytes
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    # The method needs only these two settings: no vLLM engine is started for it.
     vllm = types.SimpleNamespace(gpu_memory_utilization=0.4, kv_cache_memory_bytes=None)
-    assert _engine_share(vllm, 3 * GIB) == 4 * GIB  # weights + the 1 GiB default cache
-    assert _engine_share(types.SimpleNamespace(), 3 * GIB) is None  # HF: the trainer's weights
+    assert VLLMEngine.memory_bytes(vllm, 3 * GIB) == (0, 4 * GIB)  # weights + 1 GiB cache
+    assert HFEngine(max_batch_tokens=99).memory_bytes(3 * GIB) == (99, None)  # no copy
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")
     assert cpu_kv_cache_bytes(None) == 2 * GIB
     assert cpu_kv_cache_bytes(5) == 5

@@ -72,8 +72,8 @@ def _yaml(tmp_path, text: str) -> list[str]:
 BAD_CONFIGS = [
     ("run_dir is a file", lambda p: [f"--evolution.run_dir={_file(p)}"], ["run_dir", "a file"]),
     ("unknown key", lambda p: ["--evolution.solver_stepz=3"], ["solver_stepz", "unknown key"]),
-    ("band reversed", lambda p: ["--data.init_args.band=[0.9,0.1]"], ["band"]),
-    ("band above 1", lambda p: ["--data.init_args.band=[0.1,1.5]"], ["band"]),
+    ("band reversed", lambda p: ["--evolution.vote.band=[0.9,0.1]"], ["band"]),
+    ("band above 1", lambda p: ["--evolution.vote.band=[0.1,1.5]"], ["band"]),
     (
         "minibatch not a multiple",
         lambda p: ["--model.init_args.micro_batch_size=3"],

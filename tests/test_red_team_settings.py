@@ -151,9 +151,9 @@ def _numeric_keys() -> list[tuple[str, str]]:
     for section in ("model", "data"):
         _walk(config[section], section, out)
     policy = config["model"]["init_args"]["policy"]
-    _walk(policy["model"], "model.init_args.policy.init_args.model", out)
-    out.append(("model.init_args.policy.init_args.lora.r", "r"))
-    out.append(("model.init_args.policy.init_args.lora.alpha", "alpha"))
+    _walk(policy["model"], "actor.policy.init_args.model", out)
+    out.append(("actor.policy.init_args.lora.r", "r"))
+    out.append(("actor.policy.init_args.lora.alpha", "alpha"))
     for name in ("iterations", "challenger_steps", "solver_steps"):
         out.append((f"evolution.{name}", name))
     for sub in ("challenger", "challenger_data", "evaluation"):

@@ -178,7 +178,7 @@ def test_a_rebuild_reaches_the_shipped_accuracy(tmp_path):
     """Rebuilding the default base here (about 4 minutes) scores within 8 points of the
     shipped one, both scored on this machine: a build is seeded but CPU kernels differ, so
     two machines' builds differ a little (bench/TOY.md: 32.2 % and 36.4 %), never a lot."""
-    model = "--model.init_args.policy.init_args.model.init_args"
+    model = "--actor.policy.init_args.model.init_args"
     shipped = _toy_accuracy(str(tmp_path / "shipped"))
     rebuilt = _toy_accuracy(
         str(tmp_path / "rebuilt"),

@@ -63,7 +63,22 @@ class Generation:
 
 @runtime_checkable
 class Engine(Protocol):
-    """What a generation backend provides (``HFEngine``, ``VLLMEngine``)."""
+    """What a generation backend provides (``HFEngine``, ``VLLMEngine``).
+
+    ``shares_trainer_weights`` is the engine's one capability flag: True when it samples
+    from the trainer's own modules (``HFEngine``: FSDP-sharded weights must be gathered
+    around its generation, and its batches take trainer memory), False when it keeps its
+    own copy (``VLLMEngine``: weights are pushed to it).
+    """
+
+    shares_trainer_weights: bool
+
+    def memory_bytes(self, weight_bytes: float) -> tuple[int, float | None]:
+        """``(tokens per generation batch on the trainer's memory, the engine's own bytes)``.
+
+        ``weight_bytes`` is the size of one copy of the model's weights; the second value
+        is None for an engine that holds nothing beside the trainer's modules.
+        """
 
     def attach(self, policy: Any) -> None:
         """Bind the engine to a policy (its base model, tokenizer and role weights)."""

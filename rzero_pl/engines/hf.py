@@ -37,6 +37,8 @@ class HFEngine:
         return_logprobs: Also return each sampled token's log-prob (costs memory).
     """
 
+    shares_trainer_weights = True  # generates on the policy's own modules
+
     def __init__(self, max_batch_tokens: int = 65536, return_logprobs: bool = False) -> None:
         if max_batch_tokens < 1:
             raise ValueError(f"engine.max_batch_tokens must be >= 1, got {max_batch_tokens}")
@@ -51,6 +53,9 @@ class HFEngine:
             return  # both roles' modules attach the same shared engine
         self.policy = policy
         self._versions = dict.fromkeys(policy.roles, 0)
+
+    def memory_bytes(self, weight_bytes: float) -> tuple[int, float | None]:
+        return self.max_batch_tokens, None  # batches on the trainer's weights, no copy
 
     def push(self, role: str) -> int:
         check_role(role)

@@ -37,6 +37,7 @@ from rzero_pl.engines.vllm_support import (
     _kept_process_state,
     base_quantization,
     checkpoint_dtype,
+    cpu_kv_cache_bytes,
     lora_slot_rank,
     request_seeds,
     require_vllm,
@@ -74,6 +75,8 @@ class VLLMEngine:
         in_process: Run the engine core in this process (fast start-up; the default).
         engine_kwargs: Further ``vllm.LLM`` keyword arguments, passed unchanged.
     """
+
+    shares_trainer_weights = False  # serves its own copy; trainer weights are pushed to it
 
     def __init__(
         self,
@@ -225,6 +228,15 @@ class VLLMEngine:
             raise
 
     # ---- weights ------------------------------------------------------------------------
+
+    def memory_bytes(self, weight_bytes: float) -> tuple[int, float | None]:
+        """Its share of this GPU; on CPU its copy of the weights plus its KV cache."""
+        import torch
+
+        if torch.cuda.is_available():
+            total = torch.cuda.get_device_properties(0).total_memory
+            return 0, self.gpu_memory_utilization * total
+        return 0, weight_bytes + cpu_kv_cache_bytes(self.kv_cache_memory_bytes)
 
     def push(self, role: str) -> int:
         check_role(role)

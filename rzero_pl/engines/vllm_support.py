@@ -25,7 +25,8 @@ INSTALL = (
     "torchcodec` (the CPU build pulls CUDA builds of those, which break `import vllm`)"
 )
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM can reserve
-CPU_KV_CACHE_BYTES = 1 << 30  # vLLM's CPU default reservation fails at start-up
+GIB = 1 << 30
+CPU_KV_CACHE_BYTES = GIB  # vLLM's CPU default reservation fails at start-up
 
 
 def require_vllm() -> None:
@@ -139,3 +140,12 @@ def base_quantization(wanted: str, policy_quantization: str | None) -> str | Non
         "on the unquantized base; rollouts come from the base the nf4 weights approximate"
     )
     return None
+
+
+def cpu_kv_cache_bytes(configured: int | None) -> int:
+    """The KV cache vLLM's CPU build reserves: ``engine.kv_cache_memory_bytes``, else
+    ``VLLM_CPU_KVCACHE_SPACE`` GiB, else the engine's 1 GiB default."""
+    if configured is not None:
+        return configured
+    space = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+    return int(float(space) * GIB) if space else CPU_KV_CACHE_BYTES

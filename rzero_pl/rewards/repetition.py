@@ -1,9 +1,7 @@
-"""The challenger's reward terms: uncertainty, format, repetition, and their combination.
+"""The repetition term: BLEU-distance clusters of a rollout batch's questions.
 
-Everything here is numpy on whole batches: a rollout batch of the reference run holds 2048
-questions, and the repetition term compares every question with every other one.
-
-Repetition (R-Zero §3.1, step 4). Two questions are close when their BLEU is high:
+R-Zero §3.1, step 4. Everything here is numpy on whole batches: a rollout batch of the
+reference run holds 2048 questions, and every question is compared with every other one. Two questions are close when their BLEU is high:
 ``d_ij = 1 - BLEU(hypothesis=x_i, reference=x_j)`` for ``i < j``, mirrored into ``d_ji`` (BLEU is
 not symmetric; the reference scores each pair once, the earlier text as the hypothesis). BLEU is
 nltk's ``sentence_bleu`` with whitespace tokens, uniform 1–4-gram weights, one reference, the
@@ -19,120 +17,19 @@ n-gram matches of all pairs come from a few matrix products instead (see
 from __future__ import annotations
 
 import math
-import unicodedata
+import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.cluster.hierarchy import linkage
 
+from rzero_pl.errors import check_number
+
 BLEU_MAX_ORDER = 4  # uniform weights 1/4 over 1..4-grams, nltk's default
 BLEU_EPSILON = 0.1  # SmoothingFunction().method1: a zero match count becomes 0.1
 REPETITION_THRESHOLD = 0.5  # average-linkage merges happen while the distance is < 0.5
-
-_QUESTION_OPEN = "<question>"
-_QUESTION_CLOSE = "</question>"
-
-
-# --------------------------------------------------------------------------- uncertainty
-
-
-def uncertainty(share: float | np.ndarray) -> float | np.ndarray:
-    """The paper's uncertainty reward ``1 - 2 |share - 1/2|``: 1 at share 1/2, 0 at 0 and 1.
-
-    ``share`` (p̂) is the size of the largest cluster of equivalent answers over all m votes.
-    A vote without an answer (no ``\\boxed{}``) counts in m but joins no cluster: it is a
-    solver that could not answer, not an answer. The released code instead reads it as the
-    string "None", which clusters with the other unanswered votes: with m = 10, 5 unanswered
-    votes and 5 distinct answers give p̂ = 0.5 there (the "None" cluster wins; reward 1, the
-    best possible) but 0.1 here (reward 0.2). Ours does not reward a question for being one
-    the solver cannot answer, and such a question could not be kept anyway (the released
-    filter drops the label "None").
-    """
-    return 1.0 - 2.0 * np.abs(np.asarray(share, dtype=np.float64) - 0.5)
-
-
-# --------------------------------------------------------------------------- format
-
-
-INVALID_REASONS = ("no_question", "empty_question", "several_questions", "no_answer")
-
-
-class QuestionFormat:
-    """How a challenger completion becomes a question, or why it is malformed.
-
-    Args:
-        blocks: ``last`` (the released code: the last ``<question>…</question>`` block, read
-            as the regex ``<question>(.*?)</question>`` reads it) or ``single`` (exactly one
-            block; two or more are malformed).
-        require_answer: The completion must also hold a non-empty ``\\boxed{}`` (the
-            challenger's own answer, anywhere in it): the released question generation
-            requires it; its reward path effectively does not (a missing box becomes the
-            string "None" there). The answer itself is never used: votes make the label.
-    """
-
-    def __init__(
-        self, blocks: Literal["last", "single"] = "last", require_answer: bool = True
-    ) -> None:
-        if blocks not in ("last", "single"):
-            raise ValueError(f"question_format.blocks must be 'last' or 'single', got {blocks!r}")
-        self.blocks = blocks
-        self.require_answer = require_answer
-
-    def parse(self, text: str) -> tuple[str | None, str]:
-        """``(question, "ok")``, or ``(None, reason)`` with a reason from ``INVALID_REASONS``."""
-        found = question_blocks(text)
-        if not found:
-            return None, "no_question"
-        if self.blocks == "single" and (
-            len(found) > 1 or text.count(_QUESTION_OPEN) != 1 or text.count(_QUESTION_CLOSE) != 1
-        ):
-            return None, "several_questions"
-        question = found[-1].strip()
-        if not has_visible_text(question):
-            return None, "empty_question"
-        if self.require_answer:
-            from rzero_pl.answers import extract_boxed
-
-            if extract_boxed(text) is None:
-                return None, "no_answer"
-        return question, "ok"
-
-
-def question_blocks(text: str) -> list[str]:
-    """The contents of every ``<question>…</question>`` block, in order (linear time).
-
-    Read as ``re.findall(r"<question>(.*?)</question>", text, re.DOTALL)`` reads them: each
-    opening tag is closed by the first closing tag after it.
-    """
-    found, at = [], 0
-    while (start := text.find(_QUESTION_OPEN, at)) != -1:
-        start += len(_QUESTION_OPEN)
-        end = text.find(_QUESTION_CLOSE, start)
-        if end == -1:
-            break
-        found.append(text[start:end])
-        at = end + len(_QUESTION_CLOSE)
-    return found
-
-
-def has_visible_text(text: str) -> bool:
-    """Whether ``text`` holds a character that shows: not whitespace, a separator, or an
-    invisible control or format character (zero-width space, BOM, direction marks)."""
-    return any(
-        not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Zs", "Zl", "Zp")
-        for ch in text
-    )
-
-
-def parse_question(text: str, question_format: QuestionFormat | None = None) -> str | None:
-    """The question of a challenger completion, or None when it is malformed."""
-    return (question_format or QuestionFormat()).parse(text)[0]
-
-
-# --------------------------------------------------------------------------- BLEU
 
 
 def bleu(hypothesis: Sequence[str], reference: Sequence[str]) -> float:
@@ -329,37 +226,43 @@ def repetition_penalty(
     ``n`` is the whole batch, empty texts (format failures) included; an empty text is at
     distance 1 from everything, so it sits alone in its cluster.
     """
-    n = len(texts)
-    if n == 0:
+    if not texts:
         return np.zeros(0)
     labels = cluster_labels(bleu_distance_matrix(texts), threshold)
-    sizes = np.bincount(labels)
-    return weight * sizes[labels] / n
+    return weight * np.bincount(labels)[labels] / len(texts)
 
 
-# --------------------------------------------------------------------------- combination
+class RepetitionPenalty:
+    """The challenger's ``repetition`` term: λ·|cluster| / batch size over BLEU clusters.
 
+    Distances are ``1 - BLEU`` (whitespace tokens, uniform 1–4-gram weights, method1
+    smoothing), clustered with average linkage at ``threshold``. Malformed completions count
+    in the batch as empty questions, as in the reference. With several ranks the clusters and
+    the denominator are those of the whole batch (every rank's questions).
 
-def challenger_reward(
-    share: np.ndarray, repetition: np.ndarray, valid: np.ndarray, form: str = "paper"
-) -> np.ndarray:
-    """The challenger's reward per question, ``[n]`` float64.
-
-    - ``form="paper"``: ``max(0, uncertainty(share) - repetition)``; an invalid question gets 0.
-    - ``form="reference"`` (the released code): ``min(share, 1 - share) - repetition`` for a
-      valid question and ``-1 - repetition`` for an invalid one; never clipped.
-
-    ``share`` of an invalid question is ignored (it may be NaN).
+    Args:
+        threshold: Average-linkage distance below which questions share a cluster.
+        weight: λ, the penalty's scale (reference: 1).
     """
-    share = np.asarray(share, dtype=np.float64)
-    repetition = np.asarray(repetition, dtype=np.float64)
-    valid = np.asarray(valid, dtype=bool)
-    if form == "paper":
-        with np.errstate(invalid="ignore"):
-            reward = np.maximum(0.0, uncertainty(share) - repetition)
-        return np.where(valid, reward, 0.0)
-    if form == "reference":
-        with np.errstate(invalid="ignore"):
-            closeness = np.minimum(share, 1.0 - share)
-        return np.where(valid, closeness, -1.0) - repetition
-    raise ValueError(f"unknown challenger reward form {form!r}; use 'paper' or 'reference'")
+
+    def __init__(self, threshold: float = REPETITION_THRESHOLD, weight: float = 1.0) -> None:
+        check_number("RepetitionPenalty.threshold", threshold, above=0, at_most=1)
+        check_number("RepetitionPenalty.weight", weight, at_least=0)
+        self.threshold = threshold
+        self.weight = weight
+
+    def score(
+        self, batch_questions: Sequence[str | None], offset: int, count: int
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """Penalties of questions ``offset … offset+count`` of the whole batch, and metrics."""
+        start = time.perf_counter()
+        texts = [q or "" for q in batch_questions]
+        labels = cluster_labels(bleu_distance_matrix(texts), self.threshold)
+        sizes = np.bincount(labels)
+        penalty = self.weight * sizes[labels[offset : offset + count]] / len(texts)
+        metrics = {
+            "repetition/clusters": float(len(sizes)),
+            "repetition/largest_cluster": float(sizes.max() / len(texts)),
+            "repetition/seconds": time.perf_counter() - start,
+        }
+        return penalty, metrics

@@ -1,0 +1,283 @@
+"""The curriculum: N challenger questions, labelled by the solver's majority vote, filtered.
+
+Each iteration ``Curriculum.build`` asks the challenger for N candidate questions, has the
+solver vote m times on each (``MajorityVote``: the winning answer is the pseudo-label, its
+share p̂), and keeps the questions whose share lies in the band (``drop_reason`` says why
+one is not kept). Every candidate goes to ``questions.jsonl`` (with its votes, label, share
+and reason) and the kept ones to ``curriculum.jsonl``; ``curriculum.json`` holds the
+``CurriculumReport``. All three are written atomically, and a folder that already holds a
+finished curriculum is reused. ``rzero_pl.datamodules.CurriculumDataModule`` serves
+``curriculum.jsonl`` to the solver.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rzero_pl import distributed
+from rzero_pl import prompts as role_prompts
+from rzero_pl.distributed import barrier, gather_lists, gather_objects, is_rank_zero, on_rank_zero
+from rzero_pl.engines.base import SamplingParams
+from rzero_pl.errors import check_number
+from rzero_pl.io import read_json, write_json_atomic, write_jsonl_atomic
+from rzero_pl.prompts import RolePrompt
+from rzero_pl.questions import QuestionSource, Truth
+from rzero_pl.rewards import MajorityVote, QuestionFormat, bleu_distance_matrix
+
+PROOF = re.compile(r"\bprove\b|\bproof\b|\bshow that\b|证明", re.IGNORECASE)
+
+
+def drop_reason(
+    question: str | None, label: str | None, share: float, band: tuple[float, float], filters: bool
+) -> str:
+    """Why a candidate is dropped, or ``kept``: the curriculum's filter as one pure rule."""
+    if question is None:
+        return "malformed"
+    if filters and PROOF.search(question):
+        return "asks_for_proof"
+    if filters and "box" in question.lower():
+        return "mentions_box"
+    if label is None:
+        return "no_answer"
+    if filters and "\\text" in label:
+        return "text_label"
+    if share < band[0]:
+        return "below_band"
+    if share > band[1]:
+        return "above_band"
+    return "kept"
+
+
+@dataclass
+class CurriculumReport:
+    """What one build produced (also the ``curriculum/…`` metrics)."""
+
+    candidates: int
+    valid: int
+    kept: int
+    rounds: int
+    seconds: float
+    label_accuracy: float | None = None
+    kept_label_accuracy: float | None = None
+    reused: bool = False
+    share_mean: float | None = None
+    question_words_mean: float | None = None
+    distinct_fraction: float | None = None
+    diversity: float | None = None
+    share_histogram: list[int] | None = None
+    labelled: int = 0
+
+    def metrics(self) -> dict[str, float]:
+        """Scalars to log as ``curriculum/…``; the histogram as ``share_hist/<k>of<m>``."""
+        out = {
+            k: float(v)
+            for k, v in self.__dict__.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        counts = self.share_histogram or []
+        total = sum(counts)
+        for k, count in enumerate(counts):
+            out[f"share_hist/{k}of{len(counts) - 1}"] = count / total if total else 0.0
+        return out
+
+
+def curriculum_stats(records: list[dict], votes: int, sample: int = 512) -> dict[str, Any]:
+    """Share histogram, question length and diversity of a round's valid candidates.
+
+    ``share_histogram[k]`` counts questions whose majority won k of the m votes.
+    ``distinct_fraction`` is the share of distinct question texts; ``diversity`` the mean
+    pairwise BLEU distance (1 − BLEU, the repetition penalty's distance) over at most
+    ``sample`` of them (the first ones: the order is the challenger's sampling order).
+    """
+    valid = [r for r in records if r["question"] is not None]
+    if not valid:
+        return {"share_histogram": [0] * (votes + 1)}
+    histogram = [0] * (votes + 1)
+    for r in valid:
+        histogram[min(votes, max(0, round(r["share"] * votes)))] += 1
+    texts = [r["question"] for r in valid]
+    sampled = texts[:sample]
+    n = len(sampled)
+    distances = bleu_distance_matrix(sampled)
+    return {
+        "share_mean": sum(r["share"] for r in valid) / len(valid),
+        "question_words_mean": sum(len(t.split()) for t in texts) / len(texts),
+        "distinct_fraction": len(set(texts)) / len(texts),
+        "diversity": float(distances.sum() / (n * (n - 1))) if n > 1 else 0.0,
+        "share_histogram": histogram,
+    }
+
+
+class Curriculum:
+    """Write N questions, vote m times on each, keep the band (one ``build`` per iteration).
+
+    The challenger's prompt and question format are the challenger module's (``bound_to``),
+    the vote's settings the evolution's ``MajorityVote``: neither is configured here.
+
+    Args:
+        candidates: N, questions the challenger writes per round (reference: 8000).
+        min_kept: Fewest kept questions wanted; below it more rounds are generated.
+        max_rounds: Most rounds of N candidates per build.
+        filters: Drop proof questions, questions mentioning a box, labels with ``\\text``.
+        challenger_sampling: Question sampling (reference: T 1.0, top-p 0.95).
+        truth: Exact answers, when the task has them (the toy world): label accuracy.
+        labelled: Labelled questions served with the kept ones in every iteration (counted
+            in ``kept``; ``labelled`` in the report): e.g. a JSONL of real problems, so that a
+            model that writes no valid question still meets real data in its solver phase.
+        seed: Seed of the candidates' sampling (with the iteration).
+    """
+
+    def __init__(
+        self,
+        candidates: int = 8000,
+        min_kept: int = 1,
+        max_rounds: int = 3,
+        filters: bool = True,
+        challenger_sampling: SamplingParams | None = None,
+        truth: Truth | None = None,
+        labelled: QuestionSource | None = None,
+        seed: int = 0,
+    ) -> None:
+        for key, value in (("candidates", candidates), ("max_rounds", max_rounds)):
+            check_number(f"Curriculum.{key}", value, at_least=1)
+        check_number("Curriculum.min_kept", min_kept, at_least=0)
+        self.candidates = candidates
+        self.min_kept = min_kept
+        self.max_rounds = max_rounds
+        self.filters = filters
+        self.challenger_sampling = challenger_sampling or SamplingParams(
+            top_p=0.95, max_new_tokens=4096
+        )
+        self.truth = truth
+        self.labelled = labelled
+        self.seed = seed
+        # How the challenger is asked and read (``bound_to`` sets the challenger's own).
+        self.challenger_prompt: RolePrompt = role_prompts.challenger_prompt()
+        self.question_format = QuestionFormat()
+
+    def bound_to(self, prompt: RolePrompt, question_format: QuestionFormat) -> Curriculum:
+        """A copy that asks for and reads questions as the challenger's training does."""
+        bound = copy.copy(self)
+        bound.challenger_prompt, bound.question_format = prompt, question_format
+        return bound
+
+    def build(self, actor: Any, vote: MajorityVote, folder: str, seed: int = 0) -> CurriculumReport:
+        """Write (or reuse) ``folder/questions.jsonl`` and ``folder/curriculum.jsonl``.
+
+        Collective: under several ranks each one writes and votes on its share of the N
+        candidates, rank 0 gathers the records and writes the files, and every rank returns
+        the same report once they are written.
+        """
+        done = on_rank_zero(lambda: finished_report(folder))
+        if done is not None:
+            return CurriculumReport(**{**done, "reused": True})
+        start = time.perf_counter()
+        records: list[dict] = []
+        extra = self.labelled.load() if self.labelled is not None else []
+        rounds = 0
+        while rounds < self.max_rounds:
+            # The curriculum's own seed enters too: seed 0 keeps the numbers recorded before.
+            round_seed = (self.seed * 1_000_003 + seed) * 1009 + rounds
+            records += gather_lists(self.round(actor, vote, round_seed, len(records)))[0]
+            rounds += 1
+            kept = len(extra) + sum(r["kept"] for r in records)
+            if kept >= self.min_kept:
+                break
+            if rounds < self.max_rounds:
+                warnings.warn(
+                    f"curriculum: {kept} kept after {rounds} round(s), fewer than min_kept="
+                    f"{self.min_kept}; generating another {self.candidates} candidates",
+                    stacklevel=2,
+                )
+        report = self._report(records, extra, rounds, vote.votes, time.perf_counter() - start)
+        if is_rank_zero():
+            kept_rows = [
+                {"problem": r["question"], "answer": r["label"], "share": r["share"]}
+                for r in records
+                if r["kept"]
+            ]
+            kept_rows += [
+                {"problem": q["problem"], "answer": q["answer"], "share": None} for q in extra
+            ]
+            write_jsonl_atomic(os.path.join(folder, "questions.jsonl"), records)
+            write_jsonl_atomic(os.path.join(folder, "curriculum.jsonl"), kept_rows)
+            write_json_atomic(os.path.join(folder, "curriculum.json"), report.__dict__)
+        barrier()  # the other ranks serve from the files rank 0 wrote
+        return report
+
+    @staticmethod
+    def _report(
+        records: list[dict], extra: list[dict], rounds: int, votes: int, seconds: float
+    ) -> CurriculumReport:
+        judged = [r["label_correct"] for r in records if r.get("label_correct") is not None]
+        judged_kept = [
+            r["label_correct"] for r in records if r["kept"] and r.get("label_correct") is not None
+        ]
+        return CurriculumReport(
+            candidates=len(records),
+            valid=sum(r["question"] is not None for r in records),
+            kept=len(extra) + sum(r["kept"] for r in records),
+            rounds=rounds,
+            seconds=seconds,
+            label_accuracy=sum(judged) / len(judged) if judged else None,
+            kept_label_accuracy=sum(judged_kept) / len(judged_kept) if judged_kept else None,
+            labelled=len(extra),
+            **curriculum_stats(records, votes),
+        )
+
+    def round(self, actor: Any, vote: MajorityVote, seed: int, offset: int) -> list[dict]:
+        """This rank's share of one round's N candidates: written, voted on, judged."""
+        rank, world = distributed.world()
+        first, stop = distributed.shard_bounds(self.candidates, rank, world, even=False)
+        written = self.write_questions(actor, stop - first, seed + first)
+        parsed = [self.question_format.parse(c.text) for c in written]
+        questions = [question for question, _ in parsed]
+        valid = [i for i, q in enumerate(questions) if q is not None]
+        before = sum(gather_objects(len(valid))[:rank])  # valid questions of lower ranks
+        votes, answers = vote.vote(
+            [questions[i] for i in valid], actor, seed + 1 + before * vote.votes
+        )
+        voted = {i: (v, a) for i, v, a in zip(valid, votes, answers, strict=True)}
+        records = []
+        for i, question in enumerate(questions):
+            v, answers_i = voted.get(i, (None, []))
+            label, share = (v.label, v.share) if v else (None, 0.0)
+            reason = drop_reason(question, label, share, vote.band, self.filters)
+            record = {
+                "id": offset + first + i,
+                "question": question,
+                "votes": answers_i,
+                "label": label,
+                "share": share,
+                "kept": reason == "kept",
+                "reason": reason,
+            }
+            if question is None:
+                record["completion"] = written[i].text
+                record["malformed"] = parsed[i][1]
+            if self.truth is not None and question is not None and label is not None:
+                record["label_correct"] = self.truth.check(question, label)
+            records.append(record)
+        return records
+
+    def write_questions(self, actor: Any, count: int, seed: int) -> list[Any]:
+        """``count`` challenger completions of one prompt; sample k is seeded ``seed + k``
+        (a collective: a rank with no candidates still joins the engine)."""
+        prompt = self.challenger_prompt.render(actor.tokenizer)
+        params = replace(self.challenger_sampling, n=max(count, 1), seed=seed)
+        written = actor.generate([prompt] if count else [], role="challenger", params=params)
+        return written[0].completions if written else []
+
+
+def finished_report(folder: str) -> dict | None:
+    """The report of a curriculum already written whole in ``folder``, else None."""
+    done = read_json(os.path.join(folder, "curriculum.json"))
+    if done is not None and os.path.exists(os.path.join(folder, "curriculum.jsonl")):
+        return done
+    return None

@@ -1,0 +1,114 @@
+"""The solver's majority vote on a question, and the challenger's ``uncertainty`` term.
+
+One ``MajorityVote`` serves twice per iteration with the same settings: it scores the
+challenger's questions (the share p̂ becomes the ``uncertainty`` reward) and it labels the
+curriculum's candidates (the winning answer is the pseudo-label, the band decides what is
+kept). The solver reads the answers: its prompt, answer rule and timeout are handed over by
+``bound_to`` and are never configured a second time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from rzero_pl.engines.base import SamplingParams
+from rzero_pl.errors import check_number
+from rzero_pl.extraction import AnswerRule, extract_final
+from rzero_pl.prompts import RolePrompt, solver_prompt
+from rzero_pl.votes import Vote, majority_votes
+
+
+def uncertainty(share: float | np.ndarray) -> float | np.ndarray:
+    """The paper's uncertainty reward ``1 - 2 |share - 1/2|``: 1 at share 1/2, 0 at 0 and 1.
+
+    ``share`` (p̂) is the size of the largest cluster of equivalent answers over all m votes.
+    A vote without an answer (no ``\\boxed{}``) counts in m but joins no cluster: it is a
+    solver that could not answer, not an answer. The released code instead reads it as the
+    string "None", which clusters with the other unanswered votes: with m = 10, 5 unanswered
+    votes and 5 distinct answers give p̂ = 0.5 there (the "None" cluster wins; reward 1, the
+    best possible) but 0.1 here (reward 0.2). Ours does not reward a question for being one
+    the solver cannot answer, and such a question could not be kept anyway (the released
+    filter drops the label "None").
+    """
+    return 1.0 - 2.0 * np.abs(np.asarray(share, dtype=np.float64) - 0.5)
+
+
+class MajorityVote:
+    """m solver answers per question; the largest cluster of equivalent answers wins.
+
+    Args:
+        votes: m, solver answers per question (paper: 10; released code: 9).
+        sampling: How the votes are sampled (reference: T 1.0, top-p 1.0, top-k 40); its
+            ``n`` is replaced by ``votes``.
+        band: ``[share_min, share_max]``: the shares the curriculum keeps; the challenger
+            logs the fraction of its questions inside it (``vote/in_band``).
+    """
+
+    def __init__(
+        self,
+        votes: int = 10,
+        sampling: SamplingParams | None = None,
+        band: tuple[float, float] = (0.3, 0.7),
+    ) -> None:
+        check_number("MajorityVote.votes (m)", votes, at_least=2)
+        if not 0 <= band[0] <= band[1] <= 1:
+            raise ValueError(f"MajorityVote.band must satisfy 0 <= min <= max <= 1, got {band}")
+        self.votes = votes
+        sampling = sampling or SamplingParams(top_k=40, max_new_tokens=4096)
+        self.sampling = replace(sampling, n=votes)
+        self.band = (float(band[0]), float(band[1]))
+        # How the solver reads a question and its answers (``bound_to`` sets the solver's).
+        self.prompt: RolePrompt = solver_prompt()
+        self.answer_rule: AnswerRule = "boxed"
+        self.timeout = 5.0
+
+    def bound_to(self, prompt: RolePrompt, answer_rule: AnswerRule, timeout: float) -> MajorityVote:
+        """A copy that asks and reads as the solver does (its prompt, rule and timeout)."""
+        bound = MajorityVote(self.votes, self.sampling, self.band)
+        bound.prompt, bound.answer_rule, bound.timeout = prompt, answer_rule, timeout
+        return bound
+
+    def in_band(self, share: np.ndarray) -> np.ndarray:
+        return (share >= self.band[0]) & (share <= self.band[1])
+
+    def vote(
+        self, questions: Sequence[str], actor: Any, seed: int
+    ) -> tuple[list[Vote], list[list[str | None]]]:
+        """Each question's ``Vote`` and its m answers (a collective: every rank calls it).
+
+        Vote ``k`` of question ``j`` is seeded ``seed + j * m + k``: callers offset ``seed``
+        by the votes of lower ranks, so a vote does not depend on the number of ranks.
+        """
+        prompts = [self.prompt.render(actor.tokenizer, problem=q) for q in questions]
+        params = replace(self.sampling, seed=seed)
+        generations = actor.generate(prompts, role="solver", params=params)
+        rule = self.answer_rule
+        answers = [[extract_final(c.text, rule) for c in g.completions] for g in generations]
+        return majority_votes(answers, timeout=self.timeout), answers
+
+    def shares(
+        self, questions: Sequence[str | None], before: int, actor: Any, seed: int
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """p̂ of every valid question (NaN for a malformed one) and the ``vote/`` metrics.
+
+        ``before`` counts the valid questions of lower ranks (their votes come first).
+        """
+        start = time.perf_counter()
+        index = [i for i, q in enumerate(questions) if q is not None]
+        share = np.full(len(questions), np.nan)
+        seed += before * self.votes
+        votes, answers = self.vote([questions[i] for i in index], actor, seed)
+        metrics: dict[str, float] = {}
+        if index:
+            share[index] = [v.share for v in votes]
+            answered = [a is not None for group in answers for a in group]
+            metrics["vote/answered"] = float(np.mean(answered))
+            metrics["vote/share_mean"] = float(np.mean(share[index]))
+            metrics["vote/in_band"] = float(np.mean(self.in_band(share[index])))
+        metrics["vote/seconds"] = time.perf_counter() - start
+        return share, metrics
