@@ -306,8 +306,8 @@ def equivalent(a: str | None, b: str | None, timeout: float = 5.0) -> bool:
 
 
 def __getattr__(name: str):
-    """``Vote``, ``majority_vote`` and ``majority_votes`` live in ``rzero_pl.votes``."""
-    if name in ("Vote", "majority_vote", "majority_votes"):
+    """``Vote`` and ``majority_votes`` live in ``rzero_pl.votes``."""
+    if name in ("Vote", "majority_votes"):
         from rzero_pl import votes
 
         return getattr(votes, name)

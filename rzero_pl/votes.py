@@ -146,7 +146,14 @@ def majority_votes(
     timeout: float = 5.0,
     pool: VerifyPool | None = None,
 ) -> list[Vote]:
-    """``majority_vote`` for many questions, their math-verify checks sharing the worker pool.
+    """One ``Vote`` per list of answers, their math-verify checks sharing the worker pool.
+
+    For each question: answers are clustered by equivalence, greedily in first-seen order, and
+    the largest cluster wins. An answer joins the first cluster whose representative (its first
+    answer) is ``equivalent`` to it, else starts a new one. Ties go to the first-seen cluster.
+    ``None`` or blank answers are unanswered votes: they count in ``num_answers`` (the share's
+    denominator) but join no cluster; with no answer at all the label is None and the share 0.
+    Identical normalised answers are grouped first, so math-verify only compares distinct forms.
 
     Each question's clustering advances on its own as its verdicts arrive, so the pool stays
     busy until the last question is placed.
@@ -191,15 +198,3 @@ def majority_votes(
                 if not question.waiting:
                     advance(question, new)
     return [question.vote() for question in questions]
-
-
-def majority_vote(answers: Sequence[str | None], timeout: float = 5.0) -> Vote:
-    """Cluster answers by equivalence, greedily in first-seen order, and take the largest.
-
-    An answer joins the first cluster whose representative (its first answer) is
-    ``equivalent`` to it, else starts a new one. Ties go to the first-seen cluster. ``None`` or
-    blank answers are unanswered votes: they count in ``num_answers`` (the share's denominator)
-    but join no cluster; with no answer at all the label is None and the share 0. Identical
-    normalised answers are grouped first, so math-verify only compares distinct forms.
-    """
-    return majority_votes([answers], timeout)[0]

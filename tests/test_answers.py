@@ -15,7 +15,6 @@ from rzero_pl.answers import (
     equivalent,
     equivalent_many,
     extract_boxed,
-    majority_vote,
     majority_votes,
     normalize,
 )
@@ -239,7 +238,9 @@ def test_a_pathological_answer_costs_one_timeout_per_question():
 
 
 def test_majority_vote_clusters_equivalent_answers():
-    vote = majority_vote(["0.5", "1/2", "\\frac12", "3", "3", "\\frac{1}{2}", None, "4", "", "3"])
+    vote = majority_votes(
+        [["0.5", "1/2", "\\frac12", "3", "3", "\\frac{1}{2}", None, "4", "", "3"]]
+    )[0]
     assert vote == Vote(
         label="0.5",
         share=0.4,
@@ -251,31 +252,31 @@ def test_majority_vote_clusters_equivalent_answers():
 
 
 def test_majority_vote_ties_go_to_the_first_cluster():
-    vote = majority_vote(["7", "x = 5", "5", "7.0"])
+    vote = majority_votes([["7", "x = 5", "5", "7.0"]])[0]
     assert (vote.label, vote.size, vote.share) == ("7", 2, 0.5)
     assert vote.clusters == [("7", 2), ("x = 5", 2)]
 
 
 def test_majority_vote_counts_missing_answers_in_the_share():
-    vote = majority_vote([None, "12", None, "12", "13"])
+    vote = majority_votes([[None, "12", None, "12", "13"]])[0]
     assert (vote.label, vote.size, vote.share, vote.num_missing) == ("12", 2, 0.4, 2)
 
 
 @pytest.mark.parametrize("answers", [[], [None], [None, None, " "]])
 def test_majority_vote_without_answers(answers):
-    vote = majority_vote(answers)
+    vote = majority_votes([answers])[0]
     assert (vote.label, vote.share, vote.size, vote.clusters) == (None, 0.0, 0, [])
     assert vote.num_answers == vote.num_missing == len(answers)
 
 
 def test_majority_vote_joins_the_first_equivalent_cluster():
     # The first spelling represents the cluster; the later one joins it, not the "1" cluster.
-    vote = majority_vote(["(x+1)^2", "1", "x^2+2x+1", "(x+1)^2"])
+    vote = majority_votes([["(x+1)^2", "1", "x^2+2x+1", "(x+1)^2"]])[0]
     assert vote.clusters == [("(x+1)^2", 3), ("1", 1)]
     assert vote.label == "(x+1)^2"
 
 
-def test_majority_votes_matches_majority_vote():
+def test_majority_votes_in_one_batch_equal_votes_one_by_one():
     questions = [
         ["1", "1.0", "2", None],
         ["\\frac{1}{3}", "1/3", "0.333", "\\text{one third}"],
@@ -283,4 +284,4 @@ def test_majority_votes_matches_majority_vote():
         ["(1,2)", "(2,1)", "\\{1,2\\}", "\\{2,1\\}", "(1, 2)"],
         ["Yes", "yes", "no", "\\text{No}", "NO"],
     ]
-    assert majority_votes(questions) == [majority_vote(q) for q in questions]
+    assert majority_votes(questions) == [majority_votes([q])[0] for q in questions]

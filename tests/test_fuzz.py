@@ -1,4 +1,4 @@
-"""The verifier under hostile input: extract_boxed, equivalent and majority_vote, fuzzed.
+"""The verifier under hostile input: extract_boxed, equivalent and majority_votes, fuzzed.
 
 Model output is arbitrary text. Whatever it is (random unicode, control characters, deeply
 nested braces, megabyte strings, towers of exponents, broken LaTeX) the verifier must return
