@@ -126,7 +126,11 @@ def header_section(run: RunData) -> str:
     if missing:
         status = f"Not finished (or still running): next phase {missing[0]}."
     else:
-        status = f"Finished: {planned} iteration(s)." if planned else "Phases recorded:"
+        status = (
+            f"Finished: {planned} iteration(s)."
+            if planned
+            else "The planned iterations are unknown (no readable config.yaml)."
+        )
     total = sum(p.seconds or 0.0 for p in run.phases)
     parts.append(f"<p>{_e(status)} Recorded phases took {_e(fmt(total, 's'))} in all.</p>")
     rows = [
