@@ -297,7 +297,6 @@ class Evaluation:
         self.reference_compat = reference_compat
         self.answer_rules = dict(answer_rules or {})
         self.report_rules = report_rules
-        self.results: dict[str, EvaluationResult] = {}
 
     def run(
         self, module: Any, tag: str, step: int, logger: Any = None, folder: str | None = None
@@ -321,7 +320,6 @@ class Evaluation:
             answer_rules=self.answer_rules,
             report_rules=self.report_rules,
         )
-        self.results[tag] = result
         if not is_rank_zero():  # also a rank launched before any process group exists
             return result
         if logger is not None:

@@ -124,7 +124,6 @@ class GRPOModule(L.LightningModule):
             )
         self.skip_signal_free = skip_signal_free
         self.strict_loading = False  # checkpoints hold only the trainable weights
-        self.last_rollout_metrics: dict[str, float] = {}
         self._restored = False  # weights restored from a checkpoint, not yet pushed
         if actor is not None:
             self.bind(actor)
@@ -259,9 +258,9 @@ class GRPOModule(L.LightningModule):
         metrics = combine_rank_metrics(distributed.gather_objects(metrics))
         # Logged once, at the step the rollouts were made (not through self.log, which would
         # repeat them at every accumulation boundary of the epoch).
-        self.last_rollout_metrics = {f"{self.role}/{k}": float(v) for k, v in metrics.items()}
+        logged = {f"{self.role}/{k}": float(v) for k, v in metrics.items()}
         if self._trainer is not None and self.logger is not None and self.trainer.is_global_zero:
-            self.logger.log_metrics(self.last_rollout_metrics, step=self.global_step)
+            self.logger.log_metrics(logged, step=self.global_step)
         step = self.trainer.current_epoch if self._trainer is not None else 0
         if self.log_rollouts_every and step % self.log_rollouts_every == 0:
             write_rollout_table(self.logger, self.role, items, rollouts, self.global_step)

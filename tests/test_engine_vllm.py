@@ -13,6 +13,7 @@ from dataclasses import replace
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from rzero_pl.callbacks.majority_vote import MajorityVote
 from rzero_pl.callbacks.repetition_penalty import RepetitionPenalty
 from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
@@ -256,12 +257,12 @@ class TestLoraRoles:
             challenger, ChallengerPromptsDataModule(slots_per_step=2)
         )
         assert engine.version("challenger") == versions["challenger"] + 1
-        assert "challenger/reward_mean" in challenger.last_rollout_metrics
+        assert "challenger/reward_mean" in _logged(tmp_path)
         solver = SolverGRPO(policy, engine, prompt=TOY_SOLVER, loss=GRPOLoss(), **common)
         data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=4)
         _trainer(tmp_path).fit(solver, data)
         assert engine.version("solver") == versions["solver"] + 1
-        assert 0.0 <= solver.last_rollout_metrics["solver/reward_mean"] <= 1.0
+        assert 0.0 <= _logged(tmp_path)["solver/reward_mean"] <= 1.0
         for role in ("challenger", "solver"):  # the engine serves what the trainers left
             assert _greedy(engine, role) == _greedy(hf, role)
 
@@ -270,7 +271,7 @@ def _trainer(tmp_path, callbacks=()):
     return L.Trainer(
         max_epochs=1,
         callbacks=list(callbacks),
-        logger=False,
+        logger=TensorBoardLogger(str(tmp_path)),
         reload_dataloaders_every_n_epochs=1,
         limit_val_batches=0,
         enable_checkpointing=False,
@@ -278,6 +279,16 @@ def _trainer(tmp_path, callbacks=()):
         enable_model_summary=False,
         default_root_dir=str(tmp_path),
     )
+
+
+def _logged(folder) -> dict[str, float]:
+    """The last value of every scalar that the fits under ``folder`` logged (TensorBoard)."""
+    from conftest import tensorboard_scalars
+
+    logged = {}
+    for events in sorted({str(f.parent) for f in folder.rglob("events.out.tfevents.*")}):
+        logged.update({tag: e[-1].value for tag, e in tensorboard_scalars(events).items()})
+    return logged
 
 
 @needs_vllm

@@ -389,7 +389,10 @@ def test_a_challenger_step_without_a_valid_question_is_a_logged_no_op(tiny_model
     trainer = _trainer(tmp_path, 1, [votes, RepetitionPenalty()])
     with pytest.warns(UserWarning, match="every advantage is 0"):
         trainer.fit(module, ChallengerPromptsDataModule(slots_per_step=2))
-    assert module.last_rollout_metrics["challenger/reward_max"] == 0.0
+    from conftest import tensorboard_scalars
+
+    logged = tensorboard_scalars(trainer.logger.log_dir)
+    assert [e.value for e in logged["challenger/reward_max"]] == [0.0]
     assert all(torch.equal(a, b) for a, b in zip(before, _weights(module), strict=True))
     guard = next(cb for cb in trainer.callbacks if isinstance(cb, UpdateGuard))
     assert guard.skipped == {"non_finite": 0, "no_signal": 1}
