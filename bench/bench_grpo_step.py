@@ -97,6 +97,7 @@ def micro_batches(rollouts: list[Rollout], micro: int, pad: int) -> list[dict[st
 
 def ours_setup(cfg: dict[str, Any]) -> dict[str, Any]:
     """A SolverGRPO on the toy base (full fine-tuning, as toy.yaml) and its optimizer."""
+    from rzero_pl.actor import Actor
     from rzero_pl.engines import HFEngine
     from rzero_pl.grpo_module import GRPOLoss
     from rzero_pl.policy import Policy
@@ -105,7 +106,7 @@ def ours_setup(cfg: dict[str, Any]) -> dict[str, Any]:
     policy = Policy(model_source(cfg["model_dir"]), roles=("solver",))
     size = cfg["prompts"] * cfg["group"]
     module = SolverGRPO(
-        policy, HFEngine(), group_size=cfg["group"], loss=GRPOLoss(kl_coef=0.0),
+        Actor(policy, HFEngine()), group_size=cfg["group"], loss=GRPOLoss(kl_coef=0.0),
         minibatch_size=size, micro_batch_size=cfg["micro"], lr=cfg["lr"],
     )  # fmt: skip
     optimizer = module.configure_optimizers()["optimizer"]

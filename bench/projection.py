@@ -44,16 +44,9 @@ def completions(config: dict) -> dict[str, tuple[int, int, int, int]]:
     evo = config["evolution"]
     solver = config["model"]["init_args"]
     challenger = evo["challenger"]["init_args"]
-    votes = next(
-        c["init_args"]["votes"]
-        for c in config["trainer"]["callbacks"]
-        if "MajorityVote" in c["class_path"]
-    )
-    vote_budget = next(
-        c["init_args"]["max_new_tokens"]
-        for c in config["trainer"]["callbacks"]
-        if "MajorityVote" in c["class_path"]
-    )
+    vote = evo["vote"]
+    votes, vote_budget = vote["votes"], vote["sampling"]["max_new_tokens"]
+    curriculum = evo["curriculum"]
     slots = evo["challenger_data"]["init_args"]["slots_per_step"]
     written = evo["challenger_steps"] * slots * challenger["group_size"]
     bench = evo["evaluation"]["init_args"]
@@ -66,10 +59,10 @@ def completions(config: dict) -> dict[str, tuple[int, int, int, int]]:
             vote_budget,
         ),
         "curriculum": (
-            data["candidates"],
-            data["candidates"] * data["votes"],
-            data["challenger_sampling"]["max_new_tokens"],
-            data["solver_sampling"]["max_new_tokens"],
+            curriculum["candidates"],
+            curriculum["candidates"] * votes,
+            curriculum["challenger_sampling"]["max_new_tokens"],
+            vote_budget,
         ),
         "solver": (
             0,

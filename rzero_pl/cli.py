@@ -44,8 +44,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     },
 }
 # Settings that may change between a run and its resumption without changing its results.
-# The trainer's other settings (its callbacks: the challenger's reward terms; precision;
-# gradient clipping) and the seed are part of the fingerprint.
+# The trainer's other settings (callbacks, precision, gradient clipping) and the seed are part
+# of the fingerprint.
 RESUMABLE_CHANGES = ("ckpt_path", "config", "threads")
 RESUMABLE_TRAINER = (
     "logger",

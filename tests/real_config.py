@@ -31,12 +31,10 @@ ALLOWED = (
     "model.init_args.minibatch_size",
     "model.init_args.micro_batch_size",
     "evolution.curriculum.candidates",
-    "evolution.vote.votes",
     "data.init_args.questions_per_step",
     "evolution.curriculum.min_kept",
     "evolution.curriculum.max_rounds",
     "evolution.curriculum.challenger_sampling.max_new_tokens",
-    "evolution.vote.sampling.max_new_tokens",
     "evolution.curriculum.labelled",
     # Not a size: SmolLM2 never boxes (it ends with "#### 8" or "The answer is: 8"), so under
     # the paper's \boxed{} rule every reward would be 0; the flexible rule is the way in.
@@ -68,12 +66,10 @@ def tiny_sizes(run_dir: str, labelled: str, benchmarks_root: str, tokens: int = 
         "model.init_args.minibatch_size": 16,
         "model.init_args.micro_batch_size": 4,
         "evolution.curriculum.candidates": 2,
-        "evolution.vote.votes": 2,
         "data.init_args.questions_per_step": 4,
         "evolution.curriculum.min_kept": 1,
         "evolution.curriculum.max_rounds": 1,
         "evolution.curriculum.challenger_sampling.max_new_tokens": tokens,
-        "evolution.vote.sampling.max_new_tokens": tokens,
         "evolution.curriculum.labelled": {
             "class_path": "rzero_pl.questions.JsonlQuestions",
             "init_args": {"path": labelled},

@@ -1,4 +1,4 @@
-"""ChallengerGRPO and its reward callbacks on a tiny model."""
+"""ChallengerGRPO and its reward terms (majority vote, repetition) on a tiny model."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import lightning as L
 import numpy as np
 import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
-from rzero_pl.callbacks.majority_vote import MajorityVote
-from rzero_pl.callbacks.repetition_penalty import RepetitionPenalty
 from rzero_pl.datamodules import ChallengerPromptsDataModule
 
-from rzero_pl.challenger import ChallengerGRPO, QuestionBatch
+from rzero_pl.actor import Actor
+from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.grpo_module import GRPOLoss
 from rzero_pl.models import PretrainedModel
 from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.rewards import MajorityVote, RepetitionPenalty
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 
@@ -24,8 +24,7 @@ def module(tiny_model_dir):
         PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4, alpha=8)
     )
     return ChallengerGRPO(
-        policy,
-        HFEngine(),
+        Actor(policy, HFEngine()),
         prompt=TOY_CHALLENGER,
         group_size=4,
         sampling=SamplingParams(max_new_tokens=10),
@@ -35,10 +34,14 @@ def module(tiny_model_dir):
     )
 
 
-def _trainer(tmp_path, callbacks):
+def _vote(votes: int, **kwargs) -> MajorityVote:
+    sampling = SamplingParams(top_k=40, max_new_tokens=6)
+    return MajorityVote(votes, sampling, **kwargs).bound_to(TOY_SOLVER, "boxed", 5.0)
+
+
+def _trainer(tmp_path):
     return L.Trainer(
         max_epochs=1,
-        callbacks=callbacks,
         logger=TensorBoardLogger(str(tmp_path)),
         reload_dataloaders_every_n_epochs=1,
         limit_val_batches=0,
@@ -48,39 +51,56 @@ def _trainer(tmp_path, callbacks):
     )
 
 
-def test_refuses_to_train_without_uncertainty(module, tmp_path):
-    trainer = _trainer(tmp_path, [RepetitionPenalty()])
+def test_refuses_to_train_without_a_vote(module, tmp_path):
     with pytest.raises(ValueError, match="MajorityVote"):
-        trainer.fit(module, ChallengerPromptsDataModule(slots_per_step=2))
+        _trainer(tmp_path).fit(module, ChallengerPromptsDataModule(slots_per_step=2))
 
 
 def test_one_step_runs_with_both_terms(module, tmp_path):
-    votes = MajorityVote(votes=3, max_new_tokens=6, prompt=TOY_SOLVER)
-    trainer = _trainer(tmp_path, [votes, RepetitionPenalty()])
+    module.bind(module.actor, _vote(3))
+    trainer = _trainer(tmp_path)
     trainer.fit(module, ChallengerPromptsDataModule(slots_per_step=2))
     assert trainer.global_step == 1
-    assert "challenger/reward_mean" in module.last_rollout_metrics
-    assert "challenger/repetition/clusters" in module.last_rollout_metrics
+    scalars = _logged_scalars(tmp_path)
+    assert "challenger/reward_mean" in scalars
+    assert "challenger/repetition/clusters" in scalars
+    assert "challenger/vote/seconds" in scalars
     assert module.engine.version("challenger") == 1
 
 
-def test_majority_vote_writes_shares_for_valid_questions(module):
-    votes = MajorityVote(votes=4, max_new_tokens=6, prompt=TOY_SOLVER)
-    batch = QuestionBatch(["What is 1 + 1?", None, "What is 2 * 3?"], ["", "", ""])
-    votes.score_batch(None, module, batch)
-    share = batch.terms["share"]
+def _logged_scalars(folder) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in folder.rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags.update(accumulator.Tags()["scalars"])
+    return tags
+
+
+def test_majority_vote_shares_of_valid_questions(module):
+    share, metrics = _vote(4).shares(["What is 1 + 1?", None, "What is 2 * 3?"], 0, module.actor, 7)
     assert np.isnan(share[1])
     for s in share[[0, 2]]:
         assert s in {0.0, 0.25, 0.5, 0.75, 1.0}
-    expected = 1 - 2 * np.abs(share[[0, 2]] - 0.5)
-    assert np.allclose(batch.terms["uncertainty"][[0, 2]], expected)
+    assert metrics["vote/share_mean"] == pytest.approx(np.mean(share[[0, 2]]))
+
+
+def test_uncertainty_by_hand():
+    from rzero_pl.rewards import uncertainty
+
+    assert np.allclose(uncertainty(np.array([0.0, 0.25, 0.5, 0.7, 1.0])), [0, 0.5, 1, 0.6, 0])
 
 
 def test_repetition_penalty_counts_cluster_sizes():
     q = "What is 12 + 7 * (5 - 2)?"
-    batch = QuestionBatch([q, q, "How many primes are there below one hundred?", None], [""] * 4)
-    RepetitionPenalty().score_batch(None, None, batch)
-    assert np.allclose(batch.terms["repetition"], [2 / 4, 2 / 4, 1 / 4, 1 / 4])
+    everyone = [q, q, "How many primes are there below one hundred?", None]
+    penalty, metrics = RepetitionPenalty().score(everyone, 0, 4)
+    assert np.allclose(penalty, [2 / 4, 2 / 4, 1 / 4, 1 / 4])
+    assert metrics["repetition/clusters"] == 3.0
+    mine, _ = RepetitionPenalty(weight=0.5).score(everyone, 2, 2)  # a rank's share
+    assert np.allclose(mine, [1 / 8, 1 / 8])
 
 
 def test_score_applies_the_question_format_and_counts_each_reason(module):
@@ -99,14 +119,11 @@ def test_score_applies_the_question_format_and_counts_each_reason(module):
     seen = []
 
     class Shares:
-        term = "uncertainty"
+        def shares(self, questions, before, actor, seed):
+            seen.append(list(questions))
+            return np.array([0.5 if q is not None else np.nan for q in questions]), {}
 
-        def score_batch(self, trainer, module, batch):
-            seen.append(list(batch.questions))
-            batch.terms["share"] = np.where(batch.valid, 0.5, np.nan)
-            batch.terms["uncertainty"] = np.where(batch.valid, 1.0, np.nan)
-
-    module.reward_callbacks = lambda: [Shares()]
+    module.vote, module.repetition = Shares(), None
     metrics = module.score([{}, {}], [], rollouts)
     assert seen[0] == ["What is 1 + 1?", "What is 2 * 3?", None, None, None, "What is 5 + 5?"]
     assert [r.reward for r in rollouts] == [1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
@@ -136,23 +153,19 @@ def test_vote_in_band_uses_the_configured_band():
         "c": ["1", "1", "1", "2"],
     }
 
-    class Engine:
-        def generate(self, prompts, *, role, params):
-            return [
-                Generation(p, [1], [Completion(f"\\boxed{{{x}}}", [2], "stop", 0) for x in v])
-                for p in prompts
-                for v in [scripts[p.strip()[-1]]]
-            ]
+    def generate(prompts, *, role, params):
+        return [
+            Generation(p, [1], [Completion(f"\\boxed{{{x}}}", [2], "stop", 0) for x in v])
+            for p in prompts
+            for v in [scripts[p.strip()[-1]]]
+        ]
 
-    module = SimpleNamespace(
-        policy=SimpleNamespace(tokenizer=None), engine=Engine(), _rollout_seed=lambda: 0
-    )
+    actor = SimpleNamespace(tokenizer=None, generate=generate)
     prompt = RolePrompt(user="{problem}", system="", use_chat_template=False, fallback="{user}\n")
     for band, expected in (((0.3, 0.7), 1 / 3), ((0.25, 0.75), 1.0), ((0.5, 1.0), 2 / 3)):
-        votes = MajorityVote(votes=4, prompt=prompt, band=band)
-        batch = QuestionBatch(["a", "b", None, "c"], [""] * 4)
-        votes.score_batch(None, module, batch)
-        assert np.allclose(batch.terms["share"][[0, 1, 3]], [0.25, 0.5, 0.75])
-        assert batch.metrics["vote/in_band"] == pytest.approx(expected), band
+        votes = MajorityVote(votes=4, band=band).bound_to(prompt, "boxed", 5.0)
+        share, metrics = votes.shares(["a", "b", None, "c"], 0, actor, 0)
+        assert np.allclose(share[[0, 1, 3]], [0.25, 0.5, 0.75])
+        assert metrics["vote/in_band"] == pytest.approx(expected), band
     with pytest.raises(ValueError, match="MajorityVote.band"):
         MajorityVote(band=(0.7, 0.3))

@@ -1,19 +1,17 @@
-"""CurriculumDataModule: filter rule, statistics, rounds and reuse (scripted engine)."""
+"""Curriculum building and serving: filter rule, statistics, rounds, reuse (scripted engine)."""
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
-from rzero_pl.datamodules.curriculum import (
-    CurriculumDataModule,
-    CurriculumReport,
-    curriculum_stats,
-    drop_reason,
-)
+from rzero_pl.datamodules.curriculum import CurriculumDataModule
 
+from rzero_pl.curriculum import Curriculum, CurriculumReport, curriculum_stats, drop_reason
 from rzero_pl.engines.base import Completion, Generation
 from rzero_pl.prompts import RolePrompt
+from rzero_pl.rewards import MajorityVote, QuestionFormat
 
 PLAIN = dict(system="", use_chat_template=False, fallback="{user}\n")
 
@@ -36,12 +34,24 @@ def _generation(prompt: str, texts: list[str]) -> Generation:
     return Generation(prompt, [1], [Completion(t, [2], "stop", 0) for t in texts])
 
 
-def _module(tmp_path, **kwargs) -> CurriculumDataModule:
-    return CurriculumDataModule(
-        challenger_prompt=RolePrompt(user="Write.", **PLAIN),
-        solver_prompt=RolePrompt(user="Q: {problem}", **PLAIN),
-        **kwargs,
+def _curriculum(**kwargs) -> Curriculum:
+    return Curriculum(**kwargs).bound_to(RolePrompt(user="Write.", **PLAIN), QuestionFormat())
+
+
+def _vote(votes: int, band: tuple[float, float] = (0.3, 0.7)) -> MajorityVote:
+    return MajorityVote(votes, band=band).bound_to(
+        RolePrompt(user="Q: {problem}", **PLAIN), "boxed", 5.0
     )
+
+
+def _actor(engine: ScriptedEngine) -> SimpleNamespace:
+    return SimpleNamespace(tokenizer=None, generate=engine.generate)
+
+
+def _served(folder) -> list[dict]:
+    data = CurriculumDataModule(questions_per_step=1)
+    data.serve(str(folder))
+    return data.pool()
 
 
 def test_drop_reason_covers_every_rule():
@@ -96,24 +106,23 @@ def test_build_writes_both_files_and_is_reused(tmp_path):
         ["<question>1+1</question> \\boxed{2}", "<question>2+2</question> \\boxed{4}", "no tags"],
         {"1+1": ["\\boxed{2}", "\\boxed{3}"], "2+2": ["\\boxed{4}", "\\boxed{4}"]},
     )
-    module = _module(tmp_path, candidates=3, votes=2, band=(0.3, 0.7), min_kept=1)
-    report = module.build(engine, None, str(tmp_path))
+    report = _curriculum(candidates=3, min_kept=1).build(_actor(engine), _vote(2), str(tmp_path))
     assert (report.candidates, report.valid, report.kept) == (3, 2, 1)
     assert report.share_histogram == [0, 1, 1]
     rows = [json.loads(x) for x in (tmp_path / "questions.jsonl").read_text().splitlines()]
     assert [r["reason"] for r in rows] == ["kept", "above_band", "malformed"]
     assert rows[2]["malformed"] == "no_question" and "malformed" not in rows[0]
-    assert module.pool() == [{"problem": "1+1", "answer": "2", "share": 0.5}]
+    assert _served(tmp_path) == [{"problem": "1+1", "answer": "2", "share": 0.5}]
     calls = len(engine.calls)
-    again = _module(tmp_path, candidates=3, votes=2).build(engine, None, str(tmp_path))
+    again = _curriculum(candidates=3).build(_actor(engine), _vote(2), str(tmp_path))
     assert again.reused and again.kept == 1 and len(engine.calls) == calls
 
 
 def test_build_generates_more_rounds_up_to_the_budget(tmp_path):
     engine = ScriptedEngine(["<question>2+2</question>\\boxed{4}"], {"2+2": ["\\boxed{4}"] * 2})
-    module = _module(tmp_path, candidates=2, votes=2, min_kept=1, max_rounds=3)
+    curriculum = _curriculum(candidates=2, min_kept=1, max_rounds=3)
     with pytest.warns(UserWarning, match="fewer than min_kept"):
-        report = module.build(engine, None, str(tmp_path))
+        report = curriculum.build(_actor(engine), _vote(2), str(tmp_path))
     assert report.rounds == 3 and report.candidates == 6 and report.kept == 0
     assert [c[0] for c in engine.calls] == ["challenger", "solver"] * 3
 
@@ -124,8 +133,8 @@ def test_labelled_questions_are_served_with_the_kept_ones(tmp_path, toy_question
 
     engine = ScriptedEngine(["no tags"], {})
     labelled = JsonlQuestions(toy_questions_file)
-    module = _module(tmp_path, candidates=2, votes=2, min_kept=3, max_rounds=3, labelled=labelled)
-    report = module.build(engine, None, str(tmp_path))
+    curriculum = _curriculum(candidates=2, min_kept=3, max_rounds=3, labelled=labelled)
+    report = curriculum.build(_actor(engine), _vote(2), str(tmp_path))
     assert (report.valid, report.labelled, report.kept, report.rounds) == (0, 20, 20, 1)
-    assert module.pool()[0] == {"problem": "What is 0 + 0?", "answer": "0", "share": None}
+    assert _served(tmp_path)[0] == {"problem": "What is 0 + 0?", "answer": "0", "share": None}
     assert report.metrics()["labelled"] == 20.0

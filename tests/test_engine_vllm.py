@@ -14,11 +14,10 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from rzero_pl.callbacks.majority_vote import MajorityVote
-from rzero_pl.callbacks.repetition_penalty import RepetitionPenalty
 from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
 
 from rzero_pl import grpo
+from rzero_pl.actor import Actor
 from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.engines import HFEngine, SamplingParams, vllm_support
 from rzero_pl.engines import vllm as vllm_engine
@@ -26,6 +25,7 @@ from rzero_pl.grpo_module import GRPOLoss
 from rzero_pl.models import PretrainedModel
 from rzero_pl.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
+from rzero_pl.rewards import MajorityVote
 from rzero_pl.rollout import Rollout, collate
 from rzero_pl.solver import SolverGRPO
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
@@ -172,8 +172,7 @@ class TestLoraRoles:
     def test_a_resumed_phase_pushes_the_restored_weights_before_sampling(self, engines):
         policy, hf, engine = engines
         solver = SolverGRPO(
-            policy,
-            engine,
+            Actor(policy, engine),
             prompt=TOY_SOLVER,
             group_size=2,
             sampling=SamplingParams(max_new_tokens=6),
@@ -249,16 +248,16 @@ class TestLoraRoles:
             micro_batch_size=4,
             lr=1e-2,
         )
+        actor = Actor(policy, engine)
         challenger = ChallengerGRPO(
-            policy, engine, prompt=TOY_CHALLENGER, loss=GRPOLoss(kl_coef=0.0), **common
+            actor, prompt=TOY_CHALLENGER, loss=GRPOLoss(kl_coef=0.0), **common
         )
-        votes = MajorityVote(votes=3, max_new_tokens=6, prompt=TOY_SOLVER)
-        _trainer(tmp_path, [votes, RepetitionPenalty()]).fit(
-            challenger, ChallengerPromptsDataModule(slots_per_step=2)
-        )
+        votes = MajorityVote(votes=3, sampling=SamplingParams(max_new_tokens=6))
+        challenger.bind(actor, votes.bound_to(TOY_SOLVER, "boxed", 5.0))
+        _trainer(tmp_path).fit(challenger, ChallengerPromptsDataModule(slots_per_step=2))
         assert engine.version("challenger") == versions["challenger"] + 1
         assert "challenger/reward_mean" in _logged(tmp_path)
-        solver = SolverGRPO(policy, engine, prompt=TOY_SOLVER, loss=GRPOLoss(), **common)
+        solver = SolverGRPO(actor, prompt=TOY_SOLVER, loss=GRPOLoss(), **common)
         data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=4)
         _trainer(tmp_path).fit(solver, data)
         assert engine.version("solver") == versions["solver"] + 1

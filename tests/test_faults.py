@@ -18,11 +18,10 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from rzero_pl.callbacks.majority_vote import MajorityVote
-from rzero_pl.callbacks.repetition_penalty import RepetitionPenalty
 from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
 
 from rzero_pl import grpo_module
+from rzero_pl.actor import Actor
 from rzero_pl.answers import extract_boxed, majority_votes
 from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.checkpoints import checkpoint_step
@@ -36,7 +35,7 @@ from rzero_pl.io import read_json, remove_stale_temps, write_text_atomic
 from rzero_pl.models import PretrainedModel
 from rzero_pl.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
-from rzero_pl.rewards import parse_question
+from rzero_pl.rewards import MajorityVote, QuestionFormat
 from rzero_pl.run_state import RunFolderBusy, RunLock, RunState
 from rzero_pl.solver import SolverGRPO, correctness_rewards
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
@@ -86,10 +85,7 @@ def _yaml(tmp_path, text):
     return ["--config", str(path)]
 
 
-_VOTES_1 = (
-    "trainer:\n  callbacks:\n    - class_path: rzero_pl.callbacks.majority_vote.MajorityVote\n"
-    "      init_args: {votes: 1}\n"
-)
+_VOTES_1 = "evolution:\n  vote:\n    votes: 1\n"
 
 
 # (id, extra arguments or a function making them, text the one error line must contain)
@@ -101,9 +97,9 @@ CONFIG_FAULTS = [
         ["evolution.solver_stepz", "unknown key"],
     ),
     ("wrong type", ["--evolution.iterations=two"], ["evolution.iterations", "int", "two"]),
-    ("band min > max", ["--evolution.vote.band=[0.8,0.2]"], ["data", "band", "(0.8, 0.2)"]),
-    ("m < 2", ["--evolution.vote.votes=1"], ["data", "votes (m)", ">= 2"]),
-    ("callback m < 2", lambda p: _yaml(p, _VOTES_1), ["MajorityVote.votes (m)", ">= 2"]),
+    ("band min > max", ["--evolution.vote.band=[0.8,0.2]"], ["MajorityVote.band", "(0.8, 0.2)"]),
+    ("m < 2", ["--evolution.vote.votes=1"], ["MajorityVote.votes (m)", ">= 2"]),
+    ("m < 2 in YAML", lambda p: _yaml(p, _VOTES_1), ["MajorityVote.votes (m)", ">= 2"]),
     ("G < 2", ["--model.init_args.group_size=1"], ["model", "group_size (G)", ">= 2"]),
     (
         "model path",
@@ -240,8 +236,7 @@ def test_fault_specs():
 def _solver(tiny_model_dir, **kwargs):
     policy = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4))
     return SolverGRPO(
-        policy,
-        HFEngine(),
+        Actor(policy, HFEngine()),
         prompt=TOY_SOLVER,
         group_size=4,
         sampling=SamplingParams(max_new_tokens=6),
@@ -364,8 +359,8 @@ def test_empty_and_truncated_completions_score_zero():
     completions = ["", "The answer is \\boxed{1", "<question>What is", "\\boxed{3}"]
     answers, rewards = correctness_rewards(completions, ["3", "3", "3", "3"])
     assert answers == [None, None, None, "3"] and rewards == [0.0, 0.0, 0.0, 1.0]
-    assert parse_question("<question>What is 2+") is None  # cut at max tokens
-    assert parse_question("") is None
+    assert QuestionFormat().parse("<question>What is 2+") == (None, "no_question")  # cut short
+    assert QuestionFormat().parse("") == (None, "no_question")
     vote = majority_votes([[extract_boxed(c) for c in completions[:3]]])[0]
     assert vote.label is None and vote.share == 0.0 and vote.num_missing == 3
 
@@ -374,8 +369,7 @@ def test_a_challenger_step_without_a_valid_question_is_a_logged_no_op(tiny_model
     # A random tiny model never writes a <question> block: every reward is 0.
     policy = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4))
     module = ChallengerGRPO(
-        policy,
-        HFEngine(),
+        Actor(policy, HFEngine()),
         prompt=TOY_CHALLENGER,
         group_size=4,
         sampling=SamplingParams(max_new_tokens=8),
@@ -385,8 +379,9 @@ def test_a_challenger_step_without_a_valid_question_is_a_logged_no_op(tiny_model
         lr=1e-2,
     )
     before = _weights(module)
-    votes = MajorityVote(votes=2, max_new_tokens=4, prompt=TOY_SOLVER)
-    trainer = _trainer(tmp_path, 1, [votes, RepetitionPenalty()])
+    votes = MajorityVote(votes=2, sampling=SamplingParams(max_new_tokens=4))
+    module.bind(module.actor, votes.bound_to(TOY_SOLVER, "boxed", 5.0))
+    trainer = _trainer(tmp_path, 1)
     with pytest.warns(UserWarning, match="every advantage is 0"):
         trainer.fit(module, ChallengerPromptsDataModule(slots_per_step=2))
     from conftest import tensorboard_scalars

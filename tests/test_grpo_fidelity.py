@@ -9,6 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from rzero_pl.datamodules import LabelledQuestionsDataModule
 
 from rzero_pl import grpo
+from rzero_pl.actor import Actor
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.grpo_module import GRPOLoss
 from rzero_pl.models import PretrainedModel
@@ -107,7 +108,7 @@ def _solver(tiny_model_dir, **kwargs):
         micro_batch_size=16,
     )
     settings.update(kwargs)
-    module = SolverGRPO(policy, HFEngine(), **settings)
+    module = SolverGRPO(Actor(policy, HFEngine()), **settings)
     module.score = _score_by_length
     return module
 
@@ -191,7 +192,7 @@ def test_the_kl_reference_is_the_phase_start_or_the_base(kind, lora, tiny_model_
     policy = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=lora_settings)
     base_model = PretrainedModel(tiny_model_dir, dtype="float32").load()[0].eval()
     module = SolverGRPO(
-        policy, HFEngine(), prompt=TOY_SOLVER, loss=GRPOLoss(kl_coef=0.01, reference=kind)
+        Actor(policy, HFEngine()), prompt=TOY_SOLVER, loss=GRPOLoss(kl_coef=0.01, reference=kind)
     )
     _perturb(policy, "solver")
     start = _logprobs(module, policy.module("solver").eval())

@@ -294,7 +294,7 @@ def test_damaged_run_folder_is_one_line_and_untouched(finished_run, tmp_path, da
 CHANGED = [
     ("another lr", ["--model.init_args.lr=3e-4"]),
     ("another seed", ["--seed_everything=1"]),
-    ("another challenger reward (trainer callbacks)", ["--trainer.callbacks=[]"]),
+    ("another challenger reward (no repetition term)", ["--evolution.challenger.init_args.repetition=null"]),
 ]
 
 

@@ -8,14 +8,12 @@ import pytest
 
 from rzero_pl.rewards import (
     QuestionFormat,
-    bleu,
     bleu_distance_matrix,
     challenger_reward,
     cluster_labels,
-    parse_question,
-    repetition_penalty,
     uncertainty,
 )
+from rzero_pl.rewards.repetition import bleu, repetition_penalty
 
 # --------------------------------------------------------------------------- uncertainty
 
@@ -64,7 +62,7 @@ def test_question_format(text, last, single):
             assert (question, reason) == (None, want), blocks
         else:
             assert (question, reason) == (want, "ok"), blocks
-    assert parse_question(text) == (None if last.endswith(("_question", "_answer")) else last)
+    assert QuestionFormat().parse(text)[0] == (None if last.endswith(("_question", "_answer")) else last)
 
 
 def test_question_format_without_the_answer_rule():

@@ -8,6 +8,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from rzero_pl.datamodules import LabelledQuestionsDataModule
 
+from rzero_pl.actor import Actor
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.grpo_module import GRPOLoss
 from rzero_pl.models import PretrainedModel
@@ -40,7 +41,7 @@ def _module(tiny_model_dir, **kwargs):
         log_rollouts_every=1,
     )
     settings.update(kwargs)
-    return SolverGRPO(policy, HFEngine(), **settings)
+    return SolverGRPO(Actor(policy, HFEngine()), **settings)
 
 
 def _trainer(tmp_path, epochs, **kwargs):
