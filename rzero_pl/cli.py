@@ -59,7 +59,8 @@ RESUMABLE_TRAINER = (
     "strategy",
     "profiler",
 )
-RESUMABLE_EVOLUTION = ("iterations", "allow_config_change", "evaluation", "run_dir")
+# selection: when to stop and which iteration is the best never change a finished phase.
+RESUMABLE_EVOLUTION = ("iterations", "allow_config_change", "evaluation", "run_dir", "selection")
 
 
 class RZeroCLI(LightningCLI):

@@ -43,7 +43,7 @@ from rzero_pl.actor import Actor
 from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.checkpoints import AtomicCheckpoint, check_weights, checkpoint_step, weights_digest
 from rzero_pl.curriculum import Curriculum, CurriculumReport
-from rzero_pl.distributed import is_rank_zero
+from rzero_pl.distributed import is_rank_zero, on_rank_zero
 from rzero_pl.errors import ConfigError, check_number
 from rzero_pl.evaluation import Evaluation
 from rzero_pl.faults import fault_callbacks, fault_point
@@ -58,6 +58,7 @@ from rzero_pl.run_state import (
     file_sha256,
     mark_restart,
 )
+from rzero_pl.selection import BestIteration, read_summary
 from rzero_pl.solver import SolverGRPO
 
 if TYPE_CHECKING:  # the core never imports the datamodules; the CLI hands one over
@@ -92,6 +93,8 @@ class Evolution:
         train_challenger: False runs the paper's "Base Challenger" ablation: the challenger
             phase is skipped, so every curriculum is written by the untrained challenger
             (the base model); everything else is unchanged.
+        selection: The collapse guard: which iteration is the best (``best.json``) and,
+            with ``patience``, when to stop (default: keep the best, never stop early).
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class Evolution:
         evaluation: Evaluation | None = None,
         allow_config_change: bool = False,
         train_challenger: bool = True,
+        selection: BestIteration | None = None,
     ) -> None:
         check_number("evolution.iterations", iterations, at_least=1)
         # 0 would train nothing in silence (a negative count never stops: Lightning reads
@@ -126,6 +130,7 @@ class Evolution:
         self.evaluation = evaluation
         self.allow_config_change = allow_config_change
         self.train_challenger = train_challenger
+        self.selection = selection or BestIteration()
 
     def run(
         self,
@@ -156,7 +161,27 @@ class Evolution:
                 self._iteration(
                     it, state, actor, vote, curriculum, solver, data, make_trainer, logger
                 )
+                if self._select(state, it):
+                    break
         return state
+
+    def _select(self, state: RunState, it: int) -> bool:
+        """Record the best iteration so far; True when the guard stops the run here."""
+        if self.evaluation is None:
+            return False
+        folders = [os.path.join(self.run_dir, "eval", "baseline")]
+        folders += [os.path.join(self.run_dir, f"iter{k}", "eval") for k in range(1, it + 1)]
+        decision = on_rank_zero(lambda: self.selection.decide([read_summary(f) for f in folders]))
+        state.data["best"] = self.selection.record(self.run_dir, decision)
+        if decision.stop:
+            state.data["stopped"] = {
+                "after": f"iter{it}",
+                "reason": f"{decision.stale} iteration(s) without beating iteration "
+                f"{decision.best} beyond its 95 % interval (patience {self.selection.patience})",
+            }
+            rank_zero_info(f"[selection] stopped after iter{it}: {state.data['stopped']['reason']}")
+        state.save()
+        return decision.stop
 
     def _iteration(
         self,

@@ -29,6 +29,7 @@ from rzero_pl.engines.base import ROLES, check_role
 from rzero_pl.errors import check_number
 from rzero_pl.io import fsync_dir, fsync_tree, remove_path
 from rzero_pl.models import ModelSource
+from rzero_pl.selection import resolve_weights
 from rzero_pl.sharding import FullyShard
 
 REFERENCE = "reference"  # the frozen adapter that holds a role's phase-start weights (LoRA)
@@ -84,7 +85,8 @@ class Policy(nn.Module):
         gradient_checkpointing: Recompute activations in the backward pass.
         roles: The roles that get their own weights.
         weights: Saved role weights to start from, by role (folders written by ``save_role``,
-            e.g. a finished run's ``iter2/solver/weights``).
+            e.g. a finished run's ``iter2/solver/weights``, or ``RUN_DIR/best`` for the best
+            iteration the run recorded; the base's own weights when the best is the base).
         fsdp: FSDP2 settings, used when the trainer's strategy is ``ModelParallelStrategy``
             (default ``FullyShard()``: bf16 on GPU, no offload).
     """
@@ -128,7 +130,9 @@ class Policy(nn.Module):
         self._reference: nn.Module | None = None
         self._snapshot_of: str | None = None  # the role whose weights the reference holds
         for role, folder in (weights or {}).items():
-            self.load_role(role, folder)
+            resolved = resolve_weights(folder, role)  # RUN_DIR/best: the best iteration's
+            if resolved is not None:
+                self.load_role(role, resolved)
 
     def _load_overrides(self) -> dict[str, Any]:
         if self.quantization != "nf4":

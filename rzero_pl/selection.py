@@ -1,0 +1,137 @@
+"""The collapse guard: keep the best iteration, stop when self-play stops helping.
+
+Self-play runs rise and then fall (the paper's 4th iteration collapses; our toy runs have
+lost accuracy after the 1st). After every evaluation the evolution asks ``BestIteration``:
+
+- the **best** iteration is the one with the highest metric (the baseline, iteration 0,
+  counts: if no iteration beats the base, the base is the best); ties keep the earlier one;
+- an iteration **beats** the best when its whole 95 % interval lies above the best value
+  so far: a raw difference of a few problems on a 500-problem benchmark is noise;
+- with ``patience`` set, the run stops once that many iterations in a row have not beaten
+  the best.
+
+The metric is a benchmark's accuracy from ``eval.json`` (its Wilson interval), or the mean
+accuracy over every benchmark evaluated (the interval: the mean of their bounds, which is
+wider than the mean's own interval, so the rule errs towards "not beaten"). The decision is a
+pure function of the evaluation files, so a resumed run decides exactly as the first did.
+The best iteration is written to ``RUN_DIR/best.json`` and to ``state.json``'s ``best``;
+``RUN_DIR/best`` as a role's weights folder loads it (``resolve_weights``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from rzero_pl.errors import check_number
+from rzero_pl.io import read_json, write_json_atomic
+
+
+@dataclass(frozen=True)
+class Score:
+    """A metric's value and its 95 % interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the guard concluded after the evaluations so far."""
+
+    best: int  # iteration (0: the base)
+    best_score: Score
+    stale: int  # iterations since the best was last beaten (or since the base)
+    stop: bool
+
+
+def score_of(summary: dict, benchmark: str | None) -> Score:
+    """The metric of one ``eval.json`` summary: ``benchmark``'s accuracy, or the mean."""
+    benchmarks = summary["benchmarks"]
+    names = [benchmark] if benchmark is not None else sorted(benchmarks)
+    missing = [n for n in names if n not in benchmarks]
+    if missing:
+        raise ValueError(
+            f"selection.benchmark: {missing[0]!r} was not evaluated ({sorted(benchmarks)})"
+        )
+    rows = [benchmarks[n] for n in names]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    return Score(
+        mean([r["accuracy"] for r in rows]),
+        mean([r["ci95"][0] for r in rows]),
+        mean([r["ci95"][1] for r in rows]),
+    )
+
+
+def decide(scores: list[Score], patience: int | None) -> Decision:
+    """The guard's rule over ``scores[i]`` of iteration ``i`` (``scores[0]``: the base)."""
+    best, stale = 0, 0
+    for i, score in enumerate(scores[1:], start=1):
+        beaten = score.low > scores[best].value
+        if score.value > scores[best].value:
+            best = i
+        stale = 0 if beaten else stale + 1
+    stop = patience is not None and stale >= patience
+    return Decision(best, scores[best], stale, stop)
+
+
+class BestIteration:
+    """Keep the best iteration by a benchmark's accuracy; optionally stop early.
+
+    Args:
+        benchmark: The benchmark whose accuracy decides (None: the mean accuracy over every
+            benchmark the evolution evaluates).
+        patience: Stop after this many iterations in a row that did not beat the best
+            (beyond its 95 % interval); None never stops early.
+    """
+
+    def __init__(self, benchmark: str | None = None, patience: int | None = None) -> None:
+        check_number("selection.patience", patience, at_least=1, optional=True)
+        self.benchmark = benchmark
+        self.patience = patience
+
+    def decide(self, summaries: list[dict]) -> Decision:
+        """The decision after the evaluations ``summaries`` (the base's first)."""
+        return decide([score_of(s, self.benchmark) for s in summaries], self.patience)
+
+    def record(self, run_dir: str, decision: Decision) -> dict:
+        """Write ``best.json`` (rank 0 only writes; every rank returns the record)."""
+        from rzero_pl.distributed import is_rank_zero
+
+        it = decision.best
+        record = {
+            "iteration": it,
+            "metric": self.benchmark or "mean accuracy",
+            "score": asdict(decision.best_score),
+            "stale": decision.stale,
+            "weights": {
+                role: None if it == 0 else os.path.join(f"iter{it}", role, "weights")
+                for role in ("challenger", "solver")
+            },
+        }
+        if is_rank_zero():
+            write_json_atomic(os.path.join(run_dir, "best.json"), record)
+        return record
+
+
+def resolve_weights(folder: str, role: str) -> str | None:
+    """``folder`` itself, or for ``RUN_DIR/best`` the best iteration's ``role`` weights
+    (None: the best is the base, nothing to load)."""
+    if os.path.basename(os.path.normpath(folder)) != "best" or os.path.isdir(folder):
+        return folder
+    path = os.path.join(os.path.dirname(os.path.normpath(folder)), "best.json")
+    record = read_json(path)
+    if record is None:
+        raise FileNotFoundError(f"{folder}: no such weights folder, and no {path} to resolve it")
+    relative = record["weights"].get(role)
+    if relative is None:
+        return None
+    return os.path.join(os.path.dirname(path), relative)
+
+
+def read_summary(folder: str) -> dict:
+    """The ``eval.json`` summary written into an evaluation ``folder``."""
+    with open(os.path.join(folder, "eval.json")) as f:
+        return json.load(f)
