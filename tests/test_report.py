@@ -14,9 +14,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rzero_pl.analysis.report import fmt, main, missing_phases, render
+from rzero_pl.analysis.report import fmt, main, missing_phases, render, run_status
 from rzero_pl.analysis.report_data import (
     Phase,
+    RunData,
     difficulty_of,
     iteration_of_step,
     last_per_step,
@@ -119,6 +120,23 @@ def test_missing_phases_in_order():
     # a run without evaluation expects no evaluation phase
     assert missing_phases(["iter1/challenger"], 1) == ["iter1/curriculum", "iter1/solver"]
     assert missing_phases([], 1)[0] == "baseline"
+
+
+def test_the_status_line_says_where_the_run_stands():
+    def run(names, planned, stopped=None):
+        phases = [Phase(n, 1, i, i + 1, 1.0, {}) for i, n in enumerate(names)]
+        return RunData(".", phases, planned, None, None, [], None, stopped=stopped)
+
+    one = ["baseline", "iter1/challenger", "iter1/curriculum", "iter1/solver", "iter1/eval"]
+    assert run_status(run(one, 1)) == ("Finished: 1 iteration(s).", [])
+    status, missing = run_status(run(one, 2))
+    assert status == "Not finished (or still running): next phase iter2/challenger."
+    assert missing == ["iter2/challenger", "iter2/curriculum", "iter2/solver", "iter2/eval"]
+    stopped = {"after": "iter1", "reason": "2 iteration(s) without beating iteration 0"}
+    assert run_status(run(one, 3, stopped)) == (
+        "Stopped by the collapse guard after iter1: 2 iteration(s) without beating iteration 0.",
+        [],
+    )
 
 
 def test_shown_numbers():

@@ -113,6 +113,19 @@ def missing_phases(recorded: list[str], planned: int | None) -> list[str]:
     return [n for n in names if n not in recorded]
 
 
+def run_status(run: RunData) -> tuple[str, list[str]]:
+    """One sentence on where the run stands, and the phases it still has to record."""
+    missing = missing_phases([p.name for p in run.phases or []], run.planned_iterations)
+    if run.stopped:
+        after, reason = run.stopped.get("after"), run.stopped.get("reason")
+        return f"Stopped by the collapse guard after {after}: {reason}.", []
+    if missing:
+        return f"Not finished (or still running): next phase {missing[0]}.", missing
+    if run.planned_iterations:
+        return f"Finished: {run.planned_iterations} iteration(s).", []
+    return "The planned iterations are unknown (no readable config.yaml).", []
+
+
 def header_section(run: RunData) -> str:
     parts = [f"<h1>R-Zero run <code>{_e(os.path.abspath(run.run_dir))}</code></h1>"]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -120,19 +133,12 @@ def header_section(run: RunData) -> str:
     if run.phases is None:
         parts.append(not_yet("no state.json: the run has not finished its first phase"))
         return "".join(parts) + _notes(run)
-    recorded = [p.name for p in run.phases]
-    missing = missing_phases(recorded, run.planned_iterations)
-    planned = run.planned_iterations
-    if missing:
-        status = f"Not finished (or still running): next phase {missing[0]}."
-    else:
-        status = (
-            f"Finished: {planned} iteration(s)."
-            if planned
-            else "The planned iterations are unknown (no readable config.yaml)."
-        )
+    status, missing = run_status(run)
     total = sum(p.seconds or 0.0 for p in run.phases)
     parts.append(f"<p>{_e(status)} Recorded phases took {_e(fmt(total, 's'))} in all.</p>")
+    if run.best:
+        iteration, metric = run.best.get("iteration"), run.best.get("metric")
+        parts.append(f"<p>Best iteration (best.json): {_e(iteration)} by {_e(metric)}.</p>")
     rows = [
         text(p.name)
         + num(f"phase/{p.name}/steps", p.steps, "int")

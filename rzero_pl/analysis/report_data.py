@@ -102,6 +102,8 @@ class RunData:
     iterations: list[Iteration]
     scalars: dict[str, list[tuple[int, float]]] | None
     notes: list[str] = field(default_factory=list)
+    best: dict[str, Any] | None = None  # state.json's collapse-guard records
+    stopped: dict[str, Any] | None = None
 
 
 # ----------------------------------------------------------------------------- pure parts
@@ -253,15 +255,19 @@ class _Reader:
             self.notes.append(f"{self.path('analysis', f'iter{it}.json')}: none of {keys}")
         return found
 
-    def phases(self) -> list[Phase] | None:
+    def state(self) -> tuple[list[Phase] | None, dict[str, Any]]:
+        """``state.json``'s phases, and its ``best`` and ``stopped`` records (the collapse
+        guard's) when it holds them."""
         state = self.json("state.json")
         if not isinstance(state, dict):
-            return None
+            return None, {}
+        guard = {k: state[k] for k in ("best", "stopped") if isinstance(state.get(k), dict)}
         try:
-            return [_phase(name, entry) for name, entry in (state.get("phases") or {}).items()]
+            phases = [_phase(name, entry) for name, entry in (state.get("phases") or {}).items()]
         except (TypeError, ValueError, AttributeError) as err:
             self.notes.append(f"{self.path('state.json')}: unexpected phases ({err!r})")
-            return None
+            return None, guard
+        return phases, guard
 
     def config(self) -> tuple[int | None, tuple[float, float] | None]:
         """The planned iterations and the band, from the ``config.yaml`` the CLI saved."""
@@ -341,7 +347,7 @@ def read_run(run_dir: str, samples_per_kind: int = 3) -> RunData:
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"{run_dir}: no such run folder")
     reader = _Reader(run_dir)
-    phases = reader.phases()
+    phases, guard = reader.state()
     planned, band = reader.config()
     iterations = [
         Iteration(
@@ -361,4 +367,6 @@ def read_run(run_dir: str, samples_per_kind: int = 3) -> RunData:
         iterations=iterations,
         scalars=reader.scalars(),
         notes=reader.notes,
+        best=guard.get("best"),
+        stopped=guard.get("stopped"),
     )
