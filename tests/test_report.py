@@ -110,6 +110,8 @@ def test_the_analysis_file_is_read_defensively():
         "fixed_share_mean": 0.25,
         "iteration_share_mean": None,
         "label_accuracy": None,  # a bool is not a number here
+        "fixed_vote_accuracy": None,
+        "iteration_vote_accuracy": None,
     }
 
 
@@ -322,7 +324,8 @@ def _expected(run_dir: str) -> dict[str, float]:
         if name == "analysis":
             for file in os.listdir(folder):
                 for key, value in _load(os.path.join(folder, file)).items():
-                    out[f"difficulty/{file[:-5]}/{key}"] = value
+                    if isinstance(value, float):
+                        out[f"difficulty/{file[:-5]}/{key}"] = value
     return out
 
 
@@ -407,10 +410,17 @@ def test_a_finished_run(toy_run, tmp_path):
 def test_a_run_with_its_difficulty_analysis(toy_run, tmp_path):
     run_dir = _copy(toy_run, tmp_path)
     os.makedirs(os.path.join(run_dir, "analysis"))
-    analysis = {
-        "iter1": {"fixed_share_mean": 0.625, "iteration_share_mean": 0.4375, "label_accuracy": 0.5},
-        "iter2": {"fixed_share_mean": 0.5},
-    }  # a partial file is shown as it is
+    analysis = {  # the row `rzero-pl analyze` writes holds more keys than the report shows
+        "iter1": {
+            "iteration": 1,
+            "fixed_share_mean": 0.625,
+            "iteration_share_mean": 0.4375,
+            "label_accuracy": 0.5,
+            "fixed_vote_accuracy": 0.75,
+            "fixed_share_histogram": [1, 2, 3],
+        },
+        "iter2": {"fixed_share_mean": 0.5},  # a partial file is shown as it is
+    }
     for it, values in analysis.items():
         with open(os.path.join(run_dir, "analysis", f"{it}.json"), "w") as f:
             json.dump(values, f)
@@ -418,7 +428,11 @@ def test_a_run_with_its_difficulty_analysis(toy_run, tmp_path):
     _check_plots(page, {"accuracy", "rollouts", "share_histograms", "difficulty"})
     shown = _check_numbers(page, run_dir)
     assert shown["difficulty/iter1/iteration_share_mean"][0] == 0.4375
+    assert shown["difficulty/iter1/fixed_vote_accuracy"][0] == 0.75
     assert "difficulty/iter2/label_accuracy" not in shown
+    assert not any(key.endswith("iteration_vote_accuracy") for key in shown)  # in no file
+    html = (tmp_path / "report.html").read_text()
+    assert "iteration_vote_accuracy" not in html and "histogram</th>" not in html
 
 
 @pytest.mark.slow

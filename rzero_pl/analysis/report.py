@@ -251,13 +251,18 @@ def difficulty_section(run: RunData) -> str:
             '<p class="notyet">The analysis has not been run (no analysis/iterK.json). '
             f"Run <code>{_e(command)}</code>, then make this report again.</p>"
         )
-    parts.append(image("difficulty", plot_difficulty(found), "difficulty per iteration"))
+    keys = [k for k in DIFFICULTY_KEYS if any(d[k] is not None for _, d in found)]
+    parts.append(image("difficulty", plot_difficulty(found, keys), "difficulty per iteration"))
     rows = [
-        text(f"iter{it}")
-        + "".join(num(f"difficulty/iter{it}/{k}", d[k], "float") for k in DIFFICULTY_KEYS)
+        text(f"iter{it}") + "".join(num(f"difficulty/iter{it}/{k}", d[k], "float") for k in keys)
         for it, d in found
     ]
-    parts.append(table(["iteration", *DIFFICULTY_KEYS], rows))
+    parts.append(table(["iteration", *keys], rows))
+    parts.append(
+        "<p>From analysis/iterK.json: <em>fixed</em> is the fixed solver (the base) voting on "
+        "that iteration's questions, <em>iteration</em> the solver that labelled them; a lower "
+        "share is a harder question. Label accuracy: how often the majority label is right.</p>"
+    )
     return "".join(parts)
 
 

@@ -33,7 +33,15 @@ SCALARS = {
     "challenger/vote/share_mean": "p̂ (mean vote share)",
     "solver/reward_mean": "solver reward",
 }
-DIFFICULTY_KEYS = ("fixed_share_mean", "iteration_share_mean", "label_accuracy")
+# analysis/iterK.json's numbers the report shows (``rzero-pl analyze``): the first three are
+# the issue's; the solvers' vote accuracies are shown too when the file holds them.
+DIFFICULTY_KEYS = (
+    "fixed_share_mean",
+    "iteration_share_mean",
+    "label_accuracy",
+    "fixed_vote_accuracy",
+    "iteration_vote_accuracy",
+)
 
 
 @dataclass
@@ -251,7 +259,7 @@ class _Reader:
         raw = self.json("analysis", f"iter{it}.json")
         found = difficulty_of(raw)
         if raw is not None and found is None:
-            keys = ", ".join(DIFFICULTY_KEYS)
+            keys = ", ".join(DIFFICULTY_KEYS[:3])
             self.notes.append(f"{self.path('analysis', f'iter{it}.json')}: none of {keys}")
         return found
 

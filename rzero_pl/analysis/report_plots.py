@@ -15,7 +15,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rzero_pl.analysis.report_data import DIFFICULTY_KEYS, SCALARS, Phase, Score, iteration_of_step
+from rzero_pl.analysis.report_data import SCALARS, Phase, Score, iteration_of_step
 
 DPI = 80
 IN_BAND, OUT_OF_BAND, PENDING = "#2a9d55", "#9aa0a6", "#555555"
@@ -138,13 +138,13 @@ def plot_histograms(
     return _png(fig)
 
 
-def plot_difficulty(found: list[tuple[int, dict[str, float | None]]]) -> bytes:
-    """Grouped bars per iteration: the fixed solver's mean share on that iteration's
-    questions, the iteration's own solver's, and the label accuracy."""
+def plot_difficulty(found: list[tuple[int, dict[str, float | None]]], keys: list[str]) -> bytes:
+    """Grouped bars per iteration, one bar per key of ``keys`` (shares and accuracies,
+    all in [0, 1]) that the iteration's analysis holds."""
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    width = 0.8 / len(DIFFICULTY_KEYS)
-    for k, key in enumerate(DIFFICULTY_KEYS):
+    width = 0.8 / len(keys)
+    for k, key in enumerate(keys):
         points = [(x, d[key]) for x, (_, d) in enumerate(found) if d.get(key) is not None]
         xs = [x - 0.4 + width * (k + 0.5) for x, _ in points]
         ax.bar(xs, [v for _, v in points], width=width, label=key, color=_color(k))
