@@ -20,7 +20,9 @@ from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_warn
 
+from rzero_pl.distributed import is_rank_zero
 from rzero_pl.faults import fault_point
 from rzero_pl.io import TMP_MARK, fsync_tree, remove_path, replace_durably
 
@@ -114,6 +116,23 @@ def mark_epoch_completed(checkpoint: dict) -> None:
         if counts["processed"] > counts["completed"]:
             counts["completed"] = counts["processed"]
     checkpoint["epoch"] = progress["current"]["completed"]
+
+
+def resume_point(last: str) -> tuple[str | None, int]:
+    """``(last.ckpt, its global step)``, or ``(None, 0)`` to start the phase afresh.
+
+    A checkpoint that does not load was damaged outside rzero-pl (ours are renamed into
+    place whole): it is set aside as ``last.ckpt.damaged`` and the phase starts over.
+    """
+    if not os.path.exists(last):
+        return None, 0
+    step = checkpoint_step(last)
+    if step is None:
+        rank_zero_warn(f"{last} does not load; set aside as {last}.damaged, phase restarted")
+        if is_rank_zero():
+            os.replace(last, last + ".damaged")
+        return None, 0
+    return last, step
 
 
 def checkpoint_step(path: str) -> int | None:

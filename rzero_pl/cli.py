@@ -19,6 +19,7 @@ import warnings
 from typing import Any
 
 import lightning as L
+import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -226,7 +227,10 @@ class RZeroCLI(LightningCLI):
             score()
 
     def _fingerprint(self) -> str:
-        config = self.config[self.subcommand].clone().as_dict()
+        # As --print_config writes it: a default object (e.g. the repetition penalty's
+        # lazy_instance) as class_path and init_args, never as a repr with an address.
+        config = yaml.safe_load(self.parser.dump(self.config, skip_check=True))
+        config = config[self.subcommand] if self.subcommand else config
         for key in RESUMABLE_CHANGES:
             config.pop(key, None)
         for key in RESUMABLE_TRAINER:
@@ -254,8 +258,28 @@ def _config_files(args: Any) -> list[str]:
     return [p for p in paths if isinstance(p, str)]
 
 
+def _report() -> Any:
+    from rzero_pl.analysis.report import main as report
+
+    return report
+
+
+def _analyze() -> Any:
+    from rzero_pl.analysis.analyze import main as analyze
+
+    return analyze
+
+
+# `rzero-pl analyze RUN_DIR` and `rzero-pl report RUN_DIR`: commands on a run folder.
+RUN_FOLDER_COMMANDS = {"analyze": _analyze, "report": _report}
+
+
 def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> None:
     """Entry point of the ``rzero-pl`` console script and ``python -m rzero_pl``.
+
+    ``fit``/``test`` (and ``--help``) are LightningCLI's; ``analyze RUN_DIR`` (the paper's
+    self-play analysis, ``rzero_pl.analysis.analyze``) and ``report RUN_DIR`` (one HTML page,
+    ``rzero_pl.analysis.report``) work on a run folder.
 
     From the command line (``args`` None) a configuration or input error (a bad value, a
     missing file, a bad benchmark line, a refused run folder) is printed as one line and the
@@ -265,7 +289,13 @@ def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> 
     if one_line_errors is None:
         one_line_errors = args is None and not os.environ.get("RZERO_PL_TRACEBACK")
     quiet_known_noise()
+    command = (args if args is not None else sys.argv[1:])[:1]
     try:
+        if command and command[0] in RUN_FOLDER_COMMANDS:  # not Lightning's: a run folder
+            status = RUN_FOLDER_COMMANDS[command[0]]()(list((args or sys.argv[1:])[1:]))
+            if status:
+                sys.exit(status)
+            return
         RZeroCLI(args=args)  # None: LightningCLI reads sys.argv itself (no 'args and argv' warning)
     except (ValueError, OSError, MisconfigurationException) as err:
         if not one_line_errors:

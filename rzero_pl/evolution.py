@@ -40,8 +40,10 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from rzero_pl.actor import Actor
+from rzero_pl.analysis.analyze import Analysis, latest_solver
+from rzero_pl.analysis.dynamics import scalars
 from rzero_pl.challenger import ChallengerGRPO
-from rzero_pl.checkpoints import AtomicCheckpoint, check_weights, checkpoint_step, weights_digest
+from rzero_pl.checkpoints import AtomicCheckpoint, check_weights, resume_point, weights_digest
 from rzero_pl.curriculum import Curriculum, CurriculumReport
 from rzero_pl.distributed import is_rank_zero, on_rank_zero
 from rzero_pl.errors import ConfigError, check_number
@@ -95,6 +97,9 @@ class Evolution:
             (the base model); everything else is unchanged.
         selection: The collapse guard: which iteration is the best (``best.json``) and,
             with ``patience``, when to stop (default: keep the best, never stop early).
+        analysis: The paper's self-play analysis after every iteration's evaluation
+            (``analysis/iterK.json``, ``analysis/analysis.md``, ``analysis/…`` scalars);
+            None: not run (``rzero-pl analyze RUN_DIR`` runs it afterwards).
     """
 
     def __init__(
@@ -111,6 +116,7 @@ class Evolution:
         allow_config_change: bool = False,
         train_challenger: bool = True,
         selection: BestIteration | None = None,
+        analysis: Analysis | None = None,
     ) -> None:
         check_number("evolution.iterations", iterations, at_least=1)
         # 0 would train nothing in silence (a negative count never stops: Lightning reads
@@ -131,6 +137,7 @@ class Evolution:
         self.allow_config_change = allow_config_change
         self.train_challenger = train_challenger
         self.selection = selection or BestIteration()
+        self.analysis = analysis
 
     def run(
         self,
@@ -155,15 +162,36 @@ class Evolution:
             self.challenger.bind(actor, vote)
             challenger = self.challenger  # the curriculum asks and reads as it trained
             curriculum = self.curriculum.bound_to(challenger.prompt, challenger.question_format)
+            if self.analysis is not None:
+                self.analysis.keep_base(actor, self.run_dir)
             baseline = os.path.join(self.run_dir, "eval", "baseline")
             self._evaluate(actor, state, "baseline", baseline, logger)
             for it in range(1, self.iterations + 1):
                 self._iteration(
                     it, state, actor, vote, curriculum, solver, data, make_trainer, logger
                 )
+                self._analyze(it, actor, vote, curriculum, logger, state.step)
                 if self._select(state, it):
                     break
         return state
+
+    def _analyze(
+        self,
+        it: int,
+        actor: Actor,
+        vote: MajorityVote,
+        curriculum: Curriculum,
+        logger: Any,
+        step: int,
+    ) -> None:
+        done = os.path.join(self.run_dir, "analysis", f"iter{it}.json")
+        if self.analysis is None or on_rank_zero(lambda: os.path.exists(done)):
+            return
+        restore = latest_solver(self.run_dir, it) or self.analysis.base_folder(self.run_dir)
+        row = self.analysis.iteration(it, self.run_dir, actor, vote, curriculum.truth, restore)
+        if is_rank_zero():
+            logger.log_metrics(scalars(row), step=step)
+            logger.save()
 
     def _select(self, state: RunState, it: int) -> bool:
         """Record the best iteration so far; True when the guard stops the run here."""
@@ -267,7 +295,7 @@ class Evolution:
             module.actor.load_role(role, weights)
             return
         checkpoints = os.path.join(folder, role, "checkpoints")
-        resume, resume_step = self._resume_point(os.path.join(checkpoints, "last.ckpt"))
+        resume, resume_step = resume_point(os.path.join(checkpoints, "last.ckpt"))
         mark_restart(logger, state.step + resume_step)
         trainer = make_trainer(
             max_epochs=steps,
@@ -308,23 +336,6 @@ class Evolution:
             raise KeyboardInterrupt(
                 f"{phase} stopped at rollout step {trainer.current_epoch}/{steps}"
             )
-
-    @staticmethod
-    def _resume_point(last: str) -> tuple[str | None, int]:
-        """``(last.ckpt, its global step)``, or ``(None, 0)`` to start the phase afresh.
-
-        A checkpoint that does not load was damaged outside rzero-pl (ours are renamed into
-        place whole): it is set aside as ``last.ckpt.damaged`` and the phase starts over.
-        """
-        if not os.path.exists(last):
-            return None, 0
-        step = checkpoint_step(last)
-        if step is None:
-            rank_zero_warn(f"{last} does not load; set aside as {last}.damaged, phase restarted")
-            if is_rank_zero():
-                os.replace(last, last + ".damaged")
-            return None, 0
-        return last, step
 
     def _curriculum(
         self,

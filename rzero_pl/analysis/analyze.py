@@ -1,0 +1,152 @@
+"""``rzero-pl analyze RUN_DIR``: the paper's self-play analysis of a run, iteration by iteration.
+
+Writes ``RUN_DIR/analysis/iterK.json`` (one row per iteration, see
+``rzero_pl.analysis.dynamics``), ``RUN_DIR/analysis/analysis.md`` (the table, shaped like
+the paper's) and the same numbers as ``analysis/…`` TensorBoard scalars at the step of each
+iteration's evaluation. The settings (model, engine, vote, truth) are the run's own
+``config.yaml``; ``--config`` names another (e.g. when class paths changed since the run).
+
+``Analysis`` is the same analysis as an ``evolution.analysis`` setting: it runs after every
+iteration's evaluation, with the base solver as the fixed one (saved once as
+``analysis/base_solver``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from rzero_pl.analysis.dynamics import (
+    Judge,
+    markdown_table,
+    recorded_columns,
+    sample_questions,
+    solver_columns,
+    vote_and_judge,
+    write_row,
+)
+from rzero_pl.distributed import is_rank_zero
+from rzero_pl.errors import check_number
+from rzero_pl.io import read_json, write_text_atomic
+from rzero_pl.models import ModelSource
+
+
+class Analysis:
+    """The per-iteration analysis (``evolution.analysis``; ``rzero-pl analyze`` afterwards).
+
+    Args:
+        sample: Questions per iteration (the first valid candidates of its curriculum).
+        fixed_solver: Saved solver weights of the fixed solver (None: the base solver).
+        reference: Without exact truth: a reference solver (a stronger model) whose majority
+            answer judges the pseudo-labels; named in the output.
+    """
+
+    def __init__(
+        self,
+        sample: int = 200,
+        fixed_solver: str | None = None,
+        reference: ModelSource | None = None,
+    ) -> None:
+        check_number("analysis.sample", sample, at_least=1)
+        self.sample = sample
+        self.fixed_solver = fixed_solver
+        self.reference = reference
+        self._judge: Judge | None = None
+
+    def judge(self, truth: Any) -> Judge:
+        """Exact truth when the task has it, else the reference solver, else none."""
+        if self._judge is None:
+            if truth is not None:
+                self._judge = Judge(f"truth ({type(truth).__name__})", truth=truth)
+            elif self.reference is not None:
+                from rzero_pl.actor import Actor
+                from rzero_pl.policy import Policy
+
+                actor = Actor(Policy(self.reference, roles=("solver",)))
+                self._judge = Judge(f"reference solver ({self.reference!r})", reference=actor)
+            else:
+                raise ValueError(
+                    "analysis: no truth (curriculum.truth) and no reference solver "
+                    "(analysis.reference): pseudo-label accuracy cannot be measured"
+                )
+        return self._judge
+
+    def base_folder(self, run_dir: str) -> str:
+        return self.fixed_solver or os.path.join(run_dir, "analysis", "base_solver")
+
+    def keep_base(self, actor: Any, run_dir: str) -> None:
+        """Save the base solver once, before any training (collective under FSDP)."""
+        folder = self.base_folder(run_dir)
+        if self.fixed_solver is None and not os.path.isdir(folder):
+            actor.policy.save_role("solver", folder)
+
+    def iteration(
+        self, it: int, run_dir: str, actor: Any, vote: Any, truth: Any, restore: str
+    ) -> dict:
+        """Analyse iteration ``it`` with the actor's current solver as the iteration's; the
+        fixed solver is loaded for its pass and ``restore`` (weights) reloaded after."""
+        rows = sample_questions(os.path.join(run_dir, f"iter{it}", "curriculum"), self.sample)
+        judge = self.judge(truth)
+        questions = [r["question"] for r in rows]
+        refs = judge.references(questions, vote)
+        row: dict[str, Any] = {"iteration": it, "questions": len(rows), "judge": judge.name}
+        row["fixed_solver"] = self.fixed_solver or "base"
+        row["iteration_solver"] = os.path.relpath(restore, run_dir)
+        row.update(recorded_columns(rows, judge, refs))
+        if rows:
+            with actor.gathered():  # FSDP: ranks generate unequal amounts
+                iteration = vote_and_judge(actor, vote, rows, judge, refs)
+            actor.load_role("solver", self.base_folder(run_dir))
+            with actor.gathered():
+                fixed = vote_and_judge(actor, vote, rows, judge, refs)
+            actor.load_role("solver", restore)
+            row.update(solver_columns("iteration", rows, *iteration))
+            row.update(solver_columns("fixed", rows, *fixed))
+        if is_rank_zero():
+            write_row(os.path.join(run_dir, "analysis"), row)
+            write_table(run_dir)
+        return row
+
+
+def write_table(run_dir: str) -> str:
+    """``analysis/analysis.md`` from every ``analysis/iterK.json`` written so far."""
+    folder = os.path.join(run_dir, "analysis")
+    rows = []
+    for name in sorted(os.listdir(folder), key=lambda n: (len(n), n)):
+        if name.startswith("iter") and name.endswith(".json"):
+            rows.append(read_json(os.path.join(folder, name)))
+    text = "# Self-play dynamics\n\n" + markdown_table(rows)
+    write_text_atomic(os.path.join(folder, "analysis.md"), text)
+    return text
+
+
+def latest_solver(run_dir: str, it: int) -> str | None:
+    """The newest saved solver weights up to iteration ``it`` (None: the base)."""
+    for k in range(it, 0, -1):
+        folder = os.path.join(run_dir, f"iter{k}", "solver", "weights")
+        if os.path.isdir(folder):
+            return folder
+    return None
+
+
+def main(argv: list[str]) -> int:
+    """``rzero-pl analyze RUN_DIR [--config FILE] [--sample N] [--fixed WEIGHTS]``."""
+    parser = argparse.ArgumentParser(prog="rzero-pl analyze", description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--config", help="default: RUN_DIR/config.yaml")
+    parser.add_argument("--sample", type=int, default=200)
+    parser.add_argument("--fixed", help="saved solver weights of the fixed solver (default: base)")
+    parser.add_argument("--reference", help="a model folder or hub id: the reference solver")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    from rzero_pl.analysis.posthoc import analyze_run
+
+    analyze_run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,73 @@
+"""Analyse a finished (or stopped) run folder after the fact: what ``rzero-pl analyze`` runs.
+
+The run's settings are rebuilt by the CLI from its ``config.yaml`` (or ``--config``), so the
+model, engine, vote and truth are the run's own; the configured model is the base solver
+(the fixed one unless ``--fixed`` names other weights). Each iteration's solver is loaded
+from ``iterK/solver/weights`` (the newest earlier one when a phase was skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import yaml
+
+from rzero_pl.analysis.analyze import Analysis, latest_solver, write_table
+from rzero_pl.analysis.dynamics import scalars
+from rzero_pl.io import read_json
+
+
+def iterations_of(run_dir: str) -> list[int]:
+    """The iterations whose curriculum is written, in order."""
+    found = []
+    for name in os.listdir(run_dir):
+        path = os.path.join(run_dir, name, "curriculum", "questions.jsonl")
+        if name.startswith("iter") and name[4:].isdigit() and os.path.exists(path):
+            found.append(int(name[4:]))
+    return sorted(found)
+
+
+def eval_step(run_dir: str, it: int) -> int:
+    """The step at which iteration ``it`` was evaluated (its scalars go there too)."""
+    state = read_json(os.path.join(run_dir, "state.json")) or {"phases": {}}
+    phase = state["phases"].get(f"iter{it}/eval") or state["phases"].get(f"iter{it}/solver")
+    return int(phase["step_end"]) if phase else 0
+
+
+def analyze_run(args: argparse.Namespace) -> str:
+    """Analyse every iteration of ``args.run_dir``; return the markdown table."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from rzero_pl.cli import RZeroCLI
+    from rzero_pl.models import PretrainedModel
+
+    run_dir = args.run_dir
+    config = args.config or os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(config):
+        raise FileNotFoundError(f"{config}: no run configuration; pass --config")
+    with open(config) as f:
+        settings = yaml.safe_load(f)
+    for key in ("ckpt_path", "weights_only"):  # `fit` options, saved with the run's settings
+        settings.pop(key, None)
+    cli_args = ["--config", yaml.safe_dump(settings)]
+    cli_args += ["--threads", str(args.threads)] if args.threads else []
+    cli = RZeroCLI(args=cli_args, run=False)
+    evolution, solver, actor = cli.config_init["evolution"], cli.model, cli.actor
+    if evolution is None:
+        raise ValueError(f"{config}: no evolution section, nothing to analyse")
+    vote = evolution.vote.bound_to(solver.prompt, solver.answer_rule, solver.answer_timeout)
+    reference = PretrainedModel(args.reference) if args.reference else None
+    analysis = Analysis(args.sample, fixed_solver=args.fixed, reference=reference)
+    analysis.keep_base(actor, run_dir)  # the configured model: the run's base solver
+    logger = TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="")
+    for it in iterations_of(run_dir):
+        weights = latest_solver(run_dir, it) or analysis.base_folder(run_dir)
+        actor.load_role("solver", weights)
+        row = analysis.iteration(it, run_dir, actor, vote, evolution.curriculum.truth, weights)
+        logger.log_metrics(scalars(row), step=eval_step(run_dir, it))
+        print(f"[analyze] iter{it}: {row['questions']} questions", flush=True)
+    logger.finalize("success")
+    table = write_table(run_dir)
+    print(table)
+    return table
