@@ -22,10 +22,12 @@ from typing import Any
 
 from rzero_pl import distributed
 from rzero_pl import prompts as role_prompts
+from rzero_pl.answers import matches_many
 from rzero_pl.distributed import barrier, gather_lists, gather_objects, is_rank_zero, on_rank_zero
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import check_number
 from rzero_pl.io import read_json, write_json_atomic, write_jsonl_atomic
+from rzero_pl.label_filters import LabelFilter
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.questions import QuestionSource, Truth
 from rzero_pl.rewards import MajorityVote, QuestionFormat, bleu_distance_matrix
@@ -131,6 +133,8 @@ class Curriculum:
             in ``kept``; ``labelled`` in the report): e.g. a JSONL of real problems, so that a
             model that writes no valid question still meets real data in its solver phase.
         seed: Seed of the candidates' sampling (with the iteration).
+        label_filters: Rules beyond the band that drop doubtful labels
+            (``rzero_pl.label_filters``: ``MarginRule``, ``GreedyAgreement``); none by default.
     """
 
     def __init__(
@@ -143,6 +147,7 @@ class Curriculum:
         truth: Truth | None = None,
         labelled: QuestionSource | None = None,
         seed: int = 0,
+        label_filters: list[LabelFilter] | None = None,
     ) -> None:
         for key, value in (("candidates", candidates), ("max_rounds", max_rounds)):
             check_number(f"Curriculum.{key}", value, at_least=1)
@@ -157,6 +162,7 @@ class Curriculum:
         self.truth = truth
         self.labelled = labelled
         self.seed = seed
+        self.label_filters = list(label_filters or [])
         # How the challenger is asked and read (``bound_to`` sets the challenger's own).
         self.challenger_prompt: RolePrompt = role_prompts.challenger_prompt()
         self.question_format = QuestionFormat()
@@ -244,11 +250,19 @@ class Curriculum:
             [questions[i] for i in valid], actor, seed + 1 + before * vote.votes
         )
         voted = {i: (v, a) for i, v, a in zip(valid, votes, answers, strict=True)}
+        reasons = {
+            i: drop_reason(questions[i], v.label, v.share, vote.band, self.filters)
+            for i, (v, _) in voted.items()
+        }
+        agrees = self.greedy_agreement(actor, vote, questions, voted, reasons)
         records = []
         for i, question in enumerate(questions):
             v, answers_i = voted.get(i, (None, []))
             label, share = (v.label, v.share) if v else (None, 0.0)
-            reason = drop_reason(question, label, share, vote.band, self.filters)
+            reason = reasons.get(i) or drop_reason(question, label, share, vote.band, self.filters)
+            if reason == "kept":
+                refused = [f for f in self.label_filters if not f.keeps(v, agrees.get(i))]
+                reason = refused[0].reason if refused else reason
             record = {
                 "id": offset + first + i,
                 "question": question,
@@ -258,6 +272,8 @@ class Curriculum:
                 "kept": reason == "kept",
                 "reason": reason,
             }
+            if i in agrees:
+                record["greedy_agrees"] = agrees[i]
             if question is None:
                 record["completion"] = written[i].text
                 record["malformed"] = parsed[i][1]
@@ -265,6 +281,18 @@ class Curriculum:
                 record["label_correct"] = self.truth.check(question, label)
             records.append(record)
         return records
+
+    def greedy_agreement(
+        self, actor: Any, vote: MajorityVote, questions: list, voted: dict, reasons: dict
+    ) -> dict[int, bool]:
+        """Whether the solver's greedy answer matches the label, for the candidates the
+        band keeps, when a filter asks (a collective: every rank joins the engine)."""
+        if not any(f.needs_greedy for f in self.label_filters):
+            return {}
+        index = [i for i, reason in reasons.items() if reason == "kept"]
+        greedy = vote.greedy([questions[i] for i in index], actor)
+        pairs = [(voted[i][0].label, answer) for i, answer in zip(index, greedy, strict=True)]
+        return dict(zip(index, matches_many(pairs, timeout=vote.timeout), strict=True))
 
     def write_questions(self, actor: Any, count: int, seed: int) -> list[Any]:
         """``count`` challenger completions of one prompt; sample k is seeded ``seed + k``

@@ -138,3 +138,38 @@ def test_labelled_questions_are_served_with_the_kept_ones(tmp_path, toy_question
     assert (report.valid, report.labelled, report.kept, report.rounds) == (0, 20, 20, 1)
     assert _served(tmp_path)[0] == {"problem": "What is 0 + 0?", "answer": "0", "share": None}
     assert report.metrics()["labelled"] == 20.0
+
+
+def test_vote_margin_and_the_margin_rule_by_hand():
+    from rzero_pl.label_filters import MarginRule, vote_margin
+    from rzero_pl.votes import Vote
+
+    split = Vote("4", 0.4, 4, [("4", 4), ("5", 3), ("6", 3)], num_answers=10)
+    assert vote_margin(split) == pytest.approx(0.1)  # 4 - 3 of 10
+    alone = Vote("4", 0.5, 5, [("4", 5)], num_answers=10, num_missing=5)
+    assert vote_margin(alone) == pytest.approx(0.5)
+    assert vote_margin(Vote(None, 0.0, 0, [], num_answers=10, num_missing=10)) == 0.0
+    assert not MarginRule(0.2).keeps(split, None) and MarginRule(0.1).keeps(split, None)
+    with pytest.raises(ValueError, match="MarginRule.min_margin"):
+        MarginRule(1.5)
+
+
+def test_label_filters_drop_doubtful_labels_inside_the_band(tmp_path):
+    from rzero_pl.label_filters import GreedyAgreement, MarginRule
+
+    questions = [f"<question>{q}</question> \\boxed{{0}}" for q in ("1+1", "2+2", "3+3")]
+    votes = {  # m = 4: shares 0.5, 0.5 and 0.5; the greedy answer is the first vote
+        "1+1": ["\\boxed{2}", "\\boxed{2}", "\\boxed{3}", "\\boxed{4}"],  # margin 1/4
+        "2+2": ["\\boxed{5}", "\\boxed{4}", "\\boxed{4}", "\\boxed{5}"],  # 2-2 tie: margin 0
+        "3+3": ["\\boxed{7}", "\\boxed{6}", "\\boxed{6}", None],  # greedy 7 disagrees
+    }
+    votes["3+3"][3] = "no box"
+    engine = ScriptedEngine(questions, votes)
+    filters = [MarginRule(0.25), GreedyAgreement()]
+    curriculum = _curriculum(candidates=3, label_filters=filters)
+    curriculum.build(_actor(engine), _vote(4), str(tmp_path))
+    rows = [json.loads(x) for x in (tmp_path / "questions.jsonl").read_text().splitlines()]
+    assert [r["reason"] for r in rows] == ["kept", "low_margin", "greedy_disagrees"]
+    assert rows[0]["greedy_agrees"] is True and rows[2]["greedy_agrees"] is False
+    assert ("solver", 3, 1) in engine.calls  # one greedy answer per candidate in the band
+    assert _served(tmp_path) == [{"problem": "1+1", "answer": "2", "share": 0.5}]

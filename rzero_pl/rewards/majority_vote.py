@@ -91,6 +91,13 @@ class MajorityVote:
         answers = [[extract_final(c.text, rule) for c in g.completions] for g in generations]
         return majority_votes(answers, timeout=self.timeout), answers
 
+    def greedy(self, questions: Sequence[str], actor: Any) -> list[str | None]:
+        """The solver's greedy (temperature 0) answer to each question (a collective)."""
+        prompts = [self.prompt.render(actor.tokenizer, problem=q) for q in questions]
+        params = replace(self.sampling, n=1, temperature=0.0, seed=0)
+        generations = actor.generate(prompts, role="solver", params=params)
+        return [extract_final(g.completions[0].text, self.answer_rule) for g in generations]
+
     def shares(
         self, questions: Sequence[str | None], before: int, actor: Any, seed: int
     ) -> tuple[np.ndarray, dict[str, float]]:
