@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
-from rzero_pl.datamodules import CurriculumDataModule
 
+from rzero_pl.curriculum import Curriculum
 from rzero_pl.engines.base import Generation, SamplingParams
 from rzero_pl.engines.hf import HFEngine
 
@@ -82,38 +82,39 @@ def build_primed_model(folder: str, steps: int = 80, hidden: int = 48) -> str:
 
 
 class _FixedChallenger:
-    """An engine seen by the curriculum: the challenger's candidates are fixed texts (sample
-    ``k`` of a round is text ``k``), the solver's votes come from the real engine."""
+    """An actor seen by the curriculum: the challenger's candidates are fixed texts (sample
+    ``k`` of a round is text ``k``), the solver's votes come from the real actor."""
 
-    def __init__(self, engine, texts: list[str], round_seed: int) -> None:
-        self.engine, self.texts, self.round_seed = engine, texts, round_seed
+    def __init__(self, actor, texts: list[str], round_seed: int) -> None:
+        self.actor, self.texts, self.round_seed = actor, texts, round_seed
 
     def generate(self, prompts, *, role, params):
         if role != "challenger":
-            return self.engine.generate(prompts, role=role, params=params)
+            return self.actor.generate(prompts, role=role, params=params)
         from rzero_pl.engines.base import Completion
 
         first = params.seed - self.round_seed  # the shard's first sample of the round
         out = []
         for prompt in prompts:
             texts = [self.texts[(first + k) % len(self.texts)] for k in range(params.n)]
-            completions = [Completion(t, [], "stop", self.engine.version(role)) for t in texts]
+            version = self.actor.engine.version(role)
+            completions = [Completion(t, [], "stop", version) for t in texts]
             out.append(Generation(prompt, [], completions))
         return out
 
     def __getattr__(self, name):
-        return getattr(self.engine, name)
+        return getattr(self.actor, name)
 
 
-class FixedQuestionsCurriculum(CurriculumDataModule):
+class FixedQuestionsCurriculum(Curriculum):
     """The curriculum over fixed, well-formed candidate questions (``What is a + b?``), voted
     on by the solver as usual: a test's solver phase then never depends on what a model built
     on the test machine happens to write."""
 
-    def _round(self, engine, tokenizer, seed, offset):
+    def round(self, actor, vote, seed, offset):
         rng = random.Random(seed)
         texts = []
         for _ in range(self.candidates):
             a, b = rng.randrange(10), rng.randrange(10)
             texts.append(f"<question>What is {a} + {b}?</question> \\boxed{{{a + b}}}")
-        return super()._round(_FixedChallenger(engine, texts, seed), tokenizer, seed, offset)
+        return super().round(_FixedChallenger(actor, texts, seed), vote, seed, offset)

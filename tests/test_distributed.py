@@ -12,11 +12,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from rzero_pl.callbacks.repetition_penalty import RepetitionPenalty
 from safetensors.torch import load_file
 
 from rzero_pl import distributed
-from rzero_pl.challenger import QuestionBatch
+from rzero_pl.rewards import RepetitionPenalty
 from rzero_pl.sharding import FullyShard, check_strategy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,12 +89,10 @@ def test_single_process_helpers_are_identities():
 def test_repetition_penalty_counts_clusters_and_denominator_over_the_whole_batch():
     everyone = ["what is 1 + 1 ?", "what is 1 + 1 ?", None, "name the largest prime below 50"]
     # Rank 1 of 2 holds the last two rollouts; the duplicates live on rank 0.
-    local = QuestionBatch(everyone[2:], ["", ""], batch_questions=everyone, offset=2)
-    RepetitionPenalty().score_batch(None, None, local)
-    whole = QuestionBatch(everyone, [""] * 4)
-    RepetitionPenalty().score_batch(None, None, whole)
-    assert np.allclose(local.terms["repetition"], whole.terms["repetition"][2:])
-    assert np.allclose(whole.terms["repetition"], [2 / 4, 2 / 4, 1 / 4, 1 / 4])  # by hand
+    local, _ = RepetitionPenalty().score(everyone, 2, 2)
+    whole, _ = RepetitionPenalty().score(everyone, 0, 4)
+    assert np.allclose(local, whole[2:])
+    assert np.allclose(whole, [2 / 4, 2 / 4, 1 / 4, 1 / 4])  # by hand
 
 
 def test_rank_metrics_combine_into_the_whole_batch():
@@ -198,28 +195,28 @@ def primed_model_dir(tmp_path_factory):
 
 
 def _args(model_dir, run_dir):
-    m = "--model.init_args.policy.init_args.model"
+    m = "--actor.policy.init_args.model"
     c = "--evolution.challenger.init_args"
     return [
         "fit",
         "--config",
         os.path.join(ROOT, "cli_configs", "toy.yaml"),
         # Fixed candidate questions: the solver phase runs whatever the primed model writes.
-        "--data.class_path=scale_helpers.FixedQuestionsCurriculum",
-        "--data.init_args.band=[0.0,1.0]",
-        "--data.init_args.labelled=rzero_pl.toy.tasks.ToyQuestions",  # kept > 0 whatever the votes
-        "--data.init_args.labelled.init_args.n=4",
+        "--evolution.curriculum=scale_helpers.FixedQuestionsCurriculum",
+        "--evolution.vote.band=[0.0,1.0]",
+        "--evolution.curriculum.labelled=rzero_pl.toy.tasks.ToyQuestions",  # kept > 0 whatever the votes
+        "--evolution.curriculum.labelled.init_args.n=4",
         f"{m}.class_path=rzero_pl.models.PretrainedModel",
         f"{m}.init_args.name_or_path={model_dir}",
-        "--model.init_args.engine=scale_helpers.PromptSeededEngine",
+        "--actor.engine=scale_helpers.PromptSeededEngine",
         "--trainer.enable_progress_bar=false",
-        "--data.init_args.candidates=8",
-        "--data.init_args.votes=4",
+        "--evolution.curriculum.candidates=8",
+        "--evolution.vote.votes=4",
         "--data.init_args.questions_per_step=4",
-        "--data.init_args.max_rounds=1",
-        "--data.init_args.min_kept=1",
-        "--data.init_args.challenger_sampling.max_new_tokens=40",
-        "--data.init_args.solver_sampling.max_new_tokens=12",
+        "--evolution.curriculum.max_rounds=1",
+        "--evolution.curriculum.min_kept=1",
+        "--evolution.curriculum.challenger_sampling.max_new_tokens=40",
+        "--evolution.vote.sampling.max_new_tokens=12",
         "--model.init_args.group_size=4",
         "--model.init_args.minibatch_size=16",
         "--model.init_args.micro_batch_size=1",
@@ -351,7 +348,7 @@ def _role_tensors(run_dir, role):
     return load_file(os.path.join(folder, name))
 
 
-ENGINE = "--model.init_args.engine"
+ENGINE = "--actor.engine"
 VLLM = [
     f"{ENGINE}=rzero_pl.engines.vllm.VLLMEngine",
     f"{ENGINE}.init_args.dtype=float32",
@@ -359,8 +356,8 @@ VLLM = [
     f"{ENGINE}.init_args.enforce_eager=true",
 ]
 LORA = [
-    "--model.init_args.policy.init_args.lora.r=4",
-    "--model.init_args.policy.init_args.lora.alpha=8",
+    "--actor.policy.init_args.lora.r=4",
+    "--actor.policy.init_args.lora.alpha=8",
     "--model.init_args.lr=1e-2",
     "--evolution.challenger.init_args.lr=1e-2",
 ]
@@ -406,6 +403,7 @@ def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model
     import lightning as L
     from rzero_pl.datamodules import ChallengerPromptsDataModule
 
+    from rzero_pl.actor import Actor
     from rzero_pl.challenger import ChallengerGRPO
     from rzero_pl.engines import HFEngine, SamplingParams
     from rzero_pl.models import PretrainedModel
@@ -429,7 +427,7 @@ def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model
         quantization="nf4",
     )
     assert any("4bit" in type(m).__name__ for m in policy.modules())
-    engine = HFEngine()
+    actor = Actor(policy, HFEngine())
     settings = dict(
         group_size=4,
         sampling=SamplingParams(temperature=1.0, max_new_tokens=6),
@@ -449,7 +447,7 @@ def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model
             limit_val_batches=0,
             default_root_dir=str(tmp_path / role),
         )
-        trainer.fit(module(policy, engine, **settings), ChallengerPromptsDataModule(2))
+        trainer.fit(module(actor, **settings), ChallengerPromptsDataModule(2))
         assert trainer.global_step == 1
         changed = {n for n, p in policy.named_parameters() if n in before}
         changed = {

@@ -37,7 +37,7 @@ from rzero_pl.engines.base import Completion, Generation, SamplingParams
 from rzero_pl.evaluation import Evaluation, eval_metrics, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "--model.init_args.policy.init_args.model"
+MODEL = "--actor.policy.init_args.model"
 
 
 class FakeEngine:
