@@ -61,6 +61,7 @@ SPELLINGS += ["\\sqrt{6}", "3^2", "9", "\\frac{6}{\\sqrt{3}}", "2\\sqrt{3}", "10
 SPELLINGS += ["2\\cdot3", "2\\times 3", "6", "((", "a+", "\\frac{?}{}", "see above", "[1,3)"]
 
 
+@pytest.mark.slow  # math-verify on every pair of spellings
 def test_local_verdicts_are_math_verifys():
     pairs = [
         (normalize(a), normalize(b)) for i, a in enumerate(SPELLINGS) for b in SPELLINGS[i + 1 :]

@@ -25,6 +25,7 @@ def finite_positive(*values: float) -> bool:
     return all(math.isfinite(v) and v > 0 for v in values)
 
 
+@pytest.mark.slow  # TRL's GRPOTrainer and ours, timed
 def test_grpo_step_bench_matches_trl_and_times_both(tiny_model_dir):
     pytest.importorskip("trl")
     import bench_grpo_step
@@ -57,6 +58,7 @@ def test_generation_bench_counts_tokens_on_both_sides(tiny_model_dir):
     assert "HFEngine" in bench_generation.table(result)
 
 
+@pytest.mark.slow  # one whole toy iteration
 def test_e2e_bench_splits_one_iteration_by_phase(tiny_model_dir):
     import bench_e2e
 

@@ -322,6 +322,7 @@ class TestFullWeights:
         assert _greedy(engine, "solver") == solver
 
 
+@pytest.mark.slow  # starts its own vLLM engine
 @needs_vllm
 def test_qlora_adapters_are_served_on_the_unquantized_base(wide_model_dir, tmp_path):
     lora = LoraSettings(4, 8)

@@ -45,6 +45,7 @@ def _args(run_dir, model_dir, **extra):
     return args + [f"--{k}={v}" for k, v in extra.items()]
 
 
+@pytest.mark.slow  # one in-process toy iteration, run twice
 def test_one_iteration_writes_the_run_folder(tiny_model_dir, tmp_path):
     run_dir = tmp_path / "run"
     main(_args(run_dir, tiny_model_dir))
@@ -83,6 +84,7 @@ def test_a_different_configuration_is_refused(tiny_model_dir, tmp_path):
         main(_args(run_dir, tiny_model_dir))
 
 
+@pytest.mark.slow  # one in-process toy iteration, then `test`
 def test_rzero_pl_test_scores_saved_weights(tiny_model_dir, tmp_path):
     run_dir = tmp_path / "run"
     main(_args(run_dir, tiny_model_dir))
@@ -108,6 +110,7 @@ def test_rzero_pl_test_scores_saved_weights(tiny_model_dir, tmp_path):
     assert list((tmp_path / "eval" / "eval" / "test" / "tensorboard").glob("events.out.*"))
 
 
+@pytest.mark.slow  # one in-process toy iteration
 def test_a_phase_is_recorded_only_once_its_scalars_are_on_disk(
     tiny_model_dir, tmp_path, monkeypatch
 ):
@@ -181,6 +184,7 @@ def _toy_args(run_dir, **extra):
     return args + [f"--{k}={v}" for k, v in extra.items()]
 
 
+@pytest.mark.slow  # one iteration of the shipped toy model
 def test_every_scalar_the_readme_lists_is_logged(tmp_path):
     """The README's "Reading the logs" names these tags: each one is in the TensorBoard file.
 
@@ -252,6 +256,7 @@ def test_the_base_challenger_ablation_skips_only_the_challengers_training(tmp_pa
     assert "accuracy" in phases["iter1/eval"]
 
 
+@pytest.mark.slow  # two iterations of the shipped toy model
 @pytest.mark.parametrize("reference", ["start", "base"])
 def test_the_kl_reference_of_a_later_iteration(reference, tmp_path):
     """Iteration 2's solver starts from iteration 1's solver: against a ``start`` reference its

@@ -156,6 +156,7 @@ def test_majority_vote_never_raises(pool, votes):
     assert seconds <= 2 * len(votes) * TIMEOUT + SLACK
 
 
+@pytest.mark.slow  # waits out the verifier's timeouts
 def test_huge_and_pathological_answers(pool):
     for text in HUGE:
         (boxed, seconds) = _cpu_timed(extract_boxed, text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rzero_pl.answers import equivalent, majority_votes
 from rzero_pl.verify_pool import shared_pool
 from rzero_pl.votes import MAX_TIMEOUTS
@@ -19,6 +21,7 @@ def test_slow_answers_do_not_change_the_label():
     assert vote.clusters[2:] == [("1.0", 4), ("2", 3)]
 
 
+@pytest.mark.slow  # waits out the verifier's timeouts
 def test_a_timeout_counts_against_the_slow_answer_only():
     _warm()
     # the tower times out against "1", which is cheap: "1" still merges with "1.0" afterwards,
