@@ -52,6 +52,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
+def finished_toy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, float]:
+    """tests/test_kill_resume.py's shrunk toy evolution, run once for the session (a subprocess
+    of a minute or two): the reference the kill tests compare with and the finished run folder
+    the red-team tests damage copies of. (config, run folder, seconds of work after start-up)."""
+    from test_kill_resume import uninterrupted_run
+
+    return uninterrupted_run(tmp_path_factory.mktemp("finished_toy_run"))
+
+
+@pytest.fixture(scope="session")
 def toy_questions_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     import json
 

@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -216,13 +217,24 @@ def _check_step_axis(run_dir, state: dict) -> None:
     assert scalars["eval/toy/accuracy"] == evals
 
 
+def uninterrupted_run(folder) -> tuple[str, str, float]:
+    """The shrunk toy configuration run once in ``folder``, never interrupted: (config, run
+    folder, seconds of work from the moment it took its folder's lock to its exit)."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+    env.pop("RZERO_PL_FAULT", None)
+    config, run_dir = _config(folder), str(folder / "run")
+    cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
+    with open(folder / "stderr.txt", "w") as log:  # a file: a full pipe would stall it
+        process, locked = _start_and_wait_for_the_lock(cmd, env, run_dir, log)
+        assert process.wait(timeout=900) == 0, (folder / "stderr.txt").read_text()[-3000:]
+    return config, run_dir, time.perf_counter() - locked
+
+
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory):
-    """The same configuration and seed, never interrupted: what every resumed run must equal."""
-    folder = tmp_path_factory.mktemp("reference")
-    done = _run(_config(folder), None)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run_dir = str(folder / "run")
+def reference_run(finished_toy_run):
+    """The same configuration and seed, never interrupted (one run for the session, shared
+    with tests/test_red_team.py): what every resumed run must equal."""
+    _, run_dir, _ = finished_toy_run
     _check_artifacts(run_dir, _check_state(run_dir, complete=True))
     weights = {open(p, "rb").read() for p in glob.glob(os.path.join(run_dir, RESULTS[0]))}
     # Both roles really trained (an untrained run would compare base weights with base weights).
@@ -258,8 +270,6 @@ def test_killed_at_every_phase_the_run_resumes_to_the_same_files(tmp_path, refer
 
 def _start_and_wait_for_the_lock(cmd, env, run_dir, log, timeout=600.0):
     """Start the run; return it and the time it took the run folder's lock (start-up done)."""
-    import time
-
     lock = os.path.join(run_dir, ".lock")
     process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=log)
     start = time.perf_counter()
@@ -271,7 +281,7 @@ def _start_and_wait_for_the_lock(cmd, env, run_dir, log, timeout=600.0):
     return process, time.perf_counter()
 
 
-def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path):
+def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path, finished_toy_run):
     """Five runs, each SIGKILLed at a random moment of its work, then re-run to the end.
 
     The clock starts when a run takes its folder's lock (imports and model loading done) and
@@ -281,7 +291,6 @@ def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path):
     after each kill and after each finished re-run.
     """
     import random
-    import time
 
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
     env.pop("RZERO_PL_FAULT", None)
@@ -290,12 +299,7 @@ def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path):
         folder.mkdir()
         return [sys.executable, "-m", "rzero_pl", "fit", "--config", _config(folder)]
 
-    calibration = tmp_path / "calibration"
-    cmd = command(calibration)
-    with open(calibration / "stderr.txt", "w") as log:
-        process, locked = _start_and_wait_for_the_lock(cmd, env, str(calibration / "run"), log)
-        assert process.wait(timeout=900) == 0, (calibration / "stderr.txt").read_text()[-3000:]
-    work = time.perf_counter() - locked
+    _, reference, work = finished_toy_run  # the uninterrupted run, timed from its lock
     rng = random.Random(0)
     kills, trials = 0, 5
     for trial in range(trials):
@@ -320,7 +324,7 @@ def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path):
         _check_files_whole(run_dir)
         _check_artifacts(run_dir, state)
         _check_step_axis(run_dir, state)
-        _check_same_results(run_dir, str(calibration / "run"))  # the uninterrupted run
+        _check_same_results(run_dir, reference)
     # A run may outpace its calibration on a busy machine (the delays are timing): what is
     # asserted above holds whether or not a run was killed; one kill at least must have landed.
     assert kills >= 1, f"none of {trials} runs was killed before it ended"

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import shutil
-import sys
 
 import pytest
 
@@ -153,16 +152,11 @@ def test_bad_configuration_is_one_line(tmp_path, make, words):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """One small toy run, finished: the original every damaged-folder case copies."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from test_kill_resume import _config, _run
-
-    folder = tmp_path_factory.mktemp("finished")
-    config = _config(folder)
-    done = _run(config, None)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return config, str(folder / "run")
+def finished_run(finished_toy_run):
+    """One small toy run, finished (tests/test_kill_resume.py's reference, shared for the
+    session): the original every damaged-folder case copies."""
+    config, run_dir, _ = finished_toy_run
+    return config, run_dir
 
 
 def _copy(finished_run, tmp_path) -> tuple[list[str], str]:
