@@ -67,7 +67,7 @@ def command(cfg: dict[str, Any], run_dir: str) -> list[str]:
         ]
     if cfg["model_dir"]:  # a local model instead of the toy base (the smoke test)
         model = "--actor.policy.init_args.model"
-        args += [f"{model}.class_path=rzero_pl.models.PretrainedModel",
+        args += [f"{model}.class_path=rzero_pl.models.sources.PretrainedModel",
                  f"{model}.init_args.name_or_path={cfg['model_dir']}"]  # fmt: skip
     args += list(cfg["extra"])
     if cfg["profile"]:

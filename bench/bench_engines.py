@@ -22,7 +22,7 @@ import torch
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.engines.vllm import VLLMEngine
 from rzero_pl.engines.vllm_support import request_seeds, vllm_sampling_kwargs
-from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.toy import ToyModel
 from rzero_pl.toy.arithmetic import generate_problems
 from rzero_pl.toy.prompts import TOY_SOLVER

@@ -50,7 +50,7 @@ def setup(cfg: dict[str, Any]) -> dict[str, Any]:
     from rzero_pl.engines import HFEngine
     from rzero_pl.engines.base import SamplingParams
     from rzero_pl.engines.hf import encode_prompt
-    from rzero_pl.policy import Policy
+    from rzero_pl.models.policy import Policy
     from rzero_pl.toy import TOY_SOLVER, toy_questions
 
     if cfg["threads"]:

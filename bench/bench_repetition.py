@@ -27,7 +27,7 @@ from nltk import __version__ as nltk_version
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from sklearn.cluster import AgglomerativeClustering
 
-from rzero_pl.rewards import bleu_distance_matrix, cluster_labels, repetition_penalty
+from rzero_pl.rewards.repetition import bleu_distance_matrix, cluster_labels, repetition_penalty
 
 # A math-flavoured vocabulary: frequent function words, problem-setting words, symbols and
 # numbers, drawn with Zipf-like frequencies so that "the", "of", "$x$" recur as they do.

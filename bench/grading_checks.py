@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def corpus() -> None:
     from math_verify import parse, verify
 
-    from rzero_pl.answers import extract_boxed
+    from rzero_pl.grading.answers import extract_boxed
 
     cases = json.loads((ROOT / "tests/data/mathverify_cases.json").read_text())["cases"]
     ours = grade_many("math500", [c["response"] for c in cases], [c["gold"] for c in cases])

@@ -17,7 +17,7 @@ import psutil
 def model_source(model_dir: str = "") -> object:
     """The benchmarks' base model: the cached toy base, or a local folder (smoke tests)."""
     if model_dir:
-        from rzero_pl.models import PretrainedModel
+        from rzero_pl.models.sources import PretrainedModel
 
         return PretrainedModel(model_dir)
     from rzero_pl.toy import ToyModel

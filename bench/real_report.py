@@ -10,8 +10,8 @@ import json
 import os
 import sys
 
-from rzero_pl.answers import matches
-from rzero_pl.extraction import extract_final
+from rzero_pl.grading.answers import matches
+from rzero_pl.grading.extraction import extract_final
 
 
 def scores(folder: str) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import lightning as L
 
-from rzero_pl.evaluation import Evaluation
+from rzero_pl.benchmarks.evaluation import Evaluation
 
 
 class BenchmarkEvaluation(Evaluation, L.Callback):
     """Evaluate once when a fit starts from scratch (the baseline) and once when it ends.
 
     For a single fit (e.g. the solver on labelled questions); takes the arguments of
-    ``rzero_pl.evaluation.Evaluation``, which the evolution runs itself (its
+    ``rzero_pl.benchmarks.evaluation.Evaluation``, which the evolution runs itself (its
     ``evaluation:``). Every rank scores its shard of the problems; rank 0 logs and writes.
     """
 

@@ -3,7 +3,7 @@
 from rzero_pl.datamodules.base import RolloutDataModule
 from rzero_pl.datamodules.challenger_prompts import ChallengerPromptsDataModule
 from rzero_pl.datamodules.curriculum import CurriculumDataModule
-from rzero_pl.datamodules.questions import LabelledQuestionsDataModule
+from rzero_pl.datamodules.labelled import LabelledQuestionsDataModule
 
 __all__ = [
     "ChallengerPromptsDataModule",

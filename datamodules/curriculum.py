@@ -13,7 +13,7 @@ from typing import Any
 from rzero_pl.datamodules.base import RolloutDataModule
 
 from rzero_pl.errors import check_number
-from rzero_pl.io import read_jsonl
+from rzero_pl.run.io import read_jsonl
 
 
 class CurriculumDataModule(RolloutDataModule):

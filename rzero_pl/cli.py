@@ -24,12 +24,12 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from rzero_pl.actor import Actor
+from rzero_pl.benchmarks.evaluation import Evaluation
 from rzero_pl.errors import ConfigError, one_line
-from rzero_pl.evaluation import Evaluation
-from rzero_pl.evolution import Evolution
-from rzero_pl.run_state import config_fingerprint
-from rzero_pl.sharding import new_strategy
+from rzero_pl.models.actor import Actor
+from rzero_pl.run.evolution import Evolution
+from rzero_pl.run.state import config_fingerprint
+from rzero_pl.scale.sharding import new_strategy
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     # One epoch is one rollout step; its loader is built anew every epoch.
@@ -95,14 +95,14 @@ class RZeroCLI(LightningCLI):
             type=int | None,
             default=None,
             help="Torch threads of each rank; default: its share of the CPUs (on CPU each "
-            "local rank is pinned to 1/L of them; see rzero_pl.threads).",
+            "local rank is pinned to 1/L of them; see rzero_pl.scale.threads).",
         )
 
     def before_instantiate_classes(self) -> None:
         """Threads before any model loads: each CPU rank on its own share of the cores."""
         import torch
 
-        from rzero_pl.threads import configure_threads
+        from rzero_pl.scale.threads import configure_threads
 
         config = self.config[self.subcommand] if self.subcommand else self.config
         accelerator = str(config.get("trainer", {}).get("accelerator", "auto"))
@@ -207,7 +207,7 @@ class RZeroCLI(LightningCLI):
             evaluation = config["evolution"].evaluation
         if evaluation is None:
             raise ValueError(
-                "rzero-pl test needs an `evaluation:` section (rzero_pl.evaluation.Evaluation)"
+                "rzero-pl test needs an `evaluation:` section (rzero_pl.benchmarks.evaluation.Evaluation)"
             )
         folder = os.path.join(self.trainer.default_root_dir, "eval", "test")
         strategy = self.trainer.strategy

@@ -20,17 +20,23 @@ import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rzero_pl import distributed
 from rzero_pl import prompts as role_prompts
-from rzero_pl.answers import matches_many
-from rzero_pl.distributed import barrier, gather_lists, gather_objects, is_rank_zero, on_rank_zero
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import check_number
-from rzero_pl.io import read_json, write_json_atomic, write_jsonl_atomic
+from rzero_pl.grading.answers import matches_many
 from rzero_pl.label_filters import LabelFilter
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.questions import QuestionSource, Truth
 from rzero_pl.rewards import MajorityVote, QuestionFormat, bleu_distance_matrix
+from rzero_pl.run.io import read_json, write_json_atomic, write_jsonl_atomic
+from rzero_pl.scale import distributed
+from rzero_pl.scale.distributed import (
+    barrier,
+    gather_lists,
+    gather_objects,
+    is_rank_zero,
+    on_rank_zero,
+)
 
 PROOF = re.compile(r"\bprove\b|\bproof\b|\bshow that\b|证明", re.IGNORECASE)
 

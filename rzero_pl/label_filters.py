@@ -16,7 +16,7 @@ quality").
 from __future__ import annotations
 
 from rzero_pl.errors import check_number
-from rzero_pl.votes import Vote
+from rzero_pl.grading.votes import Vote
 
 
 def vote_margin(vote: Vote) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 
-from rzero_pl.io import read_jsonl
+from rzero_pl.run.io import read_jsonl
 
 
 class QuestionSource(ABC):

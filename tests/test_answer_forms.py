@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from rzero_pl.answer_forms import decide_by_value, value_of
-from rzero_pl.answers import _decide_locally, normalize
-from rzero_pl.verify_pool import shared_pool
+from rzero_pl.grading.answer_forms import decide_by_value, value_of
+from rzero_pl.grading.answers import _decide_locally, normalize
+from rzero_pl.grading.verify_pool import shared_pool
 
 
 @pytest.mark.parametrize(

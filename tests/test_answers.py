@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rzero_pl.answers import (
+from rzero_pl.grading.answers import (
     Vote,
     _decide_locally,
     equivalent,
@@ -18,7 +18,7 @@ from rzero_pl.answers import (
     majority_votes,
     normalize,
 )
-from rzero_pl.verify_pool import shared_pool
+from rzero_pl.grading.verify_pool import shared_pool
 
 # ---------------------------------------------------------------------- extract_boxed
 

@@ -8,12 +8,12 @@ import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
 from rzero_pl.datamodules import ChallengerPromptsDataModule
 
-from rzero_pl.actor import Actor
-from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.engines import HFEngine, SamplingParams
-from rzero_pl.grpo_module import GRPOLoss
+from rzero_pl.grpo.challenger import ChallengerGRPO
+from rzero_pl.grpo.module import GRPOLoss
 from rzero_pl.models import PretrainedModel
-from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.models.actor import Actor
+from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.rewards import MajorityVote, RepetitionPenalty
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
@@ -104,8 +104,8 @@ def test_repetition_penalty_counts_cluster_sizes():
 
 
 def test_score_applies_the_question_format_and_counts_each_reason(module):
+    from rzero_pl.grpo.rollout import Rollout
     from rzero_pl.rewards import QuestionFormat
-    from rzero_pl.rollout import Rollout
 
     texts = [
         "<question>What is 1 + 1?</question> \\boxed{2}",  # ok

@@ -39,7 +39,7 @@ REAL = [
 
 @pytest.mark.parametrize("name", REAL)
 def test_real_config_batches_split_over_its_ranks(name):
-    """Every rank must hold whole groups and equal shares of each update (rzero_pl.distributed)."""
+    """Every rank must hold whole groups and equal shares of each update (rzero_pl.scale.distributed)."""
     cfg = ParseOnlyCLI(args=["--config", os.path.join(ROOT, "cli_configs", name)], run=False).config
     world = int(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
     strategy = cfg.trainer.strategy
@@ -70,7 +70,7 @@ def test_cpu_config_instantiates_on_a_tiny_model(path, tiny_model_dir, tmp_path)
     args = [
         "--config",
         path,
-        f"{MODEL}.class_path=rzero_pl.models.PretrainedModel",
+        f"{MODEL}.class_path=rzero_pl.models.sources.PretrainedModel",
         f"{MODEL}.init_args.name_or_path={tiny_model_dir}",
         f"--trainer.default_root_dir={tmp_path}",
     ]
@@ -81,7 +81,7 @@ def test_cpu_config_instantiates_on_a_tiny_model(path, tiny_model_dir, tmp_path)
 def test_unknown_key_names_the_key(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(
-        "model:\n  class_path: rzero_pl.solver.SolverGRPO\n  init_args:\n    group_sise: 4\n"
+        "model:\n  class_path: rzero_pl.grpo.solver.SolverGRPO\n  init_args:\n    group_sise: 4\n"
     )
     with pytest.raises(SystemExit):
         ParseOnlyCLI(args=["--config", str(path)], run=False)

@@ -141,8 +141,8 @@ def test_labelled_questions_are_served_with_the_kept_ones(tmp_path, toy_question
 
 
 def test_vote_margin_and_the_margin_rule_by_hand():
+    from rzero_pl.grading.votes import Vote
     from rzero_pl.label_filters import MarginRule, vote_margin
-    from rzero_pl.votes import Vote
 
     split = Vote("4", 0.4, 4, [("4", 4), ("5", 3), ("6", 3)], num_answers=10)
     assert vote_margin(split) == pytest.approx(0.1)  # 4 - 3 of 10

@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rzero_pl import distributed
 from rzero_pl.rewards import RepetitionPenalty
-from rzero_pl.sharding import FullyShard, check_strategy
+from rzero_pl.scale import distributed
+from rzero_pl.scale.sharding import FullyShard, check_strategy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
@@ -96,7 +96,7 @@ def test_repetition_penalty_counts_clusters_and_denominator_over_the_whole_batch
 
 
 def test_rank_metrics_combine_into_the_whole_batch():
-    from rzero_pl.rollout_log import combine_rank_metrics
+    from rzero_pl.grpo.rollout_log import combine_rank_metrics
 
     ranks = [
         {"reward_mean": 0.25, "reward_max": 1.0, "rollout_seconds": 2.0, "gen_tokens_per_s": 100.0},
@@ -158,7 +158,7 @@ def test_cpu_offload_needs_a_gpu():
 def _one_update(eager_state: bool) -> tuple[torch.Tensor, torch.Tensor]:
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-    from rzero_pl.sharding import init_adamw_state
+    from rzero_pl.scale.sharding import init_adamw_state
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -206,7 +206,7 @@ def _args(model_dir, run_dir):
         "--evolution.vote.band=[0.0,1.0]",
         "--evolution.curriculum.labelled=rzero_pl.toy.tasks.ToyQuestions",  # kept > 0 whatever the votes
         "--evolution.curriculum.labelled.init_args.n=4",
-        f"{m}.class_path=rzero_pl.models.PretrainedModel",
+        f"{m}.class_path=rzero_pl.models.sources.PretrainedModel",
         f"{m}.init_args.name_or_path={model_dir}",
         "--actor.engine=scale_helpers.PromptSeededEngine",
         "--trainer.enable_progress_bar=false",
@@ -403,12 +403,12 @@ def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model
     import lightning as L
     from rzero_pl.datamodules import ChallengerPromptsDataModule
 
-    from rzero_pl.actor import Actor
-    from rzero_pl.challenger import ChallengerGRPO
     from rzero_pl.engines import HFEngine, SamplingParams
+    from rzero_pl.grpo.challenger import ChallengerGRPO
+    from rzero_pl.grpo.solver import SolverGRPO
     from rzero_pl.models import PretrainedModel
-    from rzero_pl.policy import LoraSettings, Policy
-    from rzero_pl.solver import SolverGRPO
+    from rzero_pl.models.actor import Actor
+    from rzero_pl.models.policy import LoraSettings, Policy
 
     class Challenger(ChallengerGRPO):
         def on_fit_start(self) -> None:  # no solver votes here: the reward is _alternating_reward

@@ -7,7 +7,7 @@ import torch
 
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.models import PretrainedModel
-from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.models.policy import LoraSettings, Policy
 
 PROMPTS = ["Solve: What is 1 + 2?\n", "Write a question.\n", "Solve: What is 12 * 3?\n"]
 

@@ -16,18 +16,18 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
 
-from rzero_pl import grpo
-from rzero_pl.actor import Actor
-from rzero_pl.challenger import ChallengerGRPO
 from rzero_pl.engines import HFEngine, SamplingParams, vllm_support
 from rzero_pl.engines import vllm as vllm_engine
-from rzero_pl.grpo_module import GRPOLoss
+from rzero_pl.grpo import loss as grpo
+from rzero_pl.grpo.challenger import ChallengerGRPO
+from rzero_pl.grpo.module import GRPOLoss
+from rzero_pl.grpo.rollout import Rollout, collate
+from rzero_pl.grpo.solver import SolverGRPO
 from rzero_pl.models import PretrainedModel
-from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.models.actor import Actor
+from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
 from rzero_pl.rewards import MajorityVote
-from rzero_pl.rollout import Rollout, collate
-from rzero_pl.solver import SolverGRPO
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None

@@ -32,9 +32,9 @@ from rzero_pl.benchmarks import (
     score,
     wilson_interval,
 )
+from rzero_pl.benchmarks.evaluation import Evaluation, eval_metrics, evaluate
 from rzero_pl.cli import main
 from rzero_pl.engines.base import Completion, Generation, SamplingParams
-from rzero_pl.evaluation import Evaluation, eval_metrics, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "--actor.policy.init_args.model"
@@ -191,7 +191,7 @@ def test_sampling_uses_the_benchmarks_k(tmp_path):
 def test_mean_at_k_samples_for_real(tiny_model_dir, tmp_path):
     from rzero_pl.engines import HFEngine
     from rzero_pl.models import PretrainedModel
-    from rzero_pl.policy import Policy
+    from rzero_pl.models.policy import Policy
 
     _write_rows(
         tmp_path,
@@ -338,7 +338,7 @@ def test_rzero_pl_test_scores_a_tiny_model_on_two_real_benchmarks(tiny_model_dir
             "test",
             "--config",
             str(ROOT / "cli_configs" / "toy_eval.yaml"),
-            f"{MODEL}.class_path=rzero_pl.models.PretrainedModel",
+            f"{MODEL}.class_path=rzero_pl.models.sources.PretrainedModel",
             f"{MODEL}.init_args.name_or_path={tiny_model_dir}",
             "--evaluation.init_args.benchmarks=[gsm8k, mmlu_pro]",
             f"--evaluation.init_args.root={root}",

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from rzero_pl.cli import main
-from rzero_pl.run_state import RunState
+from rzero_pl.run.state import RunState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = os.path.join(ROOT, "cli_configs", "toy.yaml")
@@ -20,7 +20,7 @@ def _args(run_dir, model_dir, **extra):
         "fit",
         "--config",
         TOY,
-        f"{MODEL}.class_path=rzero_pl.models.PretrainedModel",
+        f"{MODEL}.class_path=rzero_pl.models.sources.PretrainedModel",
         f"{MODEL}.init_args.name_or_path={model_dir}",
         "--trainer.enable_progress_bar=false",
         "--evolution.curriculum.candidates=8",
@@ -94,7 +94,7 @@ def test_rzero_pl_test_scores_saved_weights(tiny_model_dir, tmp_path):
             "test",
             "--config",
             os.path.join(ROOT, "cli_configs", "toy_eval.yaml"),
-            f"{MODEL}.class_path=rzero_pl.models.PretrainedModel",
+            f"{MODEL}.class_path=rzero_pl.models.sources.PretrainedModel",
             f"{MODEL}.init_args.name_or_path={tiny_model_dir}",
             f"--actor.policy.init_args.weights={{solver: {weights}}}",
             "--evaluation.init_args.max_samples=5",

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from rzero_pl.answer_forms import normalize
-from rzero_pl.answers import _decide_locally, extract_boxed
 from rzero_pl.benchmarks.graders import extract_choice, grade, grade_bbeh, grade_many
-from rzero_pl.extraction import extract_boxes, extract_final
+from rzero_pl.grading.answer_forms import normalize
+from rzero_pl.grading.answers import _decide_locally, extract_boxed
+from rzero_pl.grading.extraction import extract_boxes, extract_final
 
 
 @pytest.mark.parametrize(
@@ -106,8 +106,8 @@ class _Engine:
 def test_evaluation_takes_a_rule_per_benchmark_and_reports_both(tmp_path):
     import json
 
+    from rzero_pl.benchmarks.evaluation import Evaluation, evaluate
     from rzero_pl.engines.base import SamplingParams
-    from rzero_pl.evaluation import Evaluation, evaluate
 
     rows = [("P0", "72", "so #### 72"), ("P1", "5", "\\boxed{5}"), ("P2", "7", "The answer is 8")]
     path = tmp_path / "gsm8k" / "test.jsonl"

@@ -20,24 +20,24 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
 
-from rzero_pl import grpo_module
-from rzero_pl.actor import Actor
-from rzero_pl.answers import extract_boxed, majority_votes
-from rzero_pl.challenger import ChallengerGRPO
-from rzero_pl.checkpoints import checkpoint_step
 from rzero_pl.cli import main
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.errors import one_line
-from rzero_pl.faults import parse_fault
-from rzero_pl.grpo_module import GRPOLoss
-from rzero_pl.guards import NonFiniteUpdates, UpdateGuard, finite_gradients
-from rzero_pl.io import read_json, remove_stale_temps, write_text_atomic
+from rzero_pl.grading.answers import extract_boxed, majority_votes
+from rzero_pl.grpo import module as grpo_module
+from rzero_pl.grpo.challenger import ChallengerGRPO
+from rzero_pl.grpo.module import GRPOLoss
+from rzero_pl.grpo.solver import SolverGRPO, correctness_rewards
 from rzero_pl.models import PretrainedModel
-from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.models.actor import Actor
+from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
 from rzero_pl.rewards import MajorityVote, QuestionFormat
-from rzero_pl.run_state import RunFolderBusy, RunLock, RunState
-from rzero_pl.solver import SolverGRPO, correctness_rewards
+from rzero_pl.run.checkpoints import checkpoint_step
+from rzero_pl.run.faults import parse_fault
+from rzero_pl.run.guards import NonFiniteUpdates, UpdateGuard, finite_gradients
+from rzero_pl.run.io import read_json, remove_stale_temps, write_text_atomic
+from rzero_pl.run.state import RunFolderBusy, RunLock, RunState
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +52,7 @@ def _fit(tmp_path, model_dir, *extra):
         "fit",
         "--config",
         TOY,
-        f"{MODEL}.class_path=rzero_pl.models.PretrainedModel",
+        f"{MODEL}.class_path=rzero_pl.models.sources.PretrainedModel",
         f"{MODEL}.init_args.name_or_path={model_dir}",
         "--trainer.enable_progress_bar=false",
         f"--evolution.run_dir={tmp_path / 'run'}",
@@ -160,7 +160,7 @@ def test_a_torn_write_leaves_the_old_file_and_a_temp_that_is_cleaned(tmp_path, m
     def crash(name):
         raise KeyboardInterrupt  # dies mid-write, as a kill would
 
-    monkeypatch.setattr("rzero_pl.io.fault_point", crash)
+    monkeypatch.setattr("rzero_pl.run.io.fault_point", crash)
     with pytest.raises(KeyboardInterrupt):
         write_text_atomic(str(path), '{"a": 2}\n' * 1000)
     assert path.read_text() == '{"a": 1}\n'
@@ -192,7 +192,7 @@ def test_checkpoints_are_not_written_through_the_system_temp_folder(tmp_path, mo
     """A /tmp without room must not fail a save: fsspec's temporary file is in the run folder."""
     import tempfile
 
-    from rzero_pl.checkpoints import AtomicCheckpoint
+    from rzero_pl.run.checkpoints import AtomicCheckpoint
 
     class Tiny(L.LightningModule):
         def __init__(self):

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rzero_pl.answers import equivalent_many, extract_boxed, majority_votes, normalize
-from rzero_pl.verify_pool import VerifyPool
+from rzero_pl.grading.answers import equivalent_many, extract_boxed, majority_votes, normalize
+from rzero_pl.grading.verify_pool import VerifyPool
 
 TIMEOUT = 1.0
 # No call may exceed its timeout by more than this. A hang is unbounded (minutes, or for good);

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rzero_pl.answer_forms import decide_by_value, normalize, value_of
-from rzero_pl.answers import equivalent, matches
 from rzero_pl.benchmarks.graders import grade_math
+from rzero_pl.grading.answer_forms import decide_by_value, normalize, value_of
+from rzero_pl.grading.answers import equivalent, matches
 
 
 def boxed(answer: str) -> str:

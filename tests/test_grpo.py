@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rzero_pl.grpo import (
+from rzero_pl.grpo.loss import (
     CLIP_HIGH,
     CLIP_LOW,
     DUAL_CLIP,
@@ -350,13 +350,13 @@ def test_tiny_linear_policy_matches_reinforce():
 
 
 def _rollout(advantage, n_tokens=2):
-    from rzero_pl.rollout import Rollout
+    from rzero_pl.grpo.rollout import Rollout
 
     return Rollout([1], [2] * n_tokens, "", 0, 0, advantage=advantage)
 
 
 def test_keep_informative_tops_up_in_order():
-    from rzero_pl.rollout import keep_informative
+    from rzero_pl.grpo.rollout import keep_informative
 
     rows = [_rollout(a) for a in (0.0, 1.5, 0.0, -1.5, 0.0)]
     assert keep_informative(rows, 2) == [rows[1], rows[3]]

@@ -8,14 +8,14 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from rzero_pl.datamodules import LabelledQuestionsDataModule
 
-from rzero_pl import grpo
-from rzero_pl.actor import Actor
 from rzero_pl.engines import HFEngine, SamplingParams
-from rzero_pl.grpo_module import GRPOLoss
+from rzero_pl.grpo import loss as grpo
+from rzero_pl.grpo.module import GRPOLoss
+from rzero_pl.grpo.solver import SolverGRPO
 from rzero_pl.models import PretrainedModel
-from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.models.actor import Actor
+from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
-from rzero_pl.solver import SolverGRPO
 from rzero_pl.toy.prompts import TOY_SOLVER
 
 AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")

@@ -2,7 +2,7 @@
 
 One run folder lives through a chain of processes. Each process runs the same
 ``python -m rzero_pl fit`` command with ``RZERO_PL_FAULT`` naming the moment it dies at
-(``rzero_pl.faults``): SIGKILL mid-batch, mid-checkpoint (the new checkpoint written under its
+(``rzero_pl.run.faults``): SIGKILL mid-batch, mid-checkpoint (the new checkpoint written under its
 temporary name), between a phase's weights and its ``state.json`` entry, mid-write of
 ``questions.jsonl``/``curriculum.jsonl``/the evaluation files, and SIGTERM (what SLURM sends
 before pre-emption) in training and in curriculum writing. The named points are the same on
@@ -25,9 +25,9 @@ import time
 import pytest
 import yaml
 
-from rzero_pl.checkpoints import checkpoint_step
-from rzero_pl.evolution import PREEMPTED_EXIT_CODE
-from rzero_pl.io import TMP_MARK
+from rzero_pl.run.checkpoints import checkpoint_step
+from rzero_pl.run.evolution import PREEMPTED_EXIT_CODE
+from rzero_pl.run.io import TMP_MARK
 
 pytestmark = pytest.mark.slow
 
@@ -67,16 +67,15 @@ def _config(tmp_path) -> str:
     with open(os.path.join(ROOT, "cli_configs", "toy.yaml")) as f:
         config = yaml.safe_load(f)
     config["trainer"]["enable_progress_bar"] = False
-    config["trainer"]["callbacks"][0]["init_args"].update(votes=4, max_new_tokens=48)
     model = config["model"]["init_args"]
     # Long enough for the toy's answers and questions, so that both roles really train.
     model.update(group_size=4, minibatch_size=8, micro_batch_size=4)
     model["sampling"]["max_new_tokens"] = 48
-    data = config["data"]["init_args"]
-    data.update(candidates=CANDIDATES, votes=2, questions_per_step=4, min_kept=1, max_rounds=1)
-    data["band"] = [0.0, 1.0]  # keep every labelled question: both solver phases must run
-    data["solver_sampling"]["max_new_tokens"] = 32
+    config["data"]["init_args"].update(questions_per_step=4)
     evolution = config["evolution"]
+    evolution["curriculum"].update(candidates=CANDIDATES, min_kept=1, max_rounds=1)
+    evolution["vote"].update(votes=4, band=[0.0, 1.0])  # keep every question: both solver
+    evolution["vote"]["sampling"]["max_new_tokens"] = 32  # phases must run
     evolution.update(iterations=ITERATIONS, challenger_steps=2, solver_steps=2)
     evolution["run_dir"] = str(tmp_path / "run")
     evolution["challenger"]["init_args"]["group_size"] = 4

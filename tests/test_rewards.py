@@ -62,7 +62,9 @@ def test_question_format(text, last, single):
             assert (question, reason) == (None, want), blocks
         else:
             assert (question, reason) == (want, "ok"), blocks
-    assert QuestionFormat().parse(text)[0] == (None if last.endswith(("_question", "_answer")) else last)
+    assert QuestionFormat().parse(text)[0] == (
+        None if last.endswith(("_question", "_answer")) else last
+    )
 
 
 def test_question_format_without_the_answer_rule():
@@ -333,7 +335,7 @@ def test_challenger_reward_unknown_form():
 
 
 def test_unanswered_votes_count_in_m_but_form_no_cluster():
-    from rzero_pl.answers import majority_votes
+    from rzero_pl.grading.answers import majority_votes
 
     # 5 votes without a box, 5 distinct answers: p-hat is 1/10 (the released code: 5/10,
     # its "None" cluster wins); the reward is then 0.2 instead of the best possible 1.

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from rzero_pl.selection import BestIteration, Score, decide, resolve_weights, score_of
+from rzero_pl.run.selection import BestIteration, Score, decide, resolve_weights, score_of
 
 
 def _summary(**accuracies: tuple[float, float, float]) -> dict:
@@ -99,7 +99,7 @@ def _falling_run(run_dir: str, patience: int) -> list[str]:
 @pytest.mark.slow
 def test_a_falling_run_stops_and_keeps_the_base(tmp_path):
     from rzero_pl.cli import main
-    from rzero_pl.run_state import RunState
+    from rzero_pl.run.state import RunState
 
     run = tmp_path / "run"
     main(_falling_run(str(run), patience=1))

@@ -8,13 +8,13 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from rzero_pl.datamodules import LabelledQuestionsDataModule
 
-from rzero_pl.actor import Actor
 from rzero_pl.engines import HFEngine, SamplingParams
-from rzero_pl.grpo_module import GRPOLoss
+from rzero_pl.grpo.module import GRPOLoss
+from rzero_pl.grpo.solver import SolverGRPO, correctness_rewards
 from rzero_pl.models import PretrainedModel
-from rzero_pl.policy import LoraSettings, Policy
+from rzero_pl.models.actor import Actor
+from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
-from rzero_pl.solver import SolverGRPO, correctness_rewards
 from rzero_pl.toy.prompts import TOY_SOLVER
 
 
@@ -175,8 +175,8 @@ def test_skip_signal_free_refuses_a_kl_term(tiny_model_dir):
 
 
 def test_skip_signal_free_trains_as_many_rollouts_on_every_rank(tiny_model_dir, monkeypatch):
-    from rzero_pl import grpo_module
-    from rzero_pl.rollout import Rollout
+    from rzero_pl.grpo import module as grpo_module
+    from rzero_pl.grpo.rollout import Rollout
 
     module = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0), skip_signal_free=True)
     rows = [Rollout([1], [2], "", i // 4, 0, advantage=a) for i, a in enumerate([1, -1, 0, 0] * 2)]

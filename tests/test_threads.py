@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rzero_pl.threads import cpu_share, thread_count
+from rzero_pl.scale.threads import cpu_share, thread_count
 
 
 def test_each_local_rank_gets_a_disjoint_share():

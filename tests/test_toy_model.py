@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from rzero_pl.models import ModelSource
+from rzero_pl.models.sources import ModelSource
 from rzero_pl.toy.prompts import TOY_SOLVER
 
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from rzero_pl import verify_pool
-from rzero_pl.answers import equivalent_many
-from rzero_pl.verify_pool import TIMED_OUT, VerifyPool
+from rzero_pl.grading import verify_pool
+from rzero_pl.grading.answers import equivalent_many
+from rzero_pl.grading.verify_pool import TIMED_OUT, VerifyPool
 
 
 def test_a_pool_of_one_answers_in_order():
@@ -70,7 +70,7 @@ def test_a_pool_whose_workers_cannot_start_answers_false(monkeypatch):
 
 def test_workers_exit_with_the_interpreter():
     code = (
-        "from rzero_pl.answers import equivalent; from rzero_pl.verify_pool import shared_pool; "
+        "from rzero_pl.grading.answers import equivalent; from rzero_pl.grading.verify_pool import shared_pool; "
         "print(equivalent('2/4', '0.5')); print(*shared_pool().pids())"
     )
     done = subprocess.run(

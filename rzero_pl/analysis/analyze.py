@@ -26,10 +26,10 @@ from rzero_pl.analysis.dynamics import (
     vote_and_judge,
     write_row,
 )
-from rzero_pl.distributed import is_rank_zero
 from rzero_pl.errors import check_number
-from rzero_pl.io import read_json, write_text_atomic
-from rzero_pl.models import ModelSource
+from rzero_pl.models.sources import ModelSource
+from rzero_pl.run.io import read_json, write_text_atomic
+from rzero_pl.scale.distributed import is_rank_zero
 
 
 class Analysis:
@@ -60,8 +60,8 @@ class Analysis:
             if truth is not None:
                 self._judge = Judge(f"truth ({type(truth).__name__})", truth=truth)
             elif self.reference is not None:
-                from rzero_pl.actor import Actor
-                from rzero_pl.policy import Policy
+                from rzero_pl.models.actor import Actor
+                from rzero_pl.models.policy import Policy
 
                 actor = Actor(Policy(self.reference, roles=("solver",)))
                 self._judge = Judge(f"reference solver ({self.reference!r})", reference=actor)

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from rzero_pl.curriculum import curriculum_stats
-from rzero_pl.io import read_jsonl, write_json_atomic
 from rzero_pl.questions import Truth
 from rzero_pl.rewards import MajorityVote, cluster_labels
 from rzero_pl.rewards.repetition import REPETITION_THRESHOLD, bleu_distance_matrix
+from rzero_pl.run.io import read_jsonl, write_json_atomic
 
 VOTE_SEED = 20_250_805  # one seed for every iteration: the same draws on every sample
 
@@ -56,7 +56,7 @@ class Judge:
                 a is not None and bool(self.truth.check(q, a))
                 for q, a in zip(questions, answers, strict=True)
             ]
-        from rzero_pl.answers import matches_many
+        from rzero_pl.grading.answers import matches_many
 
         return matches_many(list(zip(refs, answers, strict=True)))
 

@@ -15,7 +15,7 @@ import yaml
 
 from rzero_pl.analysis.analyze import Analysis, latest_solver, write_table
 from rzero_pl.analysis.dynamics import scalars
-from rzero_pl.io import read_json
+from rzero_pl.run.io import read_json
 
 
 def iterations_of(run_dir: str) -> list[int]:
@@ -40,7 +40,7 @@ def analyze_run(args: argparse.Namespace) -> str:
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from rzero_pl.cli import RZeroCLI
-    from rzero_pl.models import PretrainedModel
+    from rzero_pl.models.sources import PretrainedModel
 
     run_dir = args.run_dir
     config = args.config or os.path.join(run_dir, "config.yaml")

@@ -6,7 +6,7 @@
   reference took the *first* box, greedily up to the last ``}`` on its line (the released ``evaluation/generate.py``).
   A gold that is a list or set (``\\{1,2,3\\}``, ``(1,2),(3,4)``) also accepts one answer per
   box (``\\boxed{1}, \\boxed{2}, \\boxed{3}``). ``rule="flexible"`` falls back to ``#### X``,
-  an answer phrase or the last number (``rzero_pl.extraction``).
+  an answer phrase or the last number (``rzero_pl.grading.extraction``).
 * **multiple choice**: the option letter (A-J), read by :func:`extract_choice`; unreadable =
   wrong. ``reference_compat=True`` reads it the reference's way instead, random guess included.
 * **bbeh**: the last box's content (or the whole response when there is none), then the
@@ -23,9 +23,9 @@ import random
 import re
 from collections.abc import Sequence
 
-from rzero_pl.answers import matches_many
 from rzero_pl.benchmarks.registry import LETTERS, Benchmark, get_benchmark
-from rzero_pl.extraction import AnswerRule, extract_boxed, extract_boxes, extract_final
+from rzero_pl.grading.answers import matches_many
+from rzero_pl.grading.extraction import AnswerRule, extract_boxed, extract_boxes, extract_final
 
 # ----------------------------------------------------------------------------- multiple choice
 

@@ -44,7 +44,7 @@ from rzero_pl.engines.vllm_support import (
     vllm_sampling_kwargs,
     write_adapter,
 )
-from rzero_pl.sharding import full_weights
+from rzero_pl.scale.sharding import full_weights
 
 
 class VLLMEngine:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rzero_pl.engines.base import SamplingParams
-from rzero_pl.sharding import full_weights
+from rzero_pl.scale.sharding import full_weights
 
 INSTALL = (
     "VLLMEngine needs vLLM: on GPU `pip install 'rzero-pl[vllm]'`; on CPU "

@@ -8,7 +8,7 @@ Reward terms (the vocabulary's ``uncertainty``, ``repetition``, ``format``):
 - ``question_format``: ``QuestionFormat``, a completion's question or why it is malformed.
 
 ``challenger_reward`` combines them. The solver's ``correct`` term is in
-``rzero_pl.grpo.solver``.
+``rzero_pl.grpo.loss.solver``.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ import numpy as np
 
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import check_number
-from rzero_pl.extraction import AnswerRule, extract_final
+from rzero_pl.grading.extraction import AnswerRule, extract_final
+from rzero_pl.grading.votes import Vote, majority_votes
 from rzero_pl.prompts import RolePrompt, solver_prompt
-from rzero_pl.votes import Vote, majority_votes
 
 
 def uncertainty(share: float | np.ndarray) -> float | np.ndarray:

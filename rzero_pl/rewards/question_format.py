@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Literal
 
-from rzero_pl.answers import extract_boxed
+from rzero_pl.grading.answers import extract_boxed
 
 _QUESTION_OPEN = "<question>"
 _QUESTION_CLOSE = "</question>"

@@ -31,7 +31,7 @@ import shutil
 import tempfile
 from typing import Any, Literal
 
-from rzero_pl.models import ModelSource
+from rzero_pl.models.sources import ModelSource
 from rzero_pl.toy import arithmetic, corpus
 from rzero_pl.toy.arithmetic import DEFAULT_MIX, normalize_mix
 from rzero_pl.toy.pretrain import SIZES, Recipe, pretrain

@@ -23,14 +23,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from rzero_pl import sharding
-from rzero_pl.distributed import is_rank_zero
 from rzero_pl.engines.base import ROLES, check_role
 from rzero_pl.errors import check_number
-from rzero_pl.io import fsync_dir, fsync_tree, remove_path
-from rzero_pl.models import ModelSource
-from rzero_pl.selection import resolve_weights
-from rzero_pl.sharding import FullyShard
+from rzero_pl.models.sources import ModelSource
+from rzero_pl.run.io import fsync_dir, fsync_tree, remove_path
+from rzero_pl.run.selection import resolve_weights
+from rzero_pl.scale import sharding
+from rzero_pl.scale.distributed import is_rank_zero
+from rzero_pl.scale.sharding import FullyShard
 
 REFERENCE = "reference"  # the frozen adapter that holds a role's phase-start weights (LoRA)
 
@@ -301,7 +301,7 @@ class Policy(nn.Module):
     def is_sharded(self) -> bool:
         return any(sharding.is_sharded(m) for m in self.models.values())
 
-    def shard(self, mesh: Any) -> None:
+    def fully_shard(self, mesh: Any) -> None:
         """``fully_shard`` every model (and the KL reference) by decoder layer over ``mesh``."""
         for model in self._roots():
             sharding.apply_fully_shard(model, mesh, self.fsdp)

@@ -39,12 +39,18 @@ from rzero_pl.benchmarks import (
     score_entry,
     summarize,
 )
-from rzero_pl.distributed import gather_objects, is_rank_zero, merge_strided, strided_indices, world
 from rzero_pl.engines.base import Engine, SamplingParams
 from rzero_pl.errors import check_number
-from rzero_pl.extraction import ANSWER_RULES, AnswerRule
-from rzero_pl.io import write_json_atomic, write_jsonl_atomic
+from rzero_pl.grading.extraction import ANSWER_RULES, AnswerRule
 from rzero_pl.prompts import RolePrompt
+from rzero_pl.run.io import write_json_atomic, write_jsonl_atomic
+from rzero_pl.scale.distributed import (
+    gather_objects,
+    is_rank_zero,
+    merge_strided,
+    strided_indices,
+    world,
+)
 
 
 @dataclass
@@ -242,7 +248,7 @@ class Evaluation:
         role: The role to evaluate.
         reference_compat: Read multiple-choice letters the reference's way, guessing a random
             letter when none is found (for comparison with published numbers only).
-        answer_rules: A math benchmark's answer rule by name (``rzero_pl.extraction``):
+        answer_rules: A math benchmark's answer rule by name (``rzero_pl.grading.extraction``):
             ``boxed`` (the default and the paper's: the last ``\\boxed{}``) or ``flexible``
             (a box, else ``#### X``, an answer phrase, the last number).
         report_rules: Also score every math benchmark under every answer rule

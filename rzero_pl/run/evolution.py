@@ -17,7 +17,7 @@ solver phase). Everything lives in one run folder::
 
 Re-running the same command resumes: finished phases are skipped (their weights are
 loaded), a phase in progress restarts from its last checkpoint, a written curriculum is
-reused. Every file is written atomically (``rzero_pl.io``, ``AtomicCheckpoint``), so a kill
+reused. Every file is written atomically (``rzero_pl.run.io``, ``AtomicCheckpoint``), so a kill
 at any moment leaves each file whole or absent; temporary files of a killed writer are
 deleted on the next start. SIGTERM (what SLURM sends before pre-emption) stops the run at
 the next safe point and exits with status 143; the next run resumes from the last finished
@@ -39,19 +39,20 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from rzero_pl.actor import Actor
 from rzero_pl.analysis.analyze import Analysis, latest_solver
 from rzero_pl.analysis.dynamics import scalars
-from rzero_pl.challenger import ChallengerGRPO
-from rzero_pl.checkpoints import AtomicCheckpoint, check_weights, resume_point, weights_digest
+from rzero_pl.benchmarks.evaluation import Evaluation
 from rzero_pl.curriculum import Curriculum, CurriculumReport
-from rzero_pl.distributed import is_rank_zero, on_rank_zero
 from rzero_pl.errors import ConfigError, check_number
-from rzero_pl.evaluation import Evaluation
-from rzero_pl.faults import fault_callbacks, fault_point
-from rzero_pl.io import remove_stale_temps
+from rzero_pl.grpo.challenger import ChallengerGRPO
+from rzero_pl.grpo.solver import SolverGRPO
+from rzero_pl.models.actor import Actor
 from rzero_pl.rewards import MajorityVote
-from rzero_pl.run_state import (
+from rzero_pl.run.checkpoints import AtomicCheckpoint, check_weights, resume_point, weights_digest
+from rzero_pl.run.faults import fault_callbacks, fault_point
+from rzero_pl.run.io import remove_stale_temps
+from rzero_pl.run.selection import BestIteration, read_summary
+from rzero_pl.run.state import (
     OffsetLogger,
     RunLock,
     RunState,
@@ -60,8 +61,7 @@ from rzero_pl.run_state import (
     file_sha256,
     mark_restart,
 )
-from rzero_pl.selection import BestIteration, read_summary
-from rzero_pl.solver import SolverGRPO
+from rzero_pl.scale.distributed import is_rank_zero, on_rank_zero
 
 if TYPE_CHECKING:  # the core never imports the datamodules; the CLI hands one over
     from rzero_pl.datamodules.curriculum import CurriculumDataModule

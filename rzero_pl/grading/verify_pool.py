@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from rzero_pl.verify_worker import TIMED_OUT, Verdict, Zygote
+from rzero_pl.grading.verify_worker import TIMED_OUT, Verdict, Zygote
 
 __all__ = ["TIMED_OUT", "Verdict", "VerifyPool", "default_workers", "shared_pool"]
 
@@ -134,7 +134,7 @@ class VerifyPool:
         memory_limit_mb: Address-space limit of each worker (``None``: none); a check that runs
             out of memory answers ``False`` instead of swapping the machine.
         zygote: Fork workers from one process that has imported math-verify already
-            (``rzero_pl.verify_worker``), so that a killed worker is replaced in milliseconds;
+            (``rzero_pl.grading.verify_worker``), so that a killed worker is replaced in milliseconds;
             False starts each worker as a fresh interpreter (seconds each).
 
     The workers start on first use, in the background; ``close()`` (also run at exit) kills them.
@@ -388,7 +388,7 @@ _shared_lock = threading.Lock()
 
 
 def shared_pool() -> VerifyPool:
-    """The process-wide pool used by ``rzero_pl.answers`` (created on first use)."""
+    """The process-wide pool used by ``rzero_pl.grading.answers`` (created on first use)."""
     global _shared
     with _shared_lock:
         if _shared is None or _shared.closed:

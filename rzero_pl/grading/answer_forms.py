@@ -1,9 +1,9 @@
-"""How answers are written: a normal form for spellings (values: ``rzero_pl.answer_values``).
+"""How answers are written: a normal form for spellings (values: ``rzero_pl.grading.answer_values``).
 
 ``normalize`` erases notation that cannot change an answer's value, so that equal strings
 mean equal answers and most votes group without any check. ``split_assignment`` and
 ``split_percent`` read the two notations it keeps because they can change a verdict (the left
-side of ``(x, y) = (1, 2)``, the ``%`` of ``0.5\\%``); ``rzero_pl.answers`` decides pairs of
+side of ``(x, y) = (1, 2)``, the ``%`` of ``0.5\\%``); ``rzero_pl.grading.answers`` decides pairs of
 them by math-verify's rules.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from rzero_pl.answer_values import Value, decide_by_value, value_of  # noqa: F401 - re-exported
+from rzero_pl.grading.answer_values import Value, decide_by_value, value_of  # noqa: F401 - re-exported
 
 # ---------------------------------------------------------------------- normalisation
 
@@ -110,7 +110,7 @@ def normalize(answer: str) -> str:
     share a normal form (``1,000`` is read as one thousand, not the pair 1, 000; ``30^\\circ``
     and ``30`` are merged on purpose). An assignment's left side is kept (``(x, y) = (1, 2)``
     is not ``(y, x) = (1, 2)``): ``split_assignment`` reads it. Other spellings of one value,
-    such as ``\\frac12`` and ``0.5``, or ``x=3`` and ``3``, are decided in ``rzero_pl.answers``.
+    such as ``\\frac12`` and ``0.5``, or ``x=3`` and ``3``, are decided in ``rzero_pl.grading.answers``.
     """
     s = answer.replace("\u2212", "-").replace("\\$", "").replace("$", "")
     s = _DELIMITER_SIZE.sub("", s).replace("\\displaystyle", "")

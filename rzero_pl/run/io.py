@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from rzero_pl.faults import fault_point
+from rzero_pl.run.faults import fault_point
 
 TMP_MARK = ".tmp-"  # in the name of every temporary file or folder, and of nothing else
 

@@ -25,7 +25,7 @@ import os
 from dataclasses import asdict, dataclass
 
 from rzero_pl.errors import check_number
-from rzero_pl.io import read_json, write_json_atomic
+from rzero_pl.run.io import read_json, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class BestIteration:
 
     def record(self, run_dir: str, decision: Decision) -> dict:
         """Write ``best.json`` (rank 0 only writes; every rank returns the record)."""
-        from rzero_pl.distributed import is_rank_zero
+        from rzero_pl.scale.distributed import is_rank_zero
 
         it = decision.best
         record = {

@@ -13,8 +13,8 @@ Two questions, two functions:
 
 Both decide cheapest first: equal ``normalize`` forms; two plain numbers, two plain-word
 answers, garbled answers, percents, assignments and simple numeric expressions by value
-(``rzero_pl.answer_values``), all here and all symmetric; otherwise math-verify, both
-directions in one check, in a worker process under a hard timeout (``rzero_pl.verify_pool``).
+(``rzero_pl.grading.answer_values``), all here and all symmetric; otherwise math-verify, both
+directions in one check, in a worker process under a hard timeout (``rzero_pl.grading.verify_pool``).
 Verdicts are cached on the normalised pair.
 """
 
@@ -27,15 +27,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from fractions import Fraction
 
-from rzero_pl.answer_forms import (
+from rzero_pl.grading.answer_forms import (
     decide_by_value,
     normalize,
     split_assignment,
     split_percent,
     value_of,
 )
-from rzero_pl.extraction import extract_boxed, extract_boxes, extract_final  # noqa: F401
-from rzero_pl.verify_pool import TIMED_OUT, Verdict, VerifyPool, shared_pool  # noqa: F401
+from rzero_pl.grading.extraction import extract_boxed, extract_boxes, extract_final  # noqa: F401
+from rzero_pl.grading.verify_pool import TIMED_OUT, Verdict, VerifyPool, shared_pool  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ def equivalent(a: str | None, b: str | None, timeout: float = 5.0) -> bool:
     a percent as ``x`` or ``x/100``, ``x=3`` as ``3`` (but ``(x,y)=…`` never as ``(y,x)=…``), a
     plain number is never a word, prose is never a number, a garbled answer equals only itself,
     and two expressions of integers, fractions, roots, pi and integer powers (or lists of them)
-    are compared by value (``rzero_pl.answer_values``: exact for rationals). Anything else goes
+    are compared by value (``rzero_pl.grading.answer_values``: exact for rationals). Anything else goes
     to math-verify, which must agree in *both* directions, in a worker process killed after
     ``timeout`` seconds. A timeout, a parse failure or an error is False; nothing is raised.
     """
@@ -306,9 +306,9 @@ def equivalent(a: str | None, b: str | None, timeout: float = 5.0) -> bool:
 
 
 def __getattr__(name: str):
-    """``Vote`` and ``majority_votes`` live in ``rzero_pl.votes``."""
+    """``Vote`` and ``majority_votes`` live in ``rzero_pl.grading.votes``."""
     if name in ("Vote", "majority_votes"):
-        from rzero_pl import votes
+        from rzero_pl.grading import votes
 
         return getattr(votes, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The majority vote: answers clustered by ``rzero_pl.answers.equivalent``, the largest wins.
+"""The majority vote: answers clustered by ``rzero_pl.grading.answers.equivalent``, the largest wins.
 
 The relation is symmetric (math-verify must agree both ways), so a cluster does not depend on
 which answer came first beyond the greedy order itself. Identical normal forms are grouped
@@ -23,8 +23,8 @@ import queue
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rzero_pl.answer_forms import normalize
-from rzero_pl.answers import (
+from rzero_pl.grading.answer_forms import normalize
+from rzero_pl.grading.answers import (
     _decide_locally,
     _key,
     _oriented,
@@ -33,7 +33,7 @@ from rzero_pl.answers import (
     cheap,
     reduce_pair,
 )
-from rzero_pl.verify_pool import TIMED_OUT, VerifyPool, shared_pool
+from rzero_pl.grading.verify_pool import TIMED_OUT, VerifyPool, shared_pool
 
 log = logging.getLogger(__name__)
 

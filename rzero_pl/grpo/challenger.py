@@ -22,10 +22,10 @@ from typing import Any, Literal
 import numpy as np
 from jsonargparse import lazy_instance
 
-from rzero_pl.actor import Actor
-from rzero_pl.distributed import gather_lists
 from rzero_pl.engines.base import Generation
-from rzero_pl.grpo_module import GRPOModule
+from rzero_pl.grpo.module import GRPOModule
+from rzero_pl.grpo.rollout import Rollout
+from rzero_pl.models.actor import Actor
 from rzero_pl.prompts import RolePrompt, challenger_prompt
 from rzero_pl.rewards import (
     INVALID_REASONS,
@@ -35,7 +35,7 @@ from rzero_pl.rewards import (
     challenger_reward,
     uncertainty,
 )
-from rzero_pl.rollout import Rollout
+from rzero_pl.scale.distributed import gather_lists
 
 # Stateless, so one shared default serves every challenger (jsonargparse prints its settings).
 DEFAULT_REPETITION = lazy_instance(RepetitionPenalty)

@@ -14,7 +14,7 @@ from typing import Any
 
 from rzero_pl.engines.base import Engine, Generation, SamplingParams
 from rzero_pl.engines.hf import HFEngine
-from rzero_pl.policy import Policy
+from rzero_pl.models.policy import Policy
 
 
 class Actor:

@@ -23,9 +23,9 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger
 
-from rzero_pl.distributed import is_rank_zero
-from rzero_pl.faults import fault_point
-from rzero_pl.io import read_json, write_json_atomic
+from rzero_pl.run.faults import fault_point
+from rzero_pl.run.io import read_json, write_json_atomic
+from rzero_pl.scale.distributed import is_rank_zero
 
 STATE_VERSION = 2  # 2: the curriculum and each evaluation own one step of the axis
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from statistics import fmean
 from typing import Any
 
-from rzero_pl.rollout import Rollout
+from rzero_pl.grpo.rollout import Rollout
 
 
 def rollout_metrics(rollouts: Sequence[Rollout], gen_seconds: float, total_seconds: float) -> dict:

@@ -22,15 +22,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from rzero_pl import distributed, grpo, memory, sharding
-from rzero_pl.actor import Actor
 from rzero_pl.engines.base import Engine, Generation, SamplingParams
 from rzero_pl.errors import check_number
-from rzero_pl.grpo import GRPOLoss
-from rzero_pl.guards import UpdateGuard
-from rzero_pl.policy import Policy
-from rzero_pl.prompts import RolePrompt
-from rzero_pl.rollout import (
+from rzero_pl.grpo import loss as grpo
+from rzero_pl.grpo.loss import GRPOLoss
+from rzero_pl.grpo.rollout import (
     Rollout,
     RolloutDataset,
     collate,
@@ -39,7 +35,12 @@ from rzero_pl.rollout import (
     mark_minibatches,
     set_minibatch_counts,
 )
-from rzero_pl.rollout_log import combine_rank_metrics, rollout_metrics, write_rollout_table
+from rzero_pl.grpo.rollout_log import combine_rank_metrics, rollout_metrics, write_rollout_table
+from rzero_pl.models.actor import Actor
+from rzero_pl.models.policy import Policy
+from rzero_pl.prompts import RolePrompt
+from rzero_pl.run.guards import UpdateGuard
+from rzero_pl.scale import distributed, memory, sharding
 
 
 class GRPOModule(L.LightningModule):
@@ -60,7 +61,7 @@ class GRPOModule(L.LightningModule):
         log_rollouts_every: Write a text table of a few rollouts every k rollout steps.
         seed: Base seed for rollout sampling.
         max_bad_updates: NaN/inf updates in a row (each one skipped) that stop the run; 0 never
-            stops (``rzero_pl.guards.UpdateGuard``).
+            stops (``rzero_pl.run.guards.UpdateGuard``).
         skip_signal_free: Train only on rollouts with a non-zero advantage (groups that
             scored alike carry no policy gradient; needs ``loss.kl_coef`` 0). Saves their
             forward/backward passes; a minibatch then averages over fewer tokens.
@@ -184,7 +185,7 @@ class GRPOModule(L.LightningModule):
     def configure_model(self) -> None:
         """Under ``ModelParallelStrategy``: shard the policy with FSDP2 (once; roles share it)."""
         if self._device_mesh is not None:
-            self.policy.shard(self.device_mesh["data_parallel"])
+            self.policy.fully_shard(self.device_mesh["data_parallel"])
 
     def configure_optimizers(self) -> Any:
         params = self.policy.trainable_parameters(self.role)
@@ -279,7 +280,7 @@ class GRPOModule(L.LightningModule):
 
         The order is drawn here (seeded by the rollout step), so that every minibatch's
         token and sequence counts, summed over ranks, are known before its first micro-batch:
-        the loss divides by them (``rzero_pl.grpo.aggregate``).
+        the loss divides by them (``rzero_pl.grpo.loss.aggregate``).
         """
         generator = torch.Generator().manual_seed(self._rollout_seed())
         order = torch.randperm(len(dataset), generator=generator).tolist()

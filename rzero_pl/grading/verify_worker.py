@@ -1,4 +1,4 @@
-"""The math-verify worker processes of ``rzero_pl.verify_pool`` (this file runs in them).
+"""The math-verify worker processes of ``rzero_pl.grading.verify_pool`` (this file runs in them).
 
 It is loaded by path in a fresh interpreter, never as part of the ``rzero_pl`` package, so it
 imports nothing from rzero-pl. Two entry points, chosen by ``main``'s first argument:

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rzero_pl.actor import Actor
-from rzero_pl.answers import matches_many
 from rzero_pl.engines.base import Generation
 from rzero_pl.errors import check_number
-from rzero_pl.extraction import AnswerRule, extract_final
-from rzero_pl.grpo_module import GRPOModule
+from rzero_pl.grading.answers import matches_many
+from rzero_pl.grading.extraction import AnswerRule, extract_final
+from rzero_pl.grpo.module import GRPOModule
+from rzero_pl.grpo.rollout import Rollout
+from rzero_pl.models.actor import Actor
 from rzero_pl.prompts import RolePrompt, solver_prompt
-from rzero_pl.rollout import Rollout
 
 
 def correctness_rewards(
@@ -29,7 +29,7 @@ def correctness_rewards(
 ) -> tuple[list[str | None], list[float]]:
     """Extract each completion's final answer under ``rule``; 1.0 if it matches its label.
 
-    The label is graded as a gold is (``rzero_pl.answers.matches``: gold first, math-verify's
+    The label is graded as a gold is (``rzero_pl.grading.answers.matches``: gold first, math-verify's
     asymmetric rule), whether it is true or a majority vote's.
     """
     answers = [extract_final(c, rule) for c in completions]
@@ -47,7 +47,7 @@ class SolverGRPO(GRPOModule):
         answer_timeout: Seconds allowed for one equivalence check.
         answer_rule: ``boxed`` (the paper's: the last ``\\boxed{}``) or ``flexible`` (a box,
             else ``#### X``, an answer phrase or the last number; for models that do not box,
-            see ``rzero_pl.extraction``).
+            see ``rzero_pl.grading.extraction``).
         **kwargs: Further GRPO settings (see ``GRPOModule``).
     """
 

@@ -33,7 +33,7 @@ class Rollout:
     ref_logprobs: list[float] | None = None
     # The counts of the minibatch (optimizer update) this rollout is trained in, all ranks
     # together: the loss divides by them, so a minibatch's loss is the same however it is
-    # split into micro-batches (``rzero_pl.grpo.aggregate``). 0: not set.
+    # split into micro-batches (``rzero_pl.grpo.loss.aggregate``). 0: not set.
     minibatch_tokens: int = 0
     minibatch_size: int = 0
 

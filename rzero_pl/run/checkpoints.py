@@ -22,9 +22,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rzero_pl.distributed import is_rank_zero
-from rzero_pl.faults import fault_point
-from rzero_pl.io import TMP_MARK, fsync_tree, remove_path, replace_durably
+from rzero_pl.run.faults import fault_point
+from rzero_pl.run.io import TMP_MARK, fsync_tree, remove_path, replace_durably
+from rzero_pl.scale.distributed import is_rank_zero
 
 
 class AtomicCheckpoint(ModelCheckpoint):

@@ -1,0 +1,9 @@
+"""The run: the co-evolution loop and everything that makes it resumable and safe.
+
+- ``evolution``: ``Evolution``, iterations of challenger → curriculum → solver → evaluation.
+- ``state``: ``state.json`` (finished phases, step axis, fingerprint), the run lock, the
+  TensorBoard step offsets.
+- ``selection``: the collapse guard (best iteration, patience, ``best.json``).
+- ``checkpoints``, ``io``: atomic checkpoints and atomic file writes.
+- ``guards``: the NaN/inf and signal-free update guard; ``faults``: named kill points.
+"""
