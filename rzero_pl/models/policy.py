@@ -14,9 +14,6 @@ role's weights). ``snapshot_reference`` takes that copy when a phase begins.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -25,11 +22,10 @@ from torch import nn
 
 from rzero_pl.engines.base import ROLES, check_role
 from rzero_pl.errors import check_number
+from rzero_pl.models import role_weights
 from rzero_pl.models.sources import ModelSource
-from rzero_pl.run.io import fsync_dir, fsync_tree, remove_path
 from rzero_pl.run.selection import resolve_weights
 from rzero_pl.scale import sharding
-from rzero_pl.scale.distributed import is_rank_zero
 from rzero_pl.scale.sharding import FullyShard
 
 REFERENCE = "reference"  # the frozen adapter that holds a role's phase-start weights (LoRA)
@@ -324,105 +320,11 @@ class Policy(nn.Module):
         never leaves a half-written folder under the final name. With several ranks every
         rank calls it (under FSDP the weights are gathered); only rank 0 writes.
         """
-        state = None
-        if self.is_sharded:  # every rank gathers tensor by tensor; rank 0 keeps them on CPU
-            items = sharding.full_weights(_unique_tensors(self.module(role)))
-            state = {name: t.cpu() for name, t in items if is_rank_zero()}
-        return self._save_role(role, folder, state) if is_rank_zero() else folder
-
-    def _save_role(self, role: str, folder: str, state: dict | None) -> str:
-        module = self.module(role)
-        parent = os.path.dirname(os.path.abspath(folder))
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-        if self.is_lora:
-            module.save_pretrained(tmp, selected_adapters=[role], state_dict=state)
-            written = os.path.join(tmp, role) if role != "default" else tmp
-            os.replace(written, tmp + "-adapter")
-            shutil.rmtree(tmp)
-            tmp = tmp + "-adapter"
-        else:
-            module.save_pretrained(tmp, state_dict=state)
-        self.tokenizer.save_pretrained(tmp)
-        fsync_tree(tmp)
-        # The old folder is moved aside (a temp name: cleaned up if we crash) before the new
-        # one takes its place, so the final name never holds a half-written or missing copy.
-        old = tmp + "-old"
-        if os.path.exists(folder):
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        fsync_dir(parent)
-        remove_path(old)
-        return folder
+        return role_weights.save_role(self, role, folder)
 
     def load_role(self, role: str, folder: str) -> None:
         """Load weights written by ``save_role`` into ``role`` (continuing a run)."""
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"no saved weights for role {role!r} at {folder!r}")
-        if self.is_sharded:
-            raise RuntimeError(
-                f"load_role({role!r}): load saved weights before the policy is sharded "
-                "(at construction, or before the first fit)"
-            )
-        from safetensors.torch import load_file
-
-        adapter = os.path.join(folder, "adapter_model.safetensors")
-        if self.is_lora != os.path.isfile(adapter):
-            saved, wanted = (
-                ("a LoRA adapter", "full weights")
-                if not self.is_lora
-                else ("full weights", "a LoRA adapter")
-            )
-            raise ValueError(
-                f"policy.weights.{role}: {folder!r} holds {saved} but this policy trains "
-                f"{wanted}; set policy.lora to match how the weights were trained"
-            )
-        if self.is_lora:
-            from peft import set_peft_model_state_dict
-
-            result = set_peft_model_state_dict(
-                self.models["shared"], load_file(adapter), adapter_name=role
-            )
-            _check_loaded(role, folder, result.unexpected_keys, [])
-            return
-        files = sorted(f for f in os.listdir(folder) if f.endswith(".safetensors"))
-        if not files:
-            raise FileNotFoundError(f"no .safetensors weights in {folder!r}")
-        state: dict[str, torch.Tensor] = {}
-        for name in files:
-            state.update(load_file(os.path.join(folder, name)))
-        model = self.models[role]
-        result = model.load_state_dict(state, strict=False)
-        # A tied weight (lm_head = embeddings) is saved once: missing under its second name.
-        own = model.state_dict(keep_vars=True)
-        loaded = {id(t) for k, t in own.items() if k in state}
-        missing = [k for k in result.missing_keys if id(own[k]) not in loaded]
-        _check_loaded(role, folder, result.unexpected_keys, missing)
-
-
-def _check_loaded(role: str, folder: str, unexpected: list[str], missing: list[str]) -> None:
-    """Refuse saved weights that do not fit the model: loading them would score another model."""
-    if unexpected or missing:
-        names = ", ".join((unexpected or missing)[:3])
-        raise ValueError(
-            f"policy.weights.{role}: {folder!r} does not fit this model ({len(unexpected)} "
-            f"unexpected and {len(missing)} missing tensors, e.g. {names}); was it saved from "
-            "another base model or LoRA shape?"
-        )
-
-
-def _unique_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """``module``'s state-dict entries, each tensor under its first name only.
-
-    Tied weights (``lm_head`` sharing the embeddings) are one parameter under two names;
-    once gathered they are two separate tensors, which ``save_pretrained`` would write
-    twice. An unsharded save writes them once, under the first name: so does this.
-    """
-    seen: set[int] = set()
-    for name, tensor in module.state_dict(keep_vars=True).items():
-        if id(tensor) not in seen:
-            seen.add(id(tensor))
-            yield name, tensor
+        role_weights.load_role(self, role, folder)
 
 
 def _keep_4bit_trainable_on_cpu(model: nn.Module) -> None:
