@@ -34,6 +34,8 @@ from rzero_pl.grpo.rollout import (
     keep_informative,
     mark_minibatches,
     set_minibatch_counts,
+    sum_minibatch_counts,
+    to_rollouts,
 )
 from rzero_pl.grpo.rollout_log import combine_rank_metrics, rollout_metrics, write_rollout_table
 from rzero_pl.models.actor import Actor
@@ -238,7 +240,7 @@ class GRPOModule(L.LightningModule):
         params = replace(self.sampling, n=self.group_size, seed=seed)
         generations = self.engine.generate(prompts, role=self.role, params=params)
         generated = time.perf_counter()
-        rollouts = self._to_rollouts(generations)
+        rollouts = to_rollouts(generations, self.engine.version(self.role))
         extra = self.score(items, generations, rollouts) or {}
         # Groups never span ranks, but scale="batch" needs the whole batch's rewards.
         rewards, at = distributed.gather_lists([r.reward for r in rollouts])
@@ -289,11 +291,7 @@ class GRPOModule(L.LightningModule):
         per_update = self.micro_batch_size * accumulate  # this rank's share of one update
         counts = mark_minibatches(rollouts, per_update)
         if distributed.world()[1] > 1:
-            every = distributed.gather_objects(counts)
-            summed = [
-                tuple(map(sum, zip(*(c[k] for c in every if k < len(c)), strict=True)))
-                for k in range(max(len(c) for c in every))
-            ]
+            summed = sum_minibatch_counts(distributed.gather_objects(counts))
             set_minibatch_counts(rollouts, per_update, summed)
         pad = self.policy.tokenizer.pad_token_id
         return DataLoader(
@@ -306,22 +304,6 @@ class GRPOModule(L.LightningModule):
     def _rollout_seed(self) -> int:
         epoch = self.trainer.current_epoch if self._trainer is not None else 0
         return self.seed * 1_000_003 + epoch
-
-    def _to_rollouts(self, generations: list[Generation]) -> list[Rollout]:
-        expected = self.engine.version(self.role)
-        rollouts = []
-        for g, gen in enumerate(generations):
-            for c in gen.completions:
-                if c.weight_version != expected:
-                    raise RuntimeError(
-                        f"stale rollout: weight version {c.weight_version}, engine serves {expected}"
-                    )
-                rollouts.append(
-                    Rollout(
-                        gen.prompt_ids, c.token_ids, c.text, g, c.weight_version, c.finish_reason
-                    )
-                )
-        return rollouts
 
     @torch.no_grad()
     def _record_logprobs(self, rollouts: list[Rollout]) -> None:

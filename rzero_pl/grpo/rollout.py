@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import Dataset
 
+from rzero_pl.engines.base import Generation
+
 
 @dataclass
 class Rollout:
@@ -85,6 +87,23 @@ def collate(rollouts: Sequence[Rollout], pad_id: int) -> dict[str, torch.Tensor]
     return batch
 
 
+def to_rollouts(generations: Sequence[Generation], expected_version: int) -> list[Rollout]:
+    """One rollout per completion, grouped by prompt; refuse a completion sampled by weights
+    other than ``expected_version`` (the version the engine serves: on-policy or nothing)."""
+    rollouts = []
+    for g, gen in enumerate(generations):
+        for c in gen.completions:
+            if c.weight_version != expected_version:
+                raise RuntimeError(
+                    f"stale rollout: weight version {c.weight_version}, "
+                    f"engine serves {expected_version}"
+                )
+            rollouts.append(
+                Rollout(gen.prompt_ids, c.token_ids, c.text, g, c.weight_version, c.finish_reason)
+            )
+    return rollouts
+
+
 def mark_minibatches(rollouts: Sequence[Rollout], per_update: int) -> list[tuple[int, int]]:
     """Set each rollout's minibatch counts; return ``(tokens, sequences)`` per minibatch.
 
@@ -106,6 +125,19 @@ def set_minibatch_counts(
     """Write ``counts[k]`` (e.g. summed over ranks) into the rollouts of minibatch ``k``."""
     for i, r in enumerate(rollouts):
         r.minibatch_tokens, r.minibatch_size = counts[i // per_update]
+
+
+def sum_minibatch_counts(
+    every: Sequence[Sequence[tuple[int, int]]],
+) -> list[tuple[int, int]]:
+    """Each rank's ``mark_minibatches`` counts, summed minibatch by minibatch.
+
+    A rank with fewer minibatches adds nothing to the later ones.
+    """
+    return [
+        tuple(map(sum, zip(*(c[k] for c in every if k < len(c)), strict=True)))
+        for k in range(max(len(c) for c in every))
+    ]
 
 
 def keep_informative(rollouts: Sequence[Rollout], size: int) -> list[Rollout]:
