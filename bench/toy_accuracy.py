@@ -22,13 +22,13 @@ import torch
 from rzero_pl.toy.arithmetic import (
     DEFAULT_MIX,
     boxed_answer,
-    evaluate_expression,
     grade,
     is_held_out,
     parse_integer,
     question_expression,
 )
 from rzero_pl.toy.benchmark import toy_benchmark
+from rzero_pl.toy.expression import evaluate_expression
 from rzero_pl.toy.model import DEFAULT_STEPS, ToyModel
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 

@@ -16,7 +16,6 @@ from rzero_pl.toy import arithmetic as ar
 from rzero_pl.toy.arithmetic import (
     LEVELS,
     boxed_answer,
-    evaluate_expression,
     generate_problem,
     grade,
     is_held_out,
@@ -25,6 +24,7 @@ from rzero_pl.toy.arithmetic import (
 )
 from rzero_pl.toy.benchmark import toy_benchmark, toy_questions
 from rzero_pl.toy.corpus import corpus, examples, training_problems
+from rzero_pl.toy.expression import evaluate_expression
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 # ---------------------------------------------------------------------------------- parser

@@ -1,8 +1,8 @@
 """The toy arithmetic world: questions with a difficulty knob, worked solutions, an exact grader.
 
 Everything here is integer arithmetic over ``+ - *`` and parentheses, so the truth of every
-question is known. Expressions are parsed by a small recursive-descent parser (never ``eval``)
-that refuses long, deep or huge inputs instead of computing them.
+question is known. Expressions are parsed by ``rzero_pl.toy.expression`` (never ``eval``),
+which refuses long, deep or huge inputs instead of computing them.
 
 A question reads ``What is 12 + 7 * (5 - 2)?`` (spaces around binary operators, so that a
 whitespace split gives one word per number or operator). Its solution works one operation at a
@@ -19,10 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-MAX_EXPRESSION_CHARS = 256  # longer inputs are refused, not parsed
-MAX_DEPTH = 32  # parentheses / unary minus nesting
-MAX_LITERAL_DIGITS = 18
-MAX_ABS_VALUE = 10**30  # any intermediate beyond this is refused
+from rzero_pl.toy.expression import MAX_LITERAL_DIGITS, Node, parse_expression
 
 QUESTION_PREFIX = "What is "
 QUESTION_SUFFIX = "?"
@@ -68,122 +65,7 @@ class ToyProblem:
         return question_expression(self.question)
 
 
-# ---------------------------------------------------------------------------------- parsing
-
-_TOKEN = re.compile(r"\s*(?:([0-9]+)|([-+*()]))")
-
-
-class ParseError(ValueError):
-    """The text is not a well-formed integer expression within the size limits."""
-
-
-def tokenize(expr: str) -> list[str]:
-    """Split ``expr`` into integer literals and the symbols ``+ - * ( )``."""
-    if len(expr) > MAX_EXPRESSION_CHARS:
-        raise ParseError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
-    tokens, pos = [], 0
-    expr = expr.rstrip()
-    while pos < len(expr):
-        match = _TOKEN.match(expr, pos)
-        if match is None:
-            raise ParseError(f"unexpected character {expr[pos : pos + 1]!r} at {pos}")
-        number, symbol = match.groups()
-        if number is not None and len(number) > MAX_LITERAL_DIGITS:
-            raise ParseError("integer literal too long")
-        tokens.append(number if number is not None else symbol)
-        pos = match.end()
-    return tokens
-
-
-@dataclass
-class Node:
-    """An expression tree: a literal (``op is None``) or a binary operation."""
-
-    value: int
-    op: str | None = None
-    left: Node | None = None
-    right: Node | None = None
-
-
-class _Parser:
-    """Recursive descent: expr := term (('+'|'-') term)*, term := unary ('*' unary)*,
-    unary := '-' unary | '+' unary | number | '(' expr ')'."""
-
-    def __init__(self, tokens: list[str]) -> None:
-        self.tokens, self.pos, self.depth = tokens, 0, 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self) -> str:
-        token = self.peek()
-        if token is None:
-            raise ParseError("unexpected end of expression")
-        self.pos += 1
-        return token
-
-    def parse(self) -> Node:
-        node = self.expr()
-        if self.peek() is not None:
-            raise ParseError(f"unexpected {self.peek()!r}")
-        return node
-
-    def expr(self) -> Node:
-        node = self.term()
-        while self.peek() in ("+", "-"):
-            node = _combine(self.take(), node, self.term())
-        return node
-
-    def term(self) -> Node:
-        node = self.unary()
-        while self.peek() == "*":
-            node = _combine(self.take(), node, self.unary())
-        return node
-
-    def unary(self) -> Node:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise ParseError("expression nested too deeply")
-        token = self.take()
-        if token in ("-", "+"):
-            inner = self.unary()
-            node = Node(-inner.value, "neg", inner) if token == "-" else inner
-        elif token == "(":
-            node = self.expr()
-            if self.take() != ")":
-                raise ParseError("missing ')'")
-        elif token.isdigit():
-            node = Node(int(token))
-        else:
-            raise ParseError(f"unexpected {token!r}")
-        self.depth -= 1
-        return node
-
-
-def _combine(op: str, left: Node, right: Node) -> Node:
-    a, b = left.value, right.value
-    value = a + b if op == "+" else a - b if op == "-" else a * b
-    if abs(value) > MAX_ABS_VALUE:
-        raise ParseError("value too large")
-    return Node(value, op, left, right)
-
-
-def parse_expression(expr: str) -> Node:
-    """The expression tree of ``expr``; raises :class:`ParseError` on anything else."""
-    tokens = tokenize(expr)
-    if not tokens:
-        raise ParseError("empty expression")
-    return _Parser(tokens).parse()
-
-
-def evaluate_expression(expr: str) -> int | None:
-    """The exact integer value of ``expr`` (``+ - *``, parentheses, unary minus), else None."""
-    if not isinstance(expr, str):
-        return None
-    try:
-        return parse_expression(expr).value
-    except ParseError:
-        return None
+# ---------------------------------------------------------------------------------- questions
 
 
 def question_expression(question: str) -> str:

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from rzero_pl.benchmarks.registry import Benchmark, BenchmarkRow, register_benchmark
 from rzero_pl.errors import check_number
 from rzero_pl.questions import QuestionSource, Truth
-from rzero_pl.toy.arithmetic import DEFAULT_MIX, evaluate_expression, grade, question_expression
+from rzero_pl.toy.arithmetic import DEFAULT_MIX, grade, question_expression
 from rzero_pl.toy.benchmark import toy_benchmark, toy_questions
+from rzero_pl.toy.expression import evaluate_expression
 from rzero_pl.toy.prompts import TOY_SOLVER
 
 
