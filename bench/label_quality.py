@@ -80,7 +80,9 @@ def main() -> None:
     print("|---|---|" + "---|" * len(MARGINS))
     for run in args.runs:
         k = 1
-        while os.path.exists(path := os.path.join(run, f"iter{k}", "curriculum", "questions.jsonl")):
+        while os.path.exists(
+            path := os.path.join(run, f"iter{k}", "curriculum", "questions.jsonl")
+        ):
             cells = [
                 f"{f['kept']} / {100 * f['kept_label_accuracy']:.1f} %"
                 if f["kept_label_accuracy"] is not None
