@@ -174,18 +174,20 @@ def _toy_accuracy(root, *overrides):
 
 
 @pytest.mark.slow
-def test_a_rebuild_reaches_the_shipped_accuracy(tmp_path):
-    """Rebuilding the default base here (about 4 minutes) scores within 8 points of the
-    shipped one, both scored on this machine: a build is seeded but CPU kernels differ, so
-    two machines' builds differ a little (bench/TOY.md: 32.2 % and 36.4 %), never a lot."""
+def test_a_rebuild_reaches_the_shipped_accuracy(tmp_path, toy_rebuild):
+    """Rebuilding the default base here (about 4 minutes; conftest starts it with the
+    session) scores within 8 points of the shipped one, both scored on this machine: a build
+    is seeded but CPU kernels differ, so two machines' builds differ a little (bench/TOY.md:
+    32.2 % and 36.4 %), never a lot."""
     model = "--actor.policy.init_args.model.init_args"
     shipped = _toy_accuracy(str(tmp_path / "shipped"))
+    built = [n for n in os.listdir(toy_rebuild) if n.startswith("toy-xs-1500steps")]
+    assert built  # `python -m rzero_pl.toy.model --build` wrote the default base there
     rebuilt = _toy_accuracy(
         str(tmp_path / "rebuilt"),
-        f"{model}.build=true",
-        f"{model}.cache_dir={tmp_path / 'cache'}",
+        f"{model}.build=true",  # found built in the cache: loaded, not trained again
+        f"{model}.cache_dir={toy_rebuild}",
         f"{model}.progress=false",
     )
-    assert [n for n in os.listdir(tmp_path / "cache") if n.startswith("toy-xs-1500steps")]
     assert 0.2 < shipped < 0.5
     assert abs(rebuilt - shipped) <= REBUILD_TOLERANCE, (rebuilt, shipped)
