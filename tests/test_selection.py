@@ -126,3 +126,8 @@ def test_a_falling_run_stops_and_keeps_the_base(tmp_path):
     scored = json.loads((tmp_path / "scored" / "eval" / "test" / "eval.json").read_text())
     baseline = json.loads((run / "eval" / "baseline" / "eval.json").read_text())
     assert scored["benchmarks"]["toy"]["accuracy"] == baseline["benchmarks"]["toy"]["accuracy"]
+    # more patience is a resumable change: the run goes on and stops again one iteration later
+    main(_falling_run(str(run), patience=2))
+    again = RunState(str(run)).data
+    assert "iter2/eval" in again["phases"] and "iter3/challenger" not in again["phases"]
+    assert again["stopped"]["after"] == "iter2" and again["best"]["iteration"] == 0

@@ -14,6 +14,8 @@ solver phase). Everything lives in one run folder::
       iter1/curriculum/              questions.jsonl, curriculum.jsonl, curriculum.json
       iter1/solver/weights/, iter1/solver/checkpoints/
       iter1/eval/                    the solver's evaluation after this iteration
+      best.json                      the best iteration so far (``selection``); RUN_DIR/best
+      analysis/                      iterK.json, analysis.md (``analysis``, or ``rzero-pl analyze``)
 
 Re-running the same command resumes: finished phases are skipped (their weights are
 loaded), a phase in progress restarts from its last checkpoint, a written curriculum is
@@ -184,6 +186,7 @@ class Evolution:
         logger: Any,
         step: int,
     ) -> None:
+        """The self-play analysis of iteration ``it`` (once; ``analysis/iterK.json``)."""
         done = os.path.join(self.run_dir, "analysis", f"iter{it}.json")
         if self.analysis is None or on_rank_zero(lambda: os.path.exists(done)):
             return
@@ -201,6 +204,7 @@ class Evolution:
         folders += [os.path.join(self.run_dir, f"iter{k}", "eval") for k in range(1, it + 1)]
         decision = on_rank_zero(lambda: self.selection.decide([read_summary(f) for f in folders]))
         state.data["best"] = self.selection.record(self.run_dir, decision)
+        state.data.pop("stopped", None)  # a resumed run with more patience goes on
         if decision.stop:
             state.data["stopped"] = {
                 "after": f"iter{it}",
