@@ -1,9 +1,11 @@
 """Benchmark evaluation without a model: the suite, its rows and prompts, graders, scores.
 
 * :mod:`~rzero_pl.benchmarks.registry`: :class:`Benchmark`, the registry of the R-Zero suite,
-  :func:`load_rows` (local JSONL or the Hub), :func:`benchmark_prompt`, :func:`role_prompt`.
+  :func:`benchmark_prompt`, :func:`role_prompt`.
 * :mod:`~rzero_pl.benchmarks.graders`: one pure grader per kind, :func:`grade_many`.
-* :mod:`~rzero_pl.benchmarks.hub`: :func:`rows_from_table`, the Hub column mapping.
+* :mod:`~rzero_pl.benchmarks.hub`: :func:`load_rows` (the local JSONL, else the Hub) and
+  :func:`rows_from_table`, the Hub column mapping.
+* :mod:`~rzero_pl.benchmarks.evaluation`: :class:`Evaluation`, a suite run through the actor.
 * :mod:`~rzero_pl.benchmarks.metrics`: :func:`score` (accuracy, 95 % interval) and
   :func:`summarize` (the ``eval.json`` structure with the paper's averages).
 * :mod:`~rzero_pl.benchmarks.accuracy`: :class:`BenchmarkAccuracy`, the same figures as a
@@ -28,7 +30,7 @@ from rzero_pl.benchmarks.graders import (
     grade_math,
     grade_multiple_choice,
 )
-from rzero_pl.benchmarks.hub import rows_from_table
+from rzero_pl.benchmarks.hub import load_rows, rows_from_table
 from rzero_pl.benchmarks.metrics import (
     accuracy_interval,
     mean_interval,
@@ -51,7 +53,6 @@ from rzero_pl.benchmarks.registry import (
     benchmark_root,
     get_benchmark,
     known_benchmarks,
-    load_rows,
     read_benchmark_jsonl,
     register_benchmark,
     role_prompt,

@@ -1,21 +1,28 @@
-"""Benchmark rows from a Hugging Face Hub dataset, through a :class:`HubSource` column mapping.
+"""Where a benchmark's rows come from: its local JSONL file, else a Hugging Face Hub dataset.
 
-:func:`rows_from_table` is the mapping alone (any iterable of dict-like rows, e.g. a
-``datasets.Dataset``); :func:`hub_rows` downloads the split with ``datasets.load_dataset``
-(the optional ``hub`` extra: ``pip install rzero-pl[hub]``) and maps it.
+:func:`load_rows` picks the source (the registry knows the benchmarks; this module, which
+imports it, loads them: no import circle). :func:`rows_from_table` is a :class:`HubSource`
+column mapping alone (any iterable of dict-like rows, e.g. a ``datasets.Dataset``);
+:func:`hub_rows` downloads the split with ``datasets.load_dataset`` (the optional ``hub``
+extra: ``pip install rzero-pl[hub]``) and maps it.
 """
 
 from __future__ import annotations
 
+import os
+import random
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from rzero_pl.benchmarks.registry import (
     ENV_ROOT,
     Benchmark,
     BenchmarkRow,
     HubSource,
+    benchmark_root,
     check_row,
+    get_benchmark,
+    read_benchmark_jsonl,
     with_options,
 )
 
@@ -83,3 +90,42 @@ def hub_rows(benchmark: Benchmark) -> list[BenchmarkRow]:
         ) from None
     table = datasets.load_dataset(hub.path, hub.config, split=hub.split)
     return rows_from_table(benchmark, table, hub)
+
+
+def load_rows(
+    benchmark: str | Benchmark,
+    root: str | os.PathLike[str] | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    source: Literal["auto", "local", "hub"] = "auto",
+) -> list[BenchmarkRow]:
+    """The rows of a benchmark, from its local file or (``source="auto"`` without one) the Hub.
+
+    Args:
+        benchmark: A registered name or a :class:`Benchmark`.
+        root: Folder of local files; see the module docstring for the default lookup.
+        max_samples: Keep a random subset of this many rows, drawn with ``seed``: the same
+            subset every time for a given seed and file, kept in file order.
+        seed: Seed of that subset.
+        source: ``local`` (error without a local file), ``hub``, or ``auto``.
+    """
+    bench = get_benchmark(benchmark)
+    folder = benchmark_root(root)
+    path = bench.local_path(folder) if folder is not None else None
+    if bench.rows is not None:
+        rows = bench.rows()
+    elif source == "hub":
+        rows = hub_rows(bench)
+    elif path is not None and path.is_file():
+        rows = read_benchmark_jsonl(bench, path)
+    elif source == "local":
+        tried = str(path) if path is not None else f"no benchmark root (set {ENV_ROOT})"
+        raise FileNotFoundError(f"benchmark {bench.name!r}: no local file ({tried})")
+    else:
+        rows = hub_rows(bench)
+    if not rows:
+        raise ValueError(f"benchmark {bench.name!r}: no problems (an empty benchmark)")
+    if max_samples is not None and max_samples < len(rows):
+        keep = sorted(random.Random(seed).sample(range(len(rows)), max_samples))
+        rows = [rows[i] for i in keep]
+    return rows

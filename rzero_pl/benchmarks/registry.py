@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 import math
 import os
-import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -329,47 +328,6 @@ def read_benchmark_jsonl(benchmark: Benchmark, path: str | os.PathLike[str]) -> 
         rows.append(check_row(benchmark, record, where, len(rows)))
     if not rows:  # an empty benchmark would enter the averages as a 0
         raise ValueError(f"{path}: empty benchmark file (no problems)")
-    return rows
-
-
-def load_rows(
-    benchmark: str | Benchmark,
-    root: str | os.PathLike[str] | None = None,
-    max_samples: int | None = None,
-    seed: int = 0,
-    source: Literal["auto", "local", "hub"] = "auto",
-) -> list[BenchmarkRow]:
-    """The rows of a benchmark, from its local file or (``source="auto"`` without one) the Hub.
-
-    Args:
-        benchmark: A registered name or a :class:`Benchmark`.
-        root: Folder of local files; see the module docstring for the default lookup.
-        max_samples: Keep a random subset of this many rows, drawn with ``seed``: the same
-            subset every time for a given seed and file, kept in file order.
-        seed: Seed of that subset.
-        source: ``local`` (error without a local file), ``hub``, or ``auto``.
-    """
-    from rzero_pl.benchmarks.hub import hub_rows  # the hub module imports this one
-
-    bench = get_benchmark(benchmark)
-    folder = benchmark_root(root)
-    path = bench.local_path(folder) if folder is not None else None
-    if bench.rows is not None:
-        rows = bench.rows()
-    elif source == "hub":
-        rows = hub_rows(bench)
-    elif path is not None and path.is_file():
-        rows = read_benchmark_jsonl(bench, path)
-    elif source == "local":
-        tried = str(path) if path is not None else f"no benchmark root (set {ENV_ROOT})"
-        raise FileNotFoundError(f"benchmark {bench.name!r}: no local file ({tried})")
-    else:
-        rows = hub_rows(bench)
-    if not rows:
-        raise ValueError(f"benchmark {bench.name!r}: no problems (an empty benchmark)")
-    if max_samples is not None and max_samples < len(rows):
-        keep = sorted(random.Random(seed).sample(range(len(rows)), max_samples))
-        rows = [rows[i] for i in keep]
     return rows
 
 
