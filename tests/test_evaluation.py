@@ -222,10 +222,8 @@ def _rank_worker(rank: int, root: str, answers: dict[str, str], out: str) -> Non
     )
     try:
         evaluation = Evaluation(SUITE, root=root, max_new_tokens=8)
-        module = types.SimpleNamespace(
-            engine=FakeEngine(answers), policy=types.SimpleNamespace(tokenizer=None)
-        )
-        result = evaluation.run(module, "test", 0, folder=f"{out}/rank{rank}")
+        actor = types.SimpleNamespace(engine=FakeEngine(answers), tokenizer=None)
+        result = evaluation.run(actor, "test", 0, folder=f"{out}/rank{rank}")
         compat = evaluate(
             FakeEngine(answers),
             None,

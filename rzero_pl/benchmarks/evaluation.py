@@ -224,7 +224,7 @@ def evaluate(
 
 
 class Evaluation:
-    """A benchmark suite run through a module's engine, logged as ``eval/<bench>/…``.
+    """A benchmark suite run through the actor's engine, logged as ``eval/<bench>/…``.
 
     Results go to the logger (the scalars of :func:`eval_metrics`, computed by torchmetrics)
     and to ``eval.json`` with a samples JSONL per benchmark. The evolution calls ``run`` on
@@ -305,15 +305,16 @@ class Evaluation:
         self.report_rules = report_rules
 
     def run(
-        self, module: Any, tag: str, step: int, logger: Any = None, folder: str | None = None
+        self, actor: Any, tag: str, step: int, logger: Any = None, folder: str | None = None
     ) -> EvaluationResult:
-        """Evaluate now; log under ``eval/`` at ``step``; write ``eval.json`` into ``folder``.
+        """Evaluate ``actor``'s role now; log under ``eval/`` at ``step``; write ``eval.json``
+        into ``folder``.
 
         ``folder`` defaults to ``<output_dir or the logger's folder>/eval/<tag>``.
         """
         result = evaluate(
-            module.engine,
-            module.policy.tokenizer,
+            actor.engine,
+            actor.tokenizer,
             self.benchmarks,
             role=self.role,
             sampling=self.sampling,
