@@ -1,14 +1,21 @@
 """One GRPO update, rzero-pl's SolverGRPO against TRL's GRPOTrainer, generation excluded.
 
-Both sides start from the same toy base weights (``rzero_pl.toy.ToyModel``, cached) and update
-on the same minibatch: ``prompts x G`` rollouts of one prompt length (so that both layouts are
+Both sides start from the same weights (the cached toy base ``rzero_pl.toy.ToyModel``, or
+``--model-dir``, e.g. a converted SmolLM2 folder) and update on the same minibatch: ``prompts x G`` rollouts of one prompt length (so that both layouts are
 the same tensor: TRL left-pads prompts and right-pads completions, rzero-pl right-pads the
 whole sequence) with completion lengths drawn in ``[min, max]``, given as ``micro``-row
 micro-batches (gradients accumulate) followed by gradient clipping at norm 1 and one AdamW
 step. Loss settings are the same: ratio clip [0.8, 1.3], dual clip 3 (TRL's ``delta`` two-sided
 clip is the same function), no KL, token mean per micro-batch (TRL ``loss_type="bnpo"``; its
 ``dapo`` only changes the denominator), stored old log-probs (several updates per rollout step,
-as in ``cli_configs/toy.yaml``).
+as in ``cli_configs/toy.yaml``). No gradient checkpointing on either side (TRL's default is on).
+
+Trained weights: all of them (full fine-tuning, ``--lora-rank 0``), or a LoRA adapter
+(``--lora-rank r``: alpha ``2r`` unless ``--lora-alpha``, dropout 0, ``all-linear`` targets, as
+``cli_configs/octothinker.yaml`` sets them). In LoRA mode rzero-pl's ``Policy`` carries the
+solver adapter and TRL gets the same ``peft.LoraConfig`` (its ``peft_config``); the adapter is
+perturbed by N(0, 0.02) (a fresh one has B = 0, so A would get no gradient) and copied into
+TRL's, so both sides start from the same weights.
 
 - rzero-pl: ``SolverGRPO.training_step`` (log-probs + ``grpo.policy_loss``) on ``collate``d
   rollouts, the loss divided by the accumulation steps and ``backward()`` as Lightning's
@@ -21,6 +28,8 @@ Times alternate between the sides (median of ``--repeats``); the loss values and
 weights of one update are compared. Peak memory: each side alone in a fresh subprocess.
 
     python bench/bench_grpo_step.py [--prompts 32 --group 8 --micro 128 --repeats 5]
+    python bench/bench_grpo_step.py --model-dir SMOLLM2_FOLDER --lora-rank 16 --prompts 8 \
+        --group 4 --micro 16 --min-completion 16 --max-completion 48 --repeats 3
 """
 
 from __future__ import annotations
@@ -56,7 +65,26 @@ def defaults() -> dict[str, Any]:
         "seed": 0,
         "threads": 1,
         "model_dir": "",
+        "lora_rank": 0,
+        "lora_alpha": 0,
     }
+
+
+def lora_settings(cfg: dict[str, Any]) -> Any:
+    """None (full fine-tuning), or the adapter shape: alpha 2r unless given, as octothinker.yaml."""
+    if not cfg["lora_rank"]:
+        return None
+    from rzero_pl.models.policy import LoraSettings
+
+    alpha = cfg["lora_alpha"] or 2 * cfg["lora_rank"]
+    return LoraSettings(r=cfg["lora_rank"], alpha=alpha, dropout=0.0, target_modules="all-linear")
+
+
+def perturb(params: list[torch.nn.Parameter], scale: float, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * scale)
 
 
 def make_rollouts(cfg: dict[str, Any], model: Any, tok: Any) -> list[Rollout]:
@@ -96,14 +124,18 @@ def micro_batches(rollouts: list[Rollout], micro: int, pad: int) -> list[dict[st
 
 
 def ours_setup(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A SolverGRPO on the toy base (full fine-tuning, as toy.yaml) and its optimizer."""
+    """A SolverGRPO on the base (full fine-tuning as toy.yaml, or LoRA) and its optimizer."""
     from rzero_pl.engines import HFEngine
     from rzero_pl.grpo.module import GRPOLoss
     from rzero_pl.grpo.solver import SolverGRPO
     from rzero_pl.models.actor import Actor
     from rzero_pl.models.policy import Policy
 
-    policy = Policy(model_source(cfg["model_dir"]), roles=("solver",))
+    lora = lora_settings(cfg)
+    policy = Policy(model_source(cfg["model_dir"]), lora=lora, roles=("solver",))
+    params = policy.trainable_parameters("solver")
+    if lora is not None:
+        perturb(params, 0.02, cfg["seed"])
     size = cfg["prompts"] * cfg["group"]
     module = SolverGRPO(
         Actor(policy, HFEngine()), group_size=cfg["group"], loss=GRPOLoss(kl_coef=0.0),
@@ -111,7 +143,7 @@ def ours_setup(cfg: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     optimizer = module.configure_optimizers()["optimizer"]
     return {"module": module, "optimizer": optimizer, "tok": policy.tokenizer,
-            "model": policy.module("solver")}  # fmt: skip
+            "model": policy.module("solver"), "params": params}  # fmt: skip
 
 
 def ours_backward(side: dict[str, Any], batches: list[dict[str, torch.Tensor]]) -> list[float]:
@@ -125,12 +157,12 @@ def ours_backward(side: dict[str, Any], batches: list[dict[str, torch.Tensor]]) 
 
 
 def ours_step(side: dict[str, Any]) -> None:
-    torch.nn.utils.clip_grad_norm_(side["model"].parameters(), 1.0)
+    torch.nn.utils.clip_grad_norm_(side["params"], 1.0)  # the optimizer's, as Lightning
     side["optimizer"].step()
     side["optimizer"].zero_grad(set_to_none=True)
 
 
-def trl_setup(cfg: dict[str, Any], path: str, tok: Any, outdir: str) -> dict[str, Any]:
+def trl_setup(cfg: dict[str, Any], path: str, ours: dict[str, Any], outdir: str) -> dict[str, Any]:
     """A GRPOTrainer on the same weights, generation patched out, same loss settings."""
     import datasets
     from transformers import AutoModelForCausalLM
@@ -144,17 +176,40 @@ def trl_setup(cfg: dict[str, Any], path: str, tok: Any, outdir: str) -> dict[str
         epsilon=0.2, epsilon_high=0.3, delta=3.0, beta=0.0, learning_rate=cfg["lr"],
         weight_decay=0.01, max_grad_norm=1.0, use_cpu=True, report_to="none",
         lr_scheduler_type="constant", disable_tqdm=True, save_strategy="no", bf16=False,
+        gradient_checkpointing=False,
     )  # fmt: skip
+    lora = lora_settings(cfg)
     model = AutoModelForCausalLM.from_pretrained(path)
     data = datasets.Dataset.from_list([{"prompt": "Solve: 1+1"}] * cfg["micro"])
     trainer = GRPOTrainer(
         model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
-        args=args, train_dataset=data, processing_class=tok,
+        args=args, train_dataset=data, processing_class=ours["tok"],
+        peft_config=None if lora is None else lora.peft_config(),
     )  # fmt: skip
+    if lora is not None:
+        copy_adapter(ours["model"], trainer.model)
     trainer._prepare_inputs = lambda inputs: inputs  # generation and scoring excluded
     trainer.create_optimizer()
     trainer.current_gradient_accumulation_steps = accum
     return {"trainer": trainer, "model": trainer.model, "optimizer": trainer.optimizer}
+
+
+def trl_name(name: str) -> str:
+    """TRL's adapter is PEFT's ``default``; ours is named after the role."""
+    return name.replace(".default.", ".solver.")
+
+
+def copy_adapter(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
+    """Our (perturbed) solver adapter into TRL's ``default`` adapter, tensor for tensor."""
+    mine = dict(ours.named_parameters())
+    copied = 0
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            if p.requires_grad:
+                p.copy_(mine[trl_name(name)])
+                copied += 1
+    if copied != sum(p.requires_grad for p in ours.parameters()):
+        raise RuntimeError("the two adapters do not have the same tensors")
 
 
 def trl_inputs(batch: dict[str, torch.Tensor], prompt_len: int) -> dict[str, torch.Tensor]:
@@ -193,7 +248,7 @@ def build(cfg: dict[str, Any], sides: tuple[str, ...], outdir: str) -> dict[str,
         built["ours"] = ours
     if "trl" in sides:
         path = model_source(cfg["model_dir"]).path
-        built["trl"] = trl_setup(cfg, path, ours["tok"], outdir)
+        built["trl"] = trl_setup(cfg, path, ours, outdir)
         built["trl_inputs"] = [trl_inputs(b, cfg["prompt_len"]) for b in batches]
     return built
 
@@ -222,7 +277,8 @@ def compare(built: dict[str, Any]) -> dict[str, float]:
     """Losses and gradients of the same minibatch on both sides, from the same weights."""
     _, ours_losses = update(built, "ours", step=False)
     _, trl_losses = update(built, "trl", step=False)
-    mine, theirs = grads(built["ours"]["model"]), grads(built["trl"]["model"])
+    mine = grads(built["ours"]["model"])
+    theirs = {trl_name(k): g for k, g in grads(built["trl"]["model"]).items()}
     if mine.keys() != theirs.keys():
         raise RuntimeError(f"different trainable parameters: {sorted(mine.keys() ^ theirs.keys())}")
     scale = max(g.abs().max().item() for g in mine.values())
@@ -291,7 +347,8 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"GRPO update: {cfg['prompts']} prompts x G {cfg['group']} = {result['rows']} rollouts, "
         f"micro-batch {cfg['micro']}, {result['completion_tokens']} completion tokens, "
-        f"median of {cfg['repeats']}",
+        f"median of {cfg['repeats']}, "
+        + (f"LoRA r {cfg['lora_rank']}" if cfg["lora_rank"] else "full fine-tuning"),
         f"  rzero-pl {result['ours_s']:.3f} s | TRL {result['trl_s']:.3f} s | "
         f"ratio {result['ratio']:.2f}x (target <= 1.0)",
         f"  same update: largest loss difference {result['loss_max_abs_diff']:.1e}, "
