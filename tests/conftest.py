@@ -11,6 +11,9 @@ import tempfile
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One thread per test process: the suite runs on two pytest-xdist workers (README), and two
+# processes each spinning torch's default of one thread per core oversubscribe the machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def tensorboard_scalars(folder: str) -> dict[str, list]:
@@ -78,27 +81,37 @@ def toy_questions_file(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 REBUILD_TEST = "test_a_rebuild_reaches_the_shipped_accuracy"
+_REBUILD = pytest.StashKey[tuple]()
+
+
+def _start_rebuild() -> tuple[subprocess.Popen, str]:
+    """``python -m rzero_pl.toy.model --build`` into a fresh cache folder, on one thread."""
+    folder = tempfile.mkdtemp(prefix="rzero-rebuild-")
+    env = {**os.environ, "RZERO_PL_CACHE": folder, "OMP_NUM_THREADS": "1"}
+    with open(os.path.join(folder, "build.log"), "w") as log:
+        command = [sys.executable, "-m", "rzero_pl.toy.model", "--build"]
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return process, folder
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Start the toy base's rebuild (about 4 minutes of pretraining) as the session starts,
-    on one thread beside the other tests, when the test that checks it is selected: the test
-    then scores a finished build instead of building while nothing else runs."""
-    if any(item.name == REBUILD_TEST for item in items):
-        folder = tempfile.mkdtemp(prefix="rzero-rebuild-")
-        env = {**os.environ, "RZERO_PL_CACHE": folder, "OMP_NUM_THREADS": "1"}
-        with open(os.path.join(folder, "build.log"), "w") as log:
-            command = [sys.executable, "-m", "rzero_pl.toy.model", "--build"]
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        config.stash[_REBUILD] = (process, folder)
-
-
-_REBUILD = pytest.StashKey[tuple]()
+    """Longest first: the toy base's rebuild (about 4 minutes of pretraining), then the tests
+    marked slow, then the rest, each in file order. Under pytest-xdist the first quarter of
+    the tests is dealt to the workers in turn, so the long ones spread over the workers and
+    start at once instead of ending the session alone. Without xdist the rebuild starts now,
+    in a subprocess beside the other tests, and its test scores the finished build."""
+    items.sort(
+        key=lambda item: 0 if item.name == REBUILD_TEST else 1 if "slow" in item.keywords else 2
+    )
+    if items and items[0].name == REBUILD_TEST and not os.environ.get("PYTEST_XDIST_WORKER"):
+        config.stash[_REBUILD] = _start_rebuild()
 
 
 @pytest.fixture()
 def toy_rebuild(request: pytest.FixtureRequest) -> str:
     """The cache folder holding the rebuilt default toy base (waits for the build)."""
+    if _REBUILD not in request.config.stash:  # under xdist: this worker builds it now
+        request.config.stash[_REBUILD] = _start_rebuild()
     process, folder = request.config.stash[_REBUILD]
     process.wait(timeout=3600)  # only catches a hang: the build takes minutes
     with open(os.path.join(folder, "build.log")) as log:

@@ -1,6 +1,7 @@
 """One iteration on 2 CPU ranks (FSDP2, gloo, torchrun) against one process, to the last bit,
 resumed after a kill; with skip_signal_free; with vLLM engines. The single-process helpers:
-tests/test_distributed.py."""
+tests/test_distributed.py. The one-process runs fork from the preloaded CLI
+(tests/preloaded.py); the ranks are torchrun's, new interpreters."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 
+import preloaded
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -87,6 +89,14 @@ def _run(cmd, fault=None):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
+def _single(args: list[str], run_dir: str) -> None:
+    """The one-process run, forked from the preloaded CLI (tests/preloaded.py)."""
+    env = {k: v for k, v in os.environ.items() if k != "RZERO_PL_FAULT"}
+    log = f"{run_dir}.log"
+    code, output = preloaded.run(args, env, ROOT, log, timeout=600)
+    assert code == 0, output[-3000:]
+
+
 def _weights(run_dir, role):
     return load_file(os.path.join(run_dir, "iter1", role, "weights", "model.safetensors"))
 
@@ -112,8 +122,7 @@ def _questions(run_dir):
 @pytest.mark.slow
 def test_two_rank_fsdp2_iteration_matches_one_process_and_resumes(primed_model_dir, tmp_path):
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
-    single = _run([sys.executable, "-m", "rzero_pl", *_args(primed_model_dir, one)])
-    assert single.returncode == 0, single.stderr[-3000:]
+    _single(_args(primed_model_dir, one), one)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
     cmd = [*torchrun, "-m", "rzero_pl", *_args(primed_model_dir, two), *TWO_RANKS]
     # Killed at the end of the solver's second rollout step, before its checkpoint is saved.
@@ -150,8 +159,7 @@ SKIP = [
 def test_two_rank_skip_signal_free_matches_one_process(primed_model_dir, tmp_path):
     """Ranks keep different numbers of informative rollouts; the top-up keeps them in step."""
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
-    single = _run([sys.executable, "-m", "rzero_pl", *_args(primed_model_dir, one), *SKIP])
-    assert single.returncode == 0, single.stderr[-3000:]
+    _single([*_args(primed_model_dir, one), *SKIP], one)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
     ranks = _run([*torchrun, "-m", "rzero_pl", *_args(primed_model_dir, two), *TWO_RANKS, *SKIP])
     assert ranks.returncode == 0, ranks.stderr[-3000:]
@@ -212,8 +220,7 @@ def test_two_rank_vllm_iteration_matches_one_process(primed_wide_model_dir, tmp_
         return [a for a in plain if not a.startswith(f"{ENGINE}=")] + extra
 
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
-    single = _run([sys.executable, "-m", "rzero_pl", *args(one)])
-    assert single.returncode == 0, single.stderr[-3000:]
+    _single(args(one), one)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
     ranks = _run([*torchrun, "-m", "rzero_pl", *args(two), *TWO_RANKS])
     assert ranks.returncode == 0, ranks.stderr[-3000:]

@@ -1,7 +1,9 @@
 """Kill and resume: the toy evolution killed at chosen and at random moments, then finished.
 
 One run folder lives through a chain of processes. Each process runs the same
-``python -m rzero_pl fit`` command with ``RZERO_PL_FAULT`` naming the moment it dies at
+``rzero-pl fit`` command (forked from an interpreter that has imported the CLI once,
+tests/preloaded.py; the reference run and the chain's last process are new interpreters,
+``python -m rzero_pl``) with ``RZERO_PL_FAULT`` naming the moment it dies at
 (``rzero_pl.run.faults``): SIGKILL mid-batch, mid-checkpoint (the new checkpoint written under its
 temporary name), between a phase's weights and its ``state.json`` entry, mid-write of
 ``questions.jsonl``/``curriculum.jsonl``/the evaluation files, and SIGTERM (what SLURM sends
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 
+import preloaded
 import pytest
 import yaml
 
@@ -87,14 +90,28 @@ def _config(tmp_path) -> str:
     return str(path)
 
 
-def _run(config: str, fault: str | None) -> subprocess.CompletedProcess:
+def _env(fault: str | None) -> dict[str, str]:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
     env.pop("RZERO_PL_FAULT", None)
     if fault:
         env["RZERO_PL_FAULT"] = fault
+    return env
+
+
+def _run(config: str, fault: str | None) -> tuple[int, str]:
+    """One process of the chain, forked from the preloaded CLI (tests/preloaded.py): (exit
+    status, its output). The timeout only catches a hang: on a crowded machine one process
+    can take minutes."""
+    log = f"{config}.{time.monotonic_ns()}.log"
+    return preloaded.run(["fit", "--config", config], _env(fault), ROOT, log, timeout=900)
+
+
+def _run_fresh(config: str) -> subprocess.CompletedProcess:
+    """``python -m rzero_pl fit`` in a new interpreter: the command as users run it."""
     cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
-    # The timeout only catches a hang: on a crowded machine one process can take minutes.
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    return subprocess.run(
+        cmd, env=_env(None), capture_output=True, text=True, timeout=900, cwd=ROOT
+    )
 
 
 def _check_state(run_dir, complete: bool) -> dict:
@@ -217,14 +234,14 @@ def _check_step_axis(run_dir, state: dict) -> None:
 
 
 def uninterrupted_run(folder) -> tuple[str, str, float]:
-    """The shrunk toy configuration run once in ``folder``, never interrupted: (config, run
-    folder, seconds of work from the moment it took its folder's lock to its exit)."""
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-    env.pop("RZERO_PL_FAULT", None)
+    """The shrunk toy configuration run once in ``folder`` by ``python -m rzero_pl`` in a new
+    interpreter, never interrupted: (config, run folder, seconds of work from the moment it
+    took its folder's lock to its exit)."""
     config, run_dir = _config(folder), str(folder / "run")
     cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
     with open(folder / "stderr.txt", "w") as log:  # a file: a full pipe would stall it
-        process, locked = _start_and_wait_for_the_lock(cmd, env, run_dir, log)
+        process = subprocess.Popen(cmd, env=_env(None), cwd=ROOT, stdout=log, stderr=log)
+        locked = preloaded.wait_for(os.path.join(run_dir, ".lock"), process, timeout=600)
         assert process.wait(timeout=900) == 0, (folder / "stderr.txt").read_text()[-3000:]
     return config, run_dir, time.perf_counter() - locked
 
@@ -248,36 +265,23 @@ def test_killed_at_every_phase_the_run_resumes_to_the_same_files(tmp_path, refer
     run_dir = str(tmp_path / "run")
     resumes = None
     for fault, status, *then_resumes in KILLS:
-        done = _run(config, fault)
-        assert done.returncode == status, f"{fault}: exit {done.returncode}\n{done.stderr[-3000:]}"
+        returncode, output = _run(config, fault)
+        assert returncode == status, f"{fault}: exit {returncode}\n{output[-3000:]}"
         if resumes:  # the phase went on from its last rollout step, not from the start
-            assert f"[{resumes}] 2 rollout steps (resuming)" in done.stdout + done.stderr
+            assert f"[{resumes}] 2 rollout steps (resuming)" in output
         resumes = then_resumes[0] if then_resumes else None
         if status == PREEMPTED_EXIT_CODE:  # SIGTERM: a clean stop, with a message, no traceback
-            assert "SIGTERM: the run stopped cleanly" in done.stderr
-            assert "Traceback" not in done.stderr
+            assert "SIGTERM: the run stopped cleanly" in output
+            assert "Traceback" not in output
         _check_state(run_dir, complete=False)
         _check_files_whole(run_dir)
-    done = _run(config, None)
+    done = _run_fresh(config)  # the last one as users start it, in a new interpreter
     assert done.returncode == 0, done.stderr[-3000:]
     state = _check_state(run_dir, complete=True)
     _check_files_whole(run_dir)
     _check_artifacts(run_dir, state)
     _check_step_axis(run_dir, state)
     _check_same_results(run_dir, reference_run)
-
-
-def _start_and_wait_for_the_lock(cmd, env, run_dir, log, timeout=600.0):
-    """Start the run; return it and the time it took the run folder's lock (start-up done)."""
-    lock = os.path.join(run_dir, ".lock")
-    process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=log)
-    start = time.perf_counter()
-    while not os.path.exists(lock) and process.poll() is None:
-        if time.perf_counter() - start > timeout:
-            process.kill()
-            raise AssertionError(f"no lock after {timeout} s")
-        time.sleep(0.02)
-    return process, time.perf_counter()
 
 
 def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path, finished_toy_run):
@@ -291,34 +295,27 @@ def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path, finishe
     """
     import random
 
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-    env.pop("RZERO_PL_FAULT", None)
-
-    def command(folder):
-        folder.mkdir()
-        return [sys.executable, "-m", "rzero_pl", "fit", "--config", _config(folder)]
-
     _, reference, work = finished_toy_run  # the uninterrupted run, timed from its lock
     rng = random.Random(0)
     kills, trials = 0, 5
     for trial in range(trials):
         folder = tmp_path / f"trial{trial}"
-        cmd = command(folder)
-        run_dir = str(folder / "run")
-        with open(folder / "stderr.txt", "w") as log:  # a file: a full pipe would stall it
-            process, _ = _start_and_wait_for_the_lock(cmd, env, run_dir, log)
-            try:
-                process.wait(timeout=(trial + rng.random()) / trials * work)
-            except subprocess.TimeoutExpired:
-                process.kill()  # SIGKILL
-                process.wait()
-                kills += 1
-        assert process.returncode in (0, -9), (folder / "stderr.txt").read_text()[-3000:]
+        folder.mkdir()
+        config, run_dir, log = _config(folder), str(folder / "run"), str(folder / "output.txt")
+        process = preloaded.Run(["fit", "--config", config], _env(None), ROOT, log)
+        preloaded.wait_for(os.path.join(run_dir, ".lock"), process, timeout=600)
+        try:
+            process.wait(timeout=(trial + rng.random()) / trials * work)
+        except subprocess.TimeoutExpired:
+            process.kill()  # SIGKILL
+            process.wait()
+            kills += 1
+        assert process.returncode in (0, -9), open(log).read()[-3000:]
         if os.path.exists(os.path.join(run_dir, "state.json")):
             _check_state(run_dir, complete=False)
         _check_files_whole(run_dir)
-        done = _run(cmd[-1], None)
-        assert done.returncode == 0, f"trial {trial}: {done.stderr[-3000:]}"
+        returncode, output = _run(config, None)
+        assert returncode == 0, f"trial {trial}: {output[-3000:]}"
         state = _check_state(run_dir, complete=True)
         _check_files_whole(run_dir)
         _check_artifacts(run_dir, state)
