@@ -20,13 +20,13 @@ What is read, and from where (see ``rzero_pl.run.evolution`` for the run folder)
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-Z95 = 1.959963984540054
+from rzero_pl.benchmarks.metrics import wilson_interval
+
 # The scalars plotted per rollout step: (run's TensorBoard tag, what the plot calls it).
 SCALARS = {
     "challenger/reward_mean": "challenger reward",
@@ -115,20 +115,6 @@ class RunData:
 
 
 # ----------------------------------------------------------------------------- pure parts
-
-
-def wilson_interval(correct: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for ``correct`` successes out of ``n``; ``(0, 1)`` when n is 0.
-
-    The same formula as ``rzero_pl.benchmarks.metrics.wilson_interval``, kept here so that
-    the report does not import torch (that package's ``__init__`` does).
-    """
-    if n <= 0:
-        return (0.0, 1.0)
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def score_of(name: str, entry: dict[str, Any]) -> Score:
