@@ -62,10 +62,27 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 def finished_toy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, float]:
     """tests/test_kill_resume.py's shrunk toy evolution, run once for the session (a subprocess
     of a minute or two): the reference the kill tests compare with and the finished run folder
-    the red-team tests damage copies of. (config, run folder, seconds of work after start-up)."""
+    the red-team tests damage copies of. (config, run folder, seconds of work after start-up).
+
+    Under pytest-xdist the first worker to need it runs it, in the folder all workers share
+    (the parent of each worker's base temp folder), and the others wait on the lock and read
+    what it recorded; nobody writes to the run folder afterwards."""
+    import json
+    import pathlib
+
+    from filelock import FileLock
     from test_kill_resume import uninterrupted_run
 
-    return uninterrupted_run(tmp_path_factory.mktemp("finished_toy_run"))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return uninterrupted_run(tmp_path_factory.mktemp("finished_toy_run"))
+    shared = pathlib.Path(tmp_path_factory.getbasetemp().parent) / "finished_toy_run"
+    record = shared / "run.json"
+    with FileLock(f"{shared}.lock"):
+        if not record.exists():
+            shared.mkdir(exist_ok=True)
+            record.write_text(json.dumps(uninterrupted_run(shared)))
+    config, run_dir, work = json.loads(record.read_text())
+    return config, run_dir, work
 
 
 @pytest.fixture(scope="session")
