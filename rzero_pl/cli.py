@@ -130,6 +130,19 @@ class RZeroCLI(LightningCLI):
             raise
         sys.stderr.write(captured.getvalue())
 
+    def _dump_config(self) -> None:
+        """Lightning's dump of the parsed configuration (its modules' hyperparameters), without
+        validating the whole configuration again: the parse just did, and the check was a
+        third of a start-up's parsing time (0.25 of 0.73 s for toy.yaml)."""
+        if hasattr(self, "config_dump"):
+            return
+        text = self.parser.dump(
+            self.config, skip_link_targets=False, skip_none=False, format="yaml", skip_check=True
+        )
+        self.config_dump = yaml.safe_load(text)
+        if "subcommand" in self.config:
+            self.config_dump = self.config_dump[self.config.subcommand]
+
     def instantiate_classes(self) -> None:
         """Build every component; a bad value is raised as one ``ConfigError`` line."""
         try:

@@ -6,6 +6,7 @@ import glob
 import os
 
 import pytest
+import yaml
 
 from rzero_pl.cli import RZeroCLI
 
@@ -76,6 +77,10 @@ def test_cpu_config_instantiates_on_a_tiny_model(path, tiny_model_dir, tmp_path)
     ]
     cli = RZeroCLI(args=args, run=False)
     assert cli.model.policy is not None
+    # What Lightning hands a module's save_hyperparameters: the same as its own dump, which
+    # validates the configuration again first (RZeroCLI skips that second check).
+    checked = cli.parser.dump(cli.config, skip_link_targets=False, skip_none=False, format="yaml")
+    assert cli.config_dump == yaml.safe_load(checked)
 
 
 def test_unknown_key_names_the_key(tmp_path, capsys):
