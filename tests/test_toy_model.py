@@ -175,10 +175,10 @@ def _toy_accuracy(root, *overrides):
 
 @pytest.mark.slow
 def test_a_rebuild_reaches_the_shipped_accuracy(tmp_path, toy_rebuild):
-    """Rebuilding the default base here (about 4 minutes; conftest starts it with the
-    session) scores within 8 points of the shipped one, both scored on this machine: a build
-    is seeded but CPU kernels differ, so two machines' builds differ a little (bench/TOY.md:
-    32.2 % and 36.4 %), never a lot."""
+    """Rebuilding the default base here (about 6.5 minutes on one thread; conftest starts it
+    first, beside the other tests) scores within 8 points of the shipped one, both scored on
+    this machine: a build is seeded but CPU kernels differ, so two machines' builds differ a
+    little (bench/TOY.md: 32.2 % and 36.4 %), never a lot."""
     model = "--actor.policy.init_args.model.init_args"
     shipped = _toy_accuracy(str(tmp_path / "shipped"))
     built = [n for n in os.listdir(toy_rebuild) if n.startswith("toy-xs-1500steps")]
