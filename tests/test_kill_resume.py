@@ -106,11 +106,14 @@ def _run(config: str, fault: str | None) -> tuple[int, str]:
     return preloaded.run(["fit", "--config", config], _env(fault), ROOT, log, timeout=900)
 
 
+def _fresh(config: str) -> list[str]:
+    """``python -m rzero_pl fit``, a new interpreter: the command as users run it."""
+    return [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
+
+
 def _run_fresh(config: str) -> subprocess.CompletedProcess:
-    """``python -m rzero_pl fit`` in a new interpreter: the command as users run it."""
-    cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
     return subprocess.run(
-        cmd, env=_env(None), capture_output=True, text=True, timeout=900, cwd=ROOT
+        _fresh(config), env=_env(None), capture_output=True, text=True, timeout=900, cwd=ROOT
     )
 
 
@@ -238,9 +241,8 @@ def uninterrupted_run(folder) -> tuple[str, str, float]:
     interpreter, never interrupted: (config, run folder, seconds of work from the moment it
     took its folder's lock to its exit)."""
     config, run_dir = _config(folder), str(folder / "run")
-    cmd = [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
     with open(folder / "stderr.txt", "w") as log:  # a file: a full pipe would stall it
-        process = subprocess.Popen(cmd, env=_env(None), cwd=ROOT, stdout=log, stderr=log)
+        process = subprocess.Popen(_fresh(config), env=_env(None), cwd=ROOT, stdout=log, stderr=log)
         locked = preloaded.wait_for(os.path.join(run_dir, ".lock"), process, timeout=600)
         assert process.wait(timeout=900) == 0, (folder / "stderr.txt").read_text()[-3000:]
     return config, run_dir, time.perf_counter() - locked

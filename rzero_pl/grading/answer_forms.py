@@ -25,7 +25,8 @@ _ASSIGNMENT = re.compile(
     rf"(?P<lhs>{_VARIABLE}|\(\s*{_VARIABLE}(?:\s*,\s*{_VARIABLE})+\s*\))\s*=\s*(?P<value>.+)",
     re.DOTALL,
 )
-_RELATION = re.compile(r"[=<>]|\\(?:leq?|geq?|neq?|lt|gt|approx|equiv|sim)(?![A-Za-z])")
+# A relation sign: an answer holding one is an equation or inequality, not a value.
+RELATION = re.compile(r"[=<>]|\\(?:leq?|geq?|neq?|lt|gt|approx|equiv|sim)(?![A-Za-z])")
 # A plain number with thousands separators: a first group without a leading zero ("0,452" is
 # not 452), then groups of exactly three digits; "2, 000" (comma, space) is a list, as in
 # math-verify.
@@ -147,7 +148,7 @@ def split_assignment(s: str) -> tuple[str, str] | None:
     command) or to a tuple of them, or when its value holds another relation (``x=y=2``).
     """
     assignment = _ASSIGNMENT.fullmatch(s) if len(s) <= 1000 else None
-    if assignment is None or _RELATION.search(assignment["value"]):
+    if assignment is None or RELATION.search(assignment["value"]):
         return None
     return assignment["lhs"], assignment["value"]
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from rzero_pl.grading.answer_forms import (
+    RELATION,
     decide_by_value,
     normalize,
     split_assignment,
@@ -49,7 +50,6 @@ _NUMBER_CHARS = 100
 _WORDS = re.compile(r"[^\W\d_](?:[^\W\d_]|[ '\-])*")  # letters, spaces, hyphens, apostrophes
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _LONG_WORD = re.compile(r"(?<![\\\w])[^\W\d_]{3,}")
-_RELATION = re.compile(r"[=<>]|\\(?:leq?|geq?|neq?|lt|gt|approx|equiv|sim)(?![A-Za-z])")
 _NUMBER = re.compile(
     r"(?P<sign>-?)(?:(?P<integer>\d+)|(?P<decimal>\d*\.\d+)|(?P<p>\d+)/(?P<q>\d+)"
     r"|\\frac\{(?P<fp>\d+)\}\{(?P<fq>\d+)\}|\\frac ?(?P<dp>\d)(?P<dq>\d))"
@@ -115,7 +115,7 @@ def _decide_locally(a: str, b: str) -> bool | None:
     if sa is not None or sb is not None:  # "x=3" is "3"; "(x,y)=(1,2)" is not "(y,x)=(1,2)"
         if sa is not None and sb is not None:
             return _decide_locally(sa[1], sb[1]) if sa[0] == sb[0] else None
-        if _RELATION.search(b if sa is not None else a):
+        if RELATION.search(b if sa is not None else a):
             return None  # an assignment against another equation: math-verify's call
         return _decide_locally(sa[1], b) if sa is not None else _decide_locally(a, sb[1])
     x, y = _plain_number(a), _plain_number(b)
@@ -166,9 +166,9 @@ def reduce_pair(a: str, b: str) -> tuple[str, str]:
     sa, sb = split_assignment(a), split_assignment(b)
     if sa is not None and sb is not None:
         return (sa[1], sb[1]) if sa[0] == sb[0] else (a, b)
-    if sa is not None and not _RELATION.search(b):  # not against an equation: y=… is one
+    if sa is not None and not RELATION.search(b):  # not against an equation: y=… is one
         return sa[1], b
-    if sb is not None and not _RELATION.search(a):
+    if sb is not None and not RELATION.search(a):
         return a, sb[1]
     return a, b
 

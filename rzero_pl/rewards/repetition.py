@@ -228,8 +228,12 @@ def repetition_penalty(
     """
     if not texts:
         return np.zeros(0)
-    labels = cluster_labels(bleu_distance_matrix(texts), threshold)
-    return weight * np.bincount(labels)[labels] / len(texts)
+    return cluster_penalties(cluster_labels(bleu_distance_matrix(texts), threshold), weight)
+
+
+def cluster_penalties(labels: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """``weight * |cluster(i)| / n`` for cluster labels ``[n]``."""
+    return weight * np.bincount(labels)[labels] / len(labels)
 
 
 class RepetitionPenalty:
@@ -258,8 +262,8 @@ class RepetitionPenalty:
         start = time.perf_counter()
         texts = [q or "" for q in batch_questions]
         labels = cluster_labels(bleu_distance_matrix(texts), self.threshold)
+        penalty = cluster_penalties(labels, self.weight)[offset : offset + count]
         sizes = np.bincount(labels)
-        penalty = self.weight * sizes[labels[offset : offset + count]] / len(texts)
         metrics = {
             "repetition/clusters": float(len(sizes)),
             "repetition/largest_cluster": float(sizes.max() / len(texts)),
