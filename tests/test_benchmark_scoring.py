@@ -133,6 +133,45 @@ def test_wilson_interval_known_values():
     assert (low, high) == (pytest.approx(0.4038, abs=1e-4), pytest.approx(0.5962, abs=1e-4))
 
 
+def test_wilson_interval_holds_its_own_point():
+    """Issue 27 item 5: low <= k/n <= high for every k and n, with exact ends at 0 % and 100 %
+    (0/n gave a low of 5.6e-17, and n/n a high just under 1)."""
+    off = []
+    for n in range(1, 2001):
+        for k in {0, 1, n // 3, n // 2, n - 1, n}:
+            low, high = wilson_interval(k, n)
+            if not (0.0 <= low <= k / n <= high <= 1.0):
+                off.append((k, n, low, high))
+        low, high = wilson_interval(0, n)
+        assert low == 0.0 and high < 1.0
+        low, high = wilson_interval(n, n)
+        assert high == 1.0 and low > 0.0
+    assert off == []
+    for n in (3, 7, 500):  # mean@k passes fractional successes
+        for k in (0.0, 0.1 * n, n / 3, n):
+            low, high = wilson_interval(k, n)
+            assert low <= k / n <= high
+
+
+@pytest.mark.parametrize("correct", [False, True])
+def test_a_zero_or_full_benchmark_reports_and_selects(correct):
+    """Issue 27 item 5, downstream: a benchmark at 0 % (or 100 %) plots its error bar in the
+    report, and a run stuck there stops after ``selection.patience`` iterations."""
+    from rzero_pl.analysis.report_data import score_of as report_score
+    from rzero_pl.analysis.report_plots import plot_accuracy
+    from rzero_pl.run.selection import BestIteration
+
+    summary = summarize({"math500": [correct] * 500})
+    entry = summary["benchmarks"]["math500"]
+    stored = report_score("math500", entry)
+    computed = report_score("math500", {k: v for k, v in entry.items() if k != "ci95"})
+    for s in (stored, computed):
+        assert s.low <= s.accuracy <= s.high
+    assert plot_accuracy([("baseline", [stored]), ("iter1", [computed])])[:4] == b"\x89PNG"
+    decision = BestIteration("math500", patience=2).decide([summary] * 3)
+    assert decision.best == 0 and decision.stale == 2 and decision.stop
+
+
 def test_score_k1_and_mean_at_k():
     flat = score([True, False, True, True])
     assert flat["accuracy"] == 0.75 and flat["k"] == 1 and flat["n_samples"] == 4

@@ -32,13 +32,21 @@ Correctness = Sequence[bool] | Sequence[Sequence[bool]]
 
 
 def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for ``successes`` out of ``n`` Bernoulli trials."""
+    """Wilson score interval for ``successes`` out of ``n`` Bernoulli trials.
+
+    It always holds its own point, ``low <= successes / n <= high``: 0 of n gives a low of
+    exactly 0 and n of n a high of exactly 1. Rounding in ``centre ± half`` would otherwise
+    leave 5.6e-17 above 0 (a run stuck at 0 % "beats" its best, and the report's error bar
+    is negative).
+    """
     if n <= 0:
         return (0.0, 1.0)
-    p = successes / n
+    p = min(1.0, max(0.0, successes / n))
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if p == 0.0 else min(p, max(0.0, centre - half))
+    high = 1.0 if p == 1.0 else max(p, min(1.0, centre + half))
+    return (low, high)
 
 
 def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float]:
