@@ -45,7 +45,7 @@ from rzero_pl.analysis.analyze import Analysis, latest_solver
 from rzero_pl.analysis.dynamics import scalars
 from rzero_pl.benchmarks.evaluation import Evaluation
 from rzero_pl.curriculum import Curriculum, CurriculumReport
-from rzero_pl.errors import ConfigError, check_number
+from rzero_pl.errors import check_number
 from rzero_pl.grpo.challenger import ChallengerGRPO
 from rzero_pl.grpo.solver import SolverGRPO
 from rzero_pl.models.actor import Actor
@@ -60,8 +60,10 @@ from rzero_pl.run.state import (
     RunState,
     check_problem_counts,
     check_recorded_file,
+    check_run_folder,
     file_sha256,
     mark_restart,
+    run_folders,
 )
 from rzero_pl.scale.distributed import is_rank_zero, on_rank_zero
 
@@ -125,8 +127,7 @@ class Evolution:
         # max_epochs=-1 as no limit); leaving a role untrained is an ablation setting of its own.
         check_number("evolution.challenger_steps", challenger_steps, at_least=1)
         check_number("evolution.solver_steps", solver_steps, at_least=1)
-        if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-            raise ConfigError(f"evolution.run_dir: {run_dir} is a file, not a folder")
+        check_run_folder(run_dir)  # before any model loads; run() checks again
         self.challenger = challenger
         self.challenger_data = challenger_data
         self.curriculum = curriculum or Curriculum()
@@ -152,13 +153,14 @@ class Evolution:
     ) -> RunState:
         """Run (or resume) every iteration; ``make_trainer(**overrides)`` builds each phase's
         trainer. ``solver`` trains on ``data``, which serves each iteration's curriculum."""
+        check_run_folder(self.run_dir)  # nothing is created or removed before this
         os.makedirs(self.run_dir, exist_ok=True)
         with RunLock(self.run_dir), self._sigterm_stops_the_run():
-            if is_rank_zero():
-                for path in remove_stale_temps(self.run_dir):
-                    rank_zero_info(f"removed {path}, left by an interrupted write")
             state = RunState(self.run_dir)
             state.check_fingerprint(fingerprint, self.allow_config_change)
+            if is_rank_zero():  # the folder is accepted and locked: its temporaries are ours
+                for path in remove_stale_temps(self.run_dir, run_folders(self.run_dir)):
+                    rank_zero_info(f"removed {path}, left by an interrupted write")
             # The vote asks and reads as the solver does; the challenger is scored by it.
             vote = self.vote.bound_to(solver.prompt, solver.answer_rule, solver.answer_timeout)
             self.challenger.bind(actor, vote)

@@ -5,13 +5,14 @@ Every file rzero-pl produces is written under a temporary name in its own folder
 rename never crosses a file system), flushed and fsynced, renamed into place, and the folder
 fsynced so that the rename itself survives a power cut. A crash mid-write leaves only a
 ``.<name>.tmp-…`` file, which no reader opens and ``remove_stale_temps`` deletes on the next
-start.
+start (only names of that exact shape, only in the folders rzero-pl writes).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +21,10 @@ from typing import Any
 from rzero_pl.run.faults import fault_point
 
 TMP_MARK = ".tmp-"  # in the name of every temporary file or folder, and of nothing else
+# The exact shapes of the temporary names rzero-pl writes: ``.<name>.tmp-<mkstemp suffix>``
+# (files, checkpoints' ``.last.ckpt.tmp-save``/``-old``) and ``.tmp-<suffix>[-adapter|-old]``
+# (weights folders, the checkpoint's ``.tmp-files``). A user's ``notes.tmp-old.txt`` is not one.
+_TEMP_NAME = re.compile(r"\.(?:.+\.)?tmp-[A-Za-z0-9_]+(?:-adapter|-old)?")
 
 
 def fsync_dir(folder: str) -> None:
@@ -78,15 +83,31 @@ def write_text_atomic(path: str, text: str) -> None:
         raise
 
 
-def remove_stale_temps(folder: str) -> list[str]:
-    """Delete temporary files and folders left under ``folder`` by a crashed writer."""
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` has the shape of a temporary file or folder that rzero-pl writes."""
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
+def remove_stale_temps(folder: str, below: Iterable[str]) -> list[str]:
+    """Delete the temporary files and folders a crashed writer left in ``folder`` itself and
+    in the trees of its entries named in ``below`` (the folders rzero-pl writes; nothing
+    else is looked into), matched by :func:`is_temp_name` only."""
     removed = []
-    for root, dirs, files in os.walk(folder):
-        for name in [*files, *dirs]:
-            if TMP_MARK in name:
-                remove_path(os.path.join(root, name))
-                removed.append(os.path.join(root, name))
-        dirs[:] = [d for d in dirs if TMP_MARK not in d]
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if is_temp_name(name):
+            remove_path(path)
+            removed.append(path)
+    for name in below:
+        top = os.path.join(folder, name)
+        if os.path.islink(top) or not os.path.isdir(top):
+            continue
+        for root, dirs, files in os.walk(top):
+            for entry in [*files, *dirs]:
+                if is_temp_name(entry):
+                    remove_path(os.path.join(root, entry))
+                    removed.append(os.path.join(root, entry))
+            dirs[:] = [d for d in dirs if not is_temp_name(d)]
     return removed
 
 

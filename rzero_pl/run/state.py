@@ -23,8 +23,9 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger
 
+from rzero_pl.errors import ConfigError
 from rzero_pl.run.faults import fault_point
-from rzero_pl.run.io import read_json, write_json_atomic
+from rzero_pl.run.io import is_temp_name, read_json, write_json_atomic
 from rzero_pl.scale.distributed import is_rank_zero
 
 STATE_VERSION = 2  # 2: the curriculum and each evaluation own one step of the axis
@@ -233,6 +234,63 @@ def _refuse_orphan_phases(folder: str, path: str) -> None:
             f"{path}: missing, but the run folder holds phase folders ({', '.join(phases)}); "
             "restore state.json, or move the run folder away and start a new run"
         )
+
+
+# Every name rzero-pl writes at the top of a run folder; nothing else may be there.
+RUN_FILES = frozenset({".lock", "state.json", "best.json", "config.yaml", "report.html"})
+RUN_FOLDERS = re.compile(r"iter\d+|eval|analysis|tensorboard")
+
+
+def run_folders(folder: str) -> list[str]:
+    """The entries of a run folder that are rzero-pl's folders (where its temporary files
+    may lie)."""
+    return [n for n in os.listdir(folder) if RUN_FOLDERS.fullmatch(n)]
+
+
+def check_run_folder(folder: str) -> None:
+    """Raise a one-line ``ConfigError`` unless ``folder`` may be used as a run folder: absent,
+    empty, or holding only what rzero-pl writes there. The file system root and the home
+    folder are never run folders. Reads only: nothing is created or removed."""
+    real = os.path.realpath(folder or ".")
+    if real in {os.path.realpath(os.sep), os.path.realpath(os.path.expanduser("~"))}:
+        raise ConfigError(
+            f"evolution.run_dir: {folder!r} is the file system root or the home folder; "
+            "give a folder of its own, e.g. runs/my_run"
+        )
+    if not os.path.exists(real):
+        return
+    if not os.path.isdir(real):
+        raise ConfigError(f"evolution.run_dir: {folder} is a file, not a folder")
+    try:
+        names = sorted(os.listdir(real))
+    except OSError as err:
+        raise ConfigError(
+            f"evolution.run_dir: {folder} cannot be read ({err.strerror}); "
+            "fix its permissions or give another folder"
+        ) from None
+    foreign = [n for n in names if not _written_here(n)]
+    if not foreign:
+        return
+    nested = [n for n in foreign if os.path.isfile(os.path.join(real, n, "state.json"))]
+    what = (
+        f"another run ({os.path.join(nested[0], 'state.json')})"
+        if nested
+        else f"{foreign[0]!r}"
+        + (f" and {len(foreign) - 1} more" if len(foreign) > 1 else "")
+        + ", which rzero-pl did not write"
+    )
+    raise ConfigError(
+        f"evolution.run_dir: {folder} holds {what}; a run folder holds only its own files: "
+        "give a new or empty folder, e.g. runs/my_run"
+    )
+
+
+def _written_here(name: str) -> bool:
+    """Whether a top-level entry of a run folder is one rzero-pl writes (its temporary
+    files: ``.state.json.tmp-…`` and the like)."""
+    if name in RUN_FILES or RUN_FOLDERS.fullmatch(name):
+        return True
+    return is_temp_name(name) and name.rsplit(".tmp-", 1)[0][1:] in RUN_FILES
 
 
 class RunFolderBusy(OSError):
