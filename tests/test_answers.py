@@ -16,7 +16,9 @@ from rzero_pl.grading.answers import (
     equivalent_many,
     extract_boxed,
     majority_votes,
+    matches,
     normalize,
+    reduce_pair,
 )
 from rzero_pl.grading.verify_pool import shared_pool
 
@@ -115,6 +117,15 @@ def test_extract_boxed_returns_what_was_boxed(content, noise):
         ("1 2", "1 2"),
         ("\\leftarrow", "\\leftarrow"),  # not \left
         ("\\text{no solution}.", "no solution"),
+        ("11,\\! 111,\\! 111,\\! 100", "11111111100"),  # a space after \\! (issue 27 item 16)
+        ("10{,} 080", "10080"),
+        ("1\\, 000", "1000"),
+        ("185\\ ", "185"),  # a trailing control space (issue 27 item 17)
+        ("185\\ \\ ", "185"),
+        ("1 \\\\ 2", "1\\\\2"),  # a row break is no spacing command (issue 27 item 15)
+        ("1 \\\\ ", "1\\\\"),  # its trailing space goes, the break stays
+        ("(((5)))", "(5)"),  # parentheses around parentheses (issue 27 item 17)
+        ("((1),(2))", "((1),(2))"),
     ],
 )
 def test_normalize(raw, expected):
@@ -285,3 +296,33 @@ def test_majority_votes_in_one_batch_equal_votes_one_by_one():
         ["Yes", "yes", "no", "\\text{No}", "NO"],
     ]
     assert majority_votes(questions) == [majority_votes([q])[0] for q in questions]
+
+
+@pytest.mark.parametrize(
+    ("gold", "answer", "right"),
+    [
+        ("11,\\! 111,\\! 111,\\! 100", "11111111100", True),  # MATH-500 number_theory/417
+        ("11,\\! 111,\\! 111,\\! 100", "11,111,111,100", True),
+        ("11,\\! 111,\\! 111,\\! 100", "11111111101", False),
+        ("185", "185\\ ", True),
+        ("185\\ ", "185", True),
+        ("50", "50.0\\%", True),  # 50.0 is an integer, as 50 is
+        ("50", "50.00\\%", True),
+        ("0.5", "50.0\\%", True),
+        ("50.5", "50.5\\%", False),  # not an integer: 0.505 only
+        ("51", "50.0\\%", False),
+        pytest.param("5", "(" * 300 + "5" + ")" * 300, True, id="300-deep"),  # was a timeout
+        pytest.param("6", "(" * 300 + "5" + ")" * 300, False, id="300-deep-wrong"),
+        ("(1,2)", "((1,2))", True),
+    ],
+)
+def test_issue_27_spellings_are_decided_here(gold, answer, right):
+    """Thin-space separators, control spaces, decimal percents, deep parentheses: decided
+    without math-verify, so no timeout can turn a right answer wrong."""
+    assert _decide_locally(*reduce_pair(normalize(gold), normalize(answer))) is right
+    assert matches(gold, answer) is right
+
+
+def test_groups_after_a_comma_and_a_space_stay_a_list():
+    assert normalize("11, 111, 111, 100") == "11, 111, 111, 100"
+    assert not matches("11,\\! 111,\\! 111,\\! 100", "11, 111, 111, 100", timeout=30.0)

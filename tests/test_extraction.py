@@ -34,6 +34,30 @@ def test_answer_rules(text, boxed, flexible):
     assert extract_final(text, "flexible") == flexible
 
 
+@pytest.mark.parametrize(
+    ("text", "boxed"),
+    [
+        ("so $\\boxed 5$.", "5"),  # no braces: read up to "$", as hendrycks and Qwen read it
+        ("\\boxed 5", "5"),
+        ("\\[\\boxed -\\frac12\\]", "-\\frac12"),
+        ("$\\boxed 3 \\pi$ done", "3 \\pi"),
+        ("\\boxed{1} then $\\boxed 7$", "7"),  # the last box, braced or not
+        ("$\\boxed 7$ then \\boxed{1}", "1"),
+        ("\\boxed{185\\ }", "185"),  # a trailing control space (issue 27 item 17)
+        ("\\boxed{185\\ \\ }", "185"),
+        ("\\boxed{\\ }", None),
+        ("\\boxed{1 \\\\ 2 \\\\ }", "1 \\\\ 2 \\\\"),  # row breaks stay
+        ("\\boxed\n5", None),
+        ("\\boxed " + "x" * 300 + "$", None),  # an unbraced box is short
+    ],
+)
+def test_unbraced_boxes_and_control_spaces(text, boxed):
+    """Issue 27 item 17: \\boxed 5 was no answer, \\boxed{185\\ } read as 185\\."""
+    assert extract_final(text, "boxed") == boxed
+    if boxed is not None and boxed[0].isdigit():
+        assert grade("math500", text, boxed.split()[0]) is (boxed.split()[0] == boxed)
+
+
 def test_an_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="answer rule"):
         extract_final("x", "lenient")

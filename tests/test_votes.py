@@ -52,3 +52,16 @@ def test_big_numbers_that_differ_are_separate_clusters():
 def test_an_equation_and_its_right_hand_side_are_two_clusters():
     vote = majority_votes([["2x+z=1", "1", "1", "2x + z = 1"]])[0]
     assert vote.clusters == [("2x+z=1", 2), ("1", 2)]
+
+
+def test_a_scalar_never_merges_with_vectors():
+    """Issue 27 item 15: the row break read as a spacing command made the vectors (1/4, 2) and
+    (1/4, 5) one cluster with the scalar 1/4 (share 1.0)."""
+    column = "\\begin{{pmatrix}} {} \\\\ {} \\end{{pmatrix}}".format
+    answers = ["1/4", "1/4", "0.25", column("\\frac{1}{4}", "2"), column("\\frac{1}{4}", "5")]
+    vote = majority_votes([answers])[0]
+    assert [count for _, count in vote.clusters] == [3, 1, 1]
+    assert vote.label == "1/4" and vote.share == 0.6
+    same = [column("\\frac{1}{4}", "2"), "\\begin{bmatrix}1/4\\\\2\\end{bmatrix}", "1/4"]
+    vote = majority_votes([same + [column("\\dfrac14", "2")]])[0]
+    assert [count for _, count in vote.clusters] == [3, 1] and vote.share == 0.75

@@ -12,7 +12,8 @@ Two questions, two functions:
   set and a tuple, stay in separate clusters.
 
 Both decide cheapest first: equal ``normalize`` forms; two plain numbers, two plain-word
-answers, garbled answers, percents, assignments and simple numeric expressions by value
+answers, garbled answers, percents, assignments, matrices (entry by entry; never equal to a
+scalar or to another shape) and simple numeric expressions by value
 (``rzero_pl.grading.answer_values``), all here and all symmetric; otherwise math-verify, both
 directions in one check, in a worker process under a hard timeout (``rzero_pl.grading.verify_pool``).
 Verdicts are cached on the normalised pair.
@@ -30,6 +31,7 @@ from fractions import Fraction
 from rzero_pl.grading.answer_forms import (
     RELATION,
     decide_by_value,
+    matrix_of,
     normalize,
     split_assignment,
     split_percent,
@@ -86,7 +88,8 @@ def _same_number(x: tuple[Fraction, bool], y: tuple[Fraction, bool]) -> bool:
 def _decide_percent(a: str, b: str) -> bool | None:
     """A percent against another answer, as math-verify 0.9 decides it: ``x%`` equals ``x/100``,
     and equals ``x`` itself only when ``x`` is an integer (``50\\%`` is ``0.5`` and ``50``;
-    ``0.5\\%`` is ``0.005``, not ``0.5`` or ``\\frac{1}{2}``)."""
+    ``0.5\\%`` is ``0.005``, not ``0.5`` or ``\\frac{1}{2}``). An integer written with a
+    decimal point is one too: ``50.0\\%`` is ``50`` as ``50\\%`` is."""
     pa, pb = split_percent(a), split_percent(b)
     if pa is not None and pb is not None:
         return _decide_locally(pa, pb)
@@ -97,7 +100,7 @@ def _decide_percent(a: str, b: str) -> bool | None:
         return None
     if _same_number((x[0] / 100, True), y):
         return True
-    return not x[1] and x[0].denominator == 1 and _same_number(x, y)
+    return x[0].denominator == 1 and _same_number(x, y)
 
 
 def _decide_locally(a: str, b: str) -> bool | None:
@@ -118,6 +121,9 @@ def _decide_locally(a: str, b: str) -> bool | None:
         if RELATION.search(b if sa is not None else a):
             return None  # an assignment against another equation: math-verify's call
         return _decide_locally(sa[1], b) if sa is not None else _decide_locally(a, sb[1])
+    ma, mb = matrix_of(a), matrix_of(b)
+    if ma is not None or mb is not None:
+        return _decide_matrices(ma, mb, b if ma is not None else a)
     x, y = _plain_number(a), _plain_number(b)
     if x and y:
         return _same_number(x, y)
@@ -130,6 +136,28 @@ def _decide_locally(a: str, b: str) -> bool | None:
     if (_wordy(a) and _has_digit(b)) or (_wordy(b) and _has_digit(a)):
         return False
     return decide_by_value(a, b)  # two simple numeric expressions, or None
+
+
+def _decide_matrices(ma, mb, other: str) -> bool | None:
+    """Two answers, at least one a matrix or vector (``matrix_of``): entry by entry, locally.
+
+    A matrix never equals a number, a tuple or an expression (math-verify agrees), nor a
+    matrix of another shape; an answer holding another environment than those ``matrix_of``
+    reads is math-verify's call, and so is a pair with an entry decided nowhere here.
+    """
+    if ma is None or mb is None:
+        return None if "\\begin" in other else False
+    if len(ma) != len(mb) or len(ma[0]) != len(mb[0]):
+        return False
+    cells = [
+        (x, y)
+        for row_a, row_b in zip(ma, mb, strict=True)
+        for x, y in zip(row_a, row_b, strict=True)
+    ]
+    verdicts = [_decide_locally(x, y) for x, y in cells]
+    if False in verdicts:
+        return False
+    return None if None in verdicts else True
 
 
 def _has_digit(s: str) -> bool:

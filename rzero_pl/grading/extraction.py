@@ -1,7 +1,7 @@
 """Reading the final answer out of a response: the rule is a typed choice.
 
-- ``"boxed"`` (the default, the paper's rule): the content of the last ``\\boxed{}``/``\\fbox{}``;
-  no box, no answer.
+- ``"boxed"`` (the default, the paper's rule): the content of the last ``\\boxed{}``/``\\fbox{}``
+  (or of an unbraced ``\\boxed 5``, read up to the next ``$``); no box, no answer.
 - ``"flexible"``: the last box when there is one; otherwise the last ``#### X`` line
   (GSM8K's own format), otherwise the last answer phrase ("The answer is X", "Final answer:
   X"), otherwise the last number in the response: the way lm-evaluation-harness reports
@@ -22,6 +22,9 @@ MAX_PHRASE = 200  # characters an answer phrase may hold
 MAX_BOX_GAP = 60  # characters between two boxes of one several-box answer
 
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# "\boxed 5" without braces: read as hendrycks' MATH and Qwen2.5-Math's graders read it, up to
+# the next "$" (or "\]", "\)", a line's end), at most MAX_PHRASE characters.
+_BOX_UNBRACED = re.compile(r"\\boxed[ \t]+(?=[^\s{])([^$\n]{1,200}?)(?=\$|\\\]|\\\)|\n|\Z)")
 _BRACE = re.compile(r"\\.|[{}]", re.DOTALL)  # an escaped character, or a brace that counts
 _HASHES = re.compile(r"####[ \t]{0,20}([^\n]{1,200})")  # 200: MAX_PHRASE
 _PHRASE = re.compile(r"(?i:\banswer)[ \t*]{0,10}(?i:is|:|=)[ \t*:]{0,10}([^\n]{1,200})")
@@ -53,9 +56,13 @@ def extract_boxed(text: str) -> str | None:
     ``\\}`` do not count. ``None`` when there is no box, the last box is never closed (a
     truncated generation), or it holds only whitespace. Linear time, no recursion.
     """
-    last = None
+    last = unbraced = None
     for last in _BOX_OPEN.finditer(text or ""):  # noqa: B007 - keep the last match
         pass
+    for unbraced in _BOX_UNBRACED.finditer(text or ""):  # noqa: B007 - keep the last match
+        pass
+    if unbraced is not None and (last is None or unbraced.start() > last.start()):
+        return strip_control_spaces(unbraced.group(1)) or None
     if last is None:
         return None
     depth = 1
@@ -66,9 +73,25 @@ def extract_boxed(text: str) -> str | None:
         elif brace == "}":
             depth -= 1
             if depth == 0:
-                content = text[last.end() : token.start()].strip()
-                return content or None
+                return strip_control_spaces(text[last.end() : token.start()]) or None
     return None
+
+
+def strip_control_spaces(text: str) -> str:
+    """``text`` without outer whitespace, nor trailing control spaces ``\\ `` (``185\\ `` →
+    ``185``; the row break ``\\\\`` is kept). Linear time."""
+    text = text.strip()
+    end = len(text)
+    while end and text[end - 1] == "\\":
+        run = end
+        while run and text[run - 1] == "\\":
+            run -= 1
+        if (end - run) % 2 == 0:  # pairs: row breaks, not a control space
+            break
+        end -= 1
+        while end and text[end - 1].isspace():
+            end -= 1
+    return text[:end]
 
 
 def extract_boxes(text: str) -> list[str]:
