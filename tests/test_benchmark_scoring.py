@@ -45,6 +45,11 @@ from rzero_pl.benchmarks.graders import bbeh_fuzzy_match, bbeh_preprocess_sample
         ("the correct option is **C**.", "C"),
         ("The answer is (A). Wait, no: the answer is (C).", "C"),
         ("\\boxed{HCN} so the answer is B", "B"),  # box unreadable -> phrase
+        ("D", "D"),  # a bare-letter reply (issue 27 item 17)
+        (" (D) ", "D"),
+        ("**D.**", "D"),
+        ("$\\text{D}$", "D"),
+        ("\\boxed D", "D"),  # an unbraced box
     ],
 )
 def test_extract_choice_reads_common_forms(response, letter):
@@ -62,6 +67,10 @@ def test_extract_choice_reads_common_forms(response, letter):
         "The answer is I think unclear",  # the pronoun, not option I
         "Option A is wrong because ...",
         "",
+        "D E",  # two letters, no answer
+        "A.\nB.",
+        "DNA",
+        "d",
     ],
 )
 def test_unreadable_choice_is_wrong_never_guessed(response):

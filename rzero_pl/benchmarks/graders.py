@@ -7,8 +7,8 @@
   A gold that is a list or set (``\\{1,2,3\\}``, ``(1,2),(3,4)``) also accepts one answer per
   box (``\\boxed{1}, \\boxed{2}, \\boxed{3}``). ``rule="flexible"`` falls back to ``#### X``,
   an answer phrase or the last number (``rzero_pl.grading.extraction``).
-* **multiple choice**: the option letter (A-J), read by :func:`extract_choice`; unreadable =
-  wrong. ``reference_compat=True`` reads it the reference's way instead, random guess included.
+* **multiple choice**: the option letter (A-J), read by :func:`extract_choice` (a box, an answer
+  phrase, or a reply that is only a letter); unreadable = wrong. ``reference_compat=True`` reads it the reference's way instead, random guess included.
 * **bbeh**: the last box's content (or the whole response when there is none), then the
   official BBEH ``preprocess_sample`` / ``preprocess_reference`` / ``fuzzy_match`` rules
   (google-deepmind/bbeh ``evaluate.py``), with one extension documented at :func:`grade_bbeh`.
@@ -55,12 +55,14 @@ _ANSWER_PHRASE = re.compile(
     r"(?i:(?:option|choice)\s{0,5})?"
     r"[(\[]?([A-J])\b(?!(?<=I)\s{1,20}[a-z])"
 )
+# A reply that is nothing but a letter: "D", "(D)", "D." (its wrappers peeled first).
+_BARE_LETTER = re.compile(r"[(\[]?([A-J])[)\]]?\.?")
 MAX_BOX_CHARS = 1000  # a box's content longer than this holds no option letter
 
 
-def _letter_in_box(content: str) -> str | None:
-    if len(content) > MAX_BOX_CHARS:  # bounds the unwrapping loop below
-        return None
+def _unwrap(content: str) -> str:
+    """``content`` without ``$``, ``**``, ``\\(…\\)``, ``\\text{…}``-style wrappers and an
+    "Answer:" label, peeled until nothing changes."""
     text = content.strip()
     while True:
         before = text
@@ -72,7 +74,13 @@ def _letter_in_box(content: str) -> str | None:
             text = wrapped.group(1)
         text = _LABEL.sub("", text)
         if text == before:
-            break
+            return text
+
+
+def _letter_in_box(content: str) -> str | None:
+    if len(content) > MAX_BOX_CHARS:  # bounds the unwrapping loop
+        return None
+    text = _unwrap(content)
     if _SEVERAL.match(text):
         return None
     match = _BOX_LETTER.match(text)
@@ -87,7 +95,8 @@ def extract_choice(response: str) -> str | None:
        several letters (``\\boxed{A, C}``) or option text without its letter are unreadable.
     2. Otherwise the last answer phrase: "The answer is (C)", "Answer: C", "final answer: C",
        "the correct option is **C**".
-    3. Otherwise ``None``: no random guess (the reference guessed; see
+    3. Otherwise a reply that is only a letter: ``D``, ``(D)``, ``**D.**``.
+    4. Otherwise ``None``: no random guess (the reference guessed; see
        :func:`extract_choice_reference`).
     """
     boxed = extract_boxed(response)
@@ -96,7 +105,10 @@ def extract_choice(response: str) -> str | None:
         if letter is not None:
             return letter
     letters = [match.group(1) for match in _ANSWER_PHRASE.finditer(response)]
-    return letters[-1] if letters else None
+    if letters:
+        return letters[-1]
+    bare = _BARE_LETTER.fullmatch(_unwrap(response)) if len(response) <= MAX_BOX_CHARS else None
+    return bare.group(1) if bare else None
 
 
 def extract_choice_reference(
