@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rzero_pl.benchmarks.graders import grade_many
 from rzero_pl.grading.answer_forms import matrix_of, normalize
@@ -161,3 +164,46 @@ def test_what_is_read_as_a_matrix():
         ("3",),
     )
     assert matrix_of("\\begin{bmatrix}a_{1&2}&b\\end{bmatrix}") == (("a_{1&2}", "b"),)
+
+
+def _spell(value: Fraction, style: int) -> str:
+    sign, q = ("-" if value < 0 else ""), abs(value)
+    if q.denominator == 1 and style % 3 == 0:
+        return f"{sign}{q.numerator}"
+    if style % 3 == 1:
+        return f"{sign}{q.numerator}/{q.denominator}"
+    return f"{sign}\\dfrac{{{q.numerator}}}{{{q.denominator}}}"
+
+
+def _spell_matrix(rows: list[list[Fraction]], style: int) -> str:
+    env, gap = ["pmatrix", "bmatrix", "matrix"][style % 3], ["", " ", "\\, "][style % 3]
+    text = (gap + "\\\\" + gap).join(
+        (gap + "&" + gap).join(_spell(v, style + i) for i, v in enumerate(row)) for row in rows
+    )
+    text = f"\\begin{{{env}}}{gap}{text}{gap}\\end{{{env}}}"
+    return f"\\left[{text}\\right]" if env == "matrix" else text
+
+
+fractions = st.fractions(min_value=-20, max_value=20, max_denominator=12)
+shapes = st.tuples(st.integers(1, 3), st.integers(1, 3))
+matrices = shapes.flatmap(
+    lambda s: st.lists(
+        st.lists(fractions, min_size=s[1], max_size=s[1]), min_size=s[0], max_size=s[0]
+    )
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(matrices, matrices, st.integers(0, 5), st.integers(0, 5), st.booleans())
+def test_two_matrices_are_equal_exactly_when_their_values_are(a, b, style_a, style_b, near):
+    """Any two spellings: True exactly when the shapes and every value agree (never a false
+    positive), and the same matrix in another spelling is always right."""
+    if near:  # b: a with at most one entry changed, the hard case
+        b = [row[:] for row in a]
+        b[0][0] += Fraction(1, 7) if style_b % 2 else 0
+    spelled_a, spelled_b = _spell_matrix(a, style_a), _spell_matrix(b, style_b)
+    verdict = _decide_locally(*(normalize(s) for s in (spelled_a, spelled_b)))
+    assert verdict is (a == b), (spelled_a, spelled_b)
+    assert _decide_locally(normalize(spelled_a), normalize(_spell_matrix(a, style_b))) is True
+    scalar = _spell(a[0][0], style_b)
+    assert _decide_locally(normalize(spelled_a), normalize(scalar)) is False

@@ -68,7 +68,7 @@ _MATRIX = re.compile(
 _OWN_DELIMITERS = {"pmatrix", "bmatrix", "Bmatrix"}  # the others may stand in (…) or […]
 _ARRAY_SPEC = re.compile(r"\{[lcr| ]*\}")
 _CELL_TOKEN = re.compile(r"\\\\|\\.|[{}&]", re.DOTALL)
-MAX_MATRIX_CHARS = 2000
+MAX_MATRIX_CHARS = 1000  # as answers.MAX_VERIFY_CHARS: longer ones are compared as strings
 
 
 def _unwrap_text(s: str) -> str:

@@ -112,6 +112,9 @@ def _decide_locally(a: str, b: str) -> bool | None:
         return False
     if a == b or a.replace(", ", ",") == b.replace(", ", ","):
         return True
+    ma, mb = matrix_of(a), matrix_of(b)
+    if ma is not None or mb is not None:
+        return _decide_matrices(ma, mb, b if ma is not None else a)
     if split_percent(a) is not None or split_percent(b) is not None:
         return _decide_percent(a, b)
     sa, sb = split_assignment(a), split_assignment(b)
@@ -121,9 +124,6 @@ def _decide_locally(a: str, b: str) -> bool | None:
         if RELATION.search(b if sa is not None else a):
             return None  # an assignment against another equation: math-verify's call
         return _decide_locally(sa[1], b) if sa is not None else _decide_locally(a, sb[1])
-    ma, mb = matrix_of(a), matrix_of(b)
-    if ma is not None or mb is not None:
-        return _decide_matrices(ma, mb, b if ma is not None else a)
     x, y = _plain_number(a), _plain_number(b)
     if x and y:
         return _same_number(x, y)
