@@ -92,6 +92,13 @@ ADVERSARIAL = {
     "percent": "%" * N,
     "dollar signs": "$" * N,
     "letters": "a" * N,
+    "unbraced boxes": "\\boxed x" * (N // 8),
+    "unbraced box, then spaces": "\\boxed x" + " \t" * (N // 2),
+    "control spaces": "1" + "\\ " * (N // 2),
+    "row breaks": "\\\\ " * (N // 3),
+    "parentheses": "(" * (N // 2) + "5" + ")" * (N // 2),
+    "matrix rows": "\\begin{pmatrix}" + "1&" * (N // 2) + "\\end{pmatrix}",
+    "thin-space groups": "1" + ",\\! 000" * (N // 7),
 }
 
 

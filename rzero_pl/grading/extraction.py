@@ -24,7 +24,8 @@ MAX_BOX_GAP = 60  # characters between two boxes of one several-box answer
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # "\boxed 5" without braces: read as hendrycks' MATH and Qwen2.5-Math's graders read it, up to
 # the next "$" (or "\]", "\)", a line's end), at most MAX_PHRASE characters.
-_BOX_UNBRACED = re.compile(r"\\boxed[ \t]+(?=[^\s{])([^$\n]{1,200}?)(?=\$|\\\]|\\\)|\n|\Z)")
+_BOX_UNBRACED = re.compile(r"\\boxed[ \t]+(?=[^\s{])")
+_UNBRACED_CONTENT = re.compile(r"[^$\n]{1,200}?(?=\$|\\\]|\\\)|\n|\Z)")
 _BRACE = re.compile(r"\\.|[{}]", re.DOTALL)  # an escaped character, or a brace that counts
 _HASHES = re.compile(r"####[ \t]{0,20}([^\n]{1,200})")  # 200: MAX_PHRASE
 _PHRASE = re.compile(r"(?i:\banswer)[ \t*]{0,10}(?i:is|:|=)[ \t*:]{0,10}([^\n]{1,200})")
@@ -62,7 +63,8 @@ def extract_boxed(text: str) -> str | None:
     for unbraced in _BOX_UNBRACED.finditer(text or ""):  # noqa: B007 - keep the last match
         pass
     if unbraced is not None and (last is None or unbraced.start() > last.start()):
-        return strip_control_spaces(unbraced.group(1)) or None
+        content = _UNBRACED_CONTENT.match(text, unbraced.end())
+        return (strip_control_spaces(content.group()) or None) if content else None
     if last is None:
         return None
     depth = 1
