@@ -54,8 +54,10 @@ def extract_boxed(text: str) -> str | None:
     """The content of the last ``\\boxed{…}`` or ``\\fbox{…}`` in ``text``.
 
     Braces nest (``\\boxed{\\frac{1}{2}}`` gives ``\\frac{1}{2}``) and escaped braces ``\\{``,
-    ``\\}`` do not count. ``None`` when there is no box, the last box is never closed (a
-    truncated generation), or it holds only whitespace. Linear time, no recursion.
+    ``\\}`` do not count. An unbraced ``\\boxed 5`` later than every braced box gives its text
+    up to the next ``$`` (``_BOX_UNBRACED``). Trailing control spaces go (``185\\ ``).
+    ``None`` when there is no box, the last box is never closed (a truncated generation), or it
+    holds only whitespace. Linear time, no recursion.
     """
     last = unbraced = None
     for last in _BOX_OPEN.finditer(text or ""):  # noqa: B007 - keep the last match
