@@ -59,6 +59,15 @@ SPELLINGS += ["\\frac12", "\\pi", "2\\pi", "\\frac{2\\pi}{3}", "(1,2,3)", "(1, 2
 SPELLINGS += ["(3,1)", "(1,3)", "-\\frac{1}{2}", "\\frac{-1}{2}", "-1/2", "\\sqrt{2}\\sqrt{3}"]
 SPELLINGS += ["\\sqrt{6}", "3^2", "9", "\\frac{6}{\\sqrt{3}}", "2\\sqrt{3}", "10^{3}", "1000"]
 SPELLINGS += ["2\\cdot3", "2\\times 3", "6", "((", "a+", "\\frac{?}{}", "see above", "[1,3)"]
+SPELLINGS += ["\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{bmatrix}1\\\\2\\end{bmatrix}"]
+SPELLINGS += [
+    "\\begin{pmatrix}1&2\\end{pmatrix}",
+    "\\begin{pmatrix} \\frac{1}{2} \\\\ 3 \\end{pmatrix}",
+]
+SPELLINGS += [
+    "\\begin{pmatrix} 1/2 \\\\ 4 \\end{pmatrix}",
+    "\\left(\\begin{matrix}0.5\\\\3\\end{matrix}\\right)",
+]
 
 
 @pytest.mark.slow  # math-verify on every pair of spellings
