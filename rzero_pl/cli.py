@@ -283,8 +283,14 @@ def _analyze() -> Any:
     return analyze
 
 
-# `rzero-pl analyze RUN_DIR` and `rzero-pl report RUN_DIR`: commands on a run folder.
-RUN_FOLDER_COMMANDS = {"analyze": _analyze, "report": _report}
+def _export() -> Any:
+    from rzero_pl.export import main as export
+
+    return export
+
+
+# `rzero-pl analyze|report|export RUN_DIR`: commands on a run folder.
+RUN_FOLDER_COMMANDS = {"analyze": _analyze, "report": _report, "export": _export}
 
 
 def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> None:
