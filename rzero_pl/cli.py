@@ -60,8 +60,9 @@ RESUMABLE_TRAINER = (
     "strategy",
     "profiler",
 )
-# selection: when to stop and which iteration is the best never change a finished phase.
-RESUMABLE_EVOLUTION = ("iterations", "allow_config_change", "evaluation", "run_dir", "selection")
+# selection: when to stop and which iteration is the best never change a finished phase. The
+# evaluation is fingerprinted: every iteration is scored on the baseline's problems and settings.
+RESUMABLE_EVOLUTION = ("iterations", "allow_config_change", "run_dir", "selection")
 
 
 class RZeroCLI(LightningCLI):

@@ -18,6 +18,7 @@ import os
 import shutil
 
 import pytest
+from test_kill_resume import EVAL_SAMPLES
 
 from rzero_pl.cli import main
 
@@ -291,6 +292,10 @@ CHANGED = [
     (
         "another challenger reward (repetition weight)",
         ["--evolution.challenger.init_args.repetition.weight=0.5"],
+    ),
+    (  # issue 27 item 8: later iterations would be scored on other problems than the baseline
+        "another evaluation (max_samples)",
+        [f"--evolution.evaluation.init_args.max_samples={EVAL_SAMPLES + 1}"],
     ),
 ]
 

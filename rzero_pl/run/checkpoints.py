@@ -5,8 +5,9 @@ folder (here pointed into the run folder, ``temp_files_in``), then moved over th
 is a copy, which a kill can cut short, and nothing is fsynced. ``AtomicCheckpoint`` saves
 under a temporary name next to the destination instead, fsyncs it and renames it, so
 ``last.ckpt`` is always the previous rollout step's checkpoint or the new one.
-``checkpoint_step`` reads a checkpoint back before a phase resumes from it: a file that does
-not load (damaged outside rzero-pl) is reported and set aside, never trained from.
+``resume_point`` reads a checkpoint back before a phase resumes from it: one of another phase
+or attempt, or a file that does not load (damaged outside rzero-pl), is reported and set
+aside, never trained from.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
 from rzero_pl.run.faults import fault_point
-from rzero_pl.run.io import TMP_MARK, fsync_tree, remove_path, replace_durably
+from rzero_pl.run.io import TMP_MARK, fsync_tree, remove_path, replace_durably, set_aside
 from rzero_pl.scale.distributed import is_rank_zero
+
+IDENTITY_KEY = "rzero_identity"  # the phase attempt a checkpoint belongs to
 
 
 class AtomicCheckpoint(ModelCheckpoint):
@@ -35,12 +38,15 @@ class AtomicCheckpoint(ModelCheckpoint):
         phase: The evolution phase, for the fault point ``checkpoint:<phase>`` that the
             kill/resume tests use (it fires while the new checkpoint lies written under its
             temporary name).
+        identity: Stored in every checkpoint (``rzero_identity``): the phase attempt it
+            belongs to (``RunState.identity``); ``resume_point`` resumes only a match.
         **kwargs: ``ModelCheckpoint``'s arguments.
     """
 
-    def __init__(self, phase: str = "", **kwargs: Any) -> None:
+    def __init__(self, phase: str = "", identity: dict | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.phase = phase
+        self.identity = identity
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self._at_epoch_end = True
@@ -56,6 +62,7 @@ class AtomicCheckpoint(ModelCheckpoint):
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        checkpoint[IDENTITY_KEY] = self.identity
         if getattr(self, "_at_epoch_end", False):
             mark_epoch_completed(checkpoint)
 
@@ -118,34 +125,66 @@ def mark_epoch_completed(checkpoint: dict) -> None:
     checkpoint["epoch"] = progress["current"]["completed"]
 
 
-def resume_point(last: str) -> tuple[str | None, int]:
+def resume_point(last: str, identity: dict | None = None) -> tuple[str | None, int]:
     """``(last.ckpt, its global step)``, or ``(None, 0)`` to start the phase afresh.
 
-    A checkpoint that does not load was damaged outside rzero-pl (ours are renamed into
-    place whole): it is set aside as ``last.ckpt.damaged`` and the phase starts over.
+    A checkpoint is trusted only when it was written by this attempt at the phase
+    (``identity``: phase, configuration fingerprint, step axis). One of another attempt, or
+    one that does not load (damaged outside rzero-pl: ours are renamed into place whole), is
+    set aside (``last.ckpt.set-aside``, ``last.ckpt.damaged``), said in one line, and the phase
+    starts over. One that cannot be read (permissions) is an error: it may be good.
     """
     if not os.path.exists(last):
         return None, 0
-    step = checkpoint_step(last)
-    if step is None:
+    meta = checkpoint_meta(last)
+    if meta is None:
         rank_zero_warn(f"{last} does not load; set aside as {last}.damaged, phase restarted")
         if is_rank_zero():
             os.replace(last, last + ".damaged")
         return None, 0
+    step, recorded = meta
+    if recorded != identity:
+        aside = set_aside(last) if is_rank_zero() else f"{last}.set-aside"
+        rank_zero_warn(
+            f"{last} belongs to {_attempt(recorded)}, not to this attempt at "
+            f"{_attempt(identity)}; set aside as {aside}, the phase starts afresh"
+        )
+        return None, 0
     return last, step
 
 
+def _attempt(identity: dict | None) -> str:
+    if not identity:
+        return "no recorded phase (an older rzero-pl)"
+    return (
+        f"{identity.get('phase')} (configuration {identity.get('fingerprint')}, "
+        f"from step {identity.get('step_start')})"
+    )
+
+
 def checkpoint_step(path: str) -> int | None:
-    """The ``global_step`` stored in a Lightning checkpoint file; None when it does not load.
+    """The ``global_step`` stored in a Lightning checkpoint file; None when it does not load."""
+    meta = checkpoint_meta(path)
+    return None if meta is None else meta[0]
+
+
+def checkpoint_meta(path: str) -> tuple[int, dict | None] | None:
+    """``(global_step, identity)`` of a Lightning checkpoint; None when it does not load.
 
     Loaded with ``weights_only=True`` (no pickled code runs) and memory-mapped, so only the
-    few bytes read are touched.
+    few bytes read are touched. A file that cannot be read (permissions) raises a one-line
+    ``ValueError``: it is not damaged, and setting it aside would lose the phase's progress.
     """
     if os.path.isdir(path):  # a sharded checkpoint (FSDP): its loop state is in meta.pt
         path = os.path.join(path, "meta.pt")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return int(checkpoint["global_step"])
+        return int(checkpoint["global_step"]), checkpoint.get(IDENTITY_KEY)
+    except PermissionError:
+        raise ValueError(
+            f"{path}: cannot be read (permission denied); give read permission back "
+            "(chmod u+r) and re-run to resume from it"
+        ) from None
     except Exception:
         return None
 

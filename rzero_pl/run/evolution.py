@@ -45,21 +45,23 @@ from rzero_pl.analysis.analyze import Analysis, latest_solver
 from rzero_pl.analysis.dynamics import scalars
 from rzero_pl.benchmarks.evaluation import Evaluation
 from rzero_pl.curriculum import Curriculum, CurriculumReport
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_ITERATIONS, MAX_STEPS, ConfigError, check_number
 from rzero_pl.grpo.challenger import ChallengerGRPO
 from rzero_pl.grpo.solver import SolverGRPO
 from rzero_pl.models.actor import Actor
 from rzero_pl.rewards import MajorityVote
 from rzero_pl.run.checkpoints import AtomicCheckpoint, check_weights, resume_point, weights_digest
 from rzero_pl.run.faults import fault_callbacks, fault_point
-from rzero_pl.run.io import remove_stale_temps
+from rzero_pl.run.io import read_json, remove_stale_temps, set_aside
 from rzero_pl.run.selection import BestIteration, read_summary
 from rzero_pl.run.state import (
     OffsetLogger,
     RunLock,
     RunState,
     check_problem_counts,
+    check_recorded_accuracy,
     check_recorded_file,
+    check_recorded_value,
     check_run_folder,
     file_sha256,
     mark_restart,
@@ -71,14 +73,43 @@ if TYPE_CHECKING:  # the core never imports the datamodules; the CLI hands one o
     from rzero_pl.datamodules.curriculum import CurriculumDataModule
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: Ctrl-C
+STOP_SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C (SIGINT)"}
 
 
 class Preempted(SystemExit):
-    """SIGTERM stopped the run at a safe point; re-running the same command resumes it."""
+    """SIGTERM or Ctrl-C stopped the run at a safe point; re-running the same command
+    resumes it."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(PREEMPTED_EXIT_CODE)
+    def __init__(self, message: str, code: int = PREEMPTED_EXIT_CODE) -> None:
+        super().__init__(code)
         self.message = message
+
+
+def _error_of(check: Callable[..., None], *args: Any) -> str | None:
+    """The one-line ``ValueError`` that ``check(*args)`` raises, as text (None: passed)."""
+    try:
+        check(*args)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def check_writable(run_dir: str) -> None:
+    """Refuse in one line a run folder that is empty or cannot be made and written (the
+    alternative was a bare Errno line naming no setting, after the model had loaded)."""
+    if not run_dir or not run_dir.strip():
+        raise ConfigError("evolution.run_dir is empty; give a folder, e.g. runs/my_run")
+    existing = os.path.abspath(run_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"evolution.run_dir: {existing} is a file; {run_dir} cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"evolution.run_dir: {existing} is not writable (read-only, or its permissions); "
+            "give a folder you can write"
+        )
 
 
 class Evolution:
@@ -122,11 +153,12 @@ class Evolution:
         selection: BestIteration | None = None,
         analysis: Analysis | None = None,
     ) -> None:
-        check_number("evolution.iterations", iterations, at_least=1)
+        check_number("evolution.iterations", iterations, at_least=1, at_most=MAX_ITERATIONS)
         # 0 would train nothing in silence (a negative count never stops: Lightning reads
         # max_epochs=-1 as no limit); leaving a role untrained is an ablation setting of its own.
-        check_number("evolution.challenger_steps", challenger_steps, at_least=1)
-        check_number("evolution.solver_steps", solver_steps, at_least=1)
+        check_number("evolution.challenger_steps", challenger_steps, at_least=1, at_most=MAX_STEPS)
+        check_number("evolution.solver_steps", solver_steps, at_least=1, at_most=MAX_STEPS)
+        check_writable(run_dir)
         check_run_folder(run_dir)  # before any model loads; run() checks again
         self.challenger = challenger
         self.challenger_data = challenger_data
@@ -161,6 +193,9 @@ class Evolution:
             if is_rank_zero():  # the folder is accepted and locked: its temporaries are ours
                 for path in remove_stale_temps(self.run_dir, run_folders(self.run_dir)):
                     rank_zero_info(f"removed {path}, left by an interrupted write")
+            problem = on_rank_zero(lambda: _error_of(self._check_records, state))
+            if problem:  # raised on every rank, so that none waits for the others
+                raise ValueError(problem)
             # The vote asks and reads as the solver does; the challenger is scored by it.
             vote = self.vote.bound_to(solver.prompt, solver.answer_rule, solver.answer_timeout)
             self.challenger.bind(actor, vote)
@@ -178,6 +213,24 @@ class Evolution:
                 if self._select(state, it):
                     break
         return state
+
+    def _check_records(self, state: RunState) -> None:
+        """Before anything is trusted: each finished curriculum's ``curriculum.json`` and each
+        finished evaluation's ``eval.json`` hold what ``state.json`` recorded for them (a
+        disagreement is one line naming both files)."""
+        for phase, done in state.data["phases"].items():
+            if phase.endswith("/curriculum") and "kept" in done:
+                path = os.path.join(self.run_dir, phase, "curriculum.json")
+                if os.path.exists(path):  # a missing one is rebuilt and checked by its sha256
+                    record = read_json(path)
+                    kept = record.get("kept") if isinstance(record, dict) else None
+                    check_recorded_value(path, "kept", kept, done, state.path)
+            elif (phase == "baseline" or phase.endswith("/eval")) and "accuracy" in done:
+                folder = os.path.join(self.run_dir, "eval", "baseline")
+                if phase != "baseline":
+                    folder = os.path.join(self.run_dir, phase)
+                if os.path.exists(os.path.join(folder, "eval.json")):
+                    check_recorded_accuracy(read_summary(folder), folder, done, state.path)
 
     def _analyze(
         self,
@@ -205,6 +258,8 @@ class Evolution:
         folders = [os.path.join(self.run_dir, "eval", "baseline")]
         folders += [os.path.join(self.run_dir, f"iter{k}", "eval") for k in range(1, it + 1)]
         decision = on_rank_zero(lambda: self.selection.decide([read_summary(f) for f in folders]))
+        if state.done(f"iter{it + 1}/eval") and not decision.stop:
+            return False  # a resumed run records the best once it reaches its last evaluation
         state.data["best"] = self.selection.record(self.run_dir, decision)
         state.data.pop("stopped", None)  # a resumed run with more patience goes on
         if decision.stop:
@@ -250,32 +305,43 @@ class Evolution:
 
     @contextlib.contextmanager
     def _sigterm_stops_the_run(self) -> Iterator[None]:
-        """On SIGTERM: inside ``Trainer.fit`` let Lightning stop at the next batch (it calls
-        this handler too, after its own); anywhere else stop at once. Every file is atomic,
-        so the work in progress is simply redone by the next run."""
+        """On SIGTERM or Ctrl-C (SIGINT): inside ``Trainer.fit`` let Lightning stop at the next
+        batch (it calls this handler too, after its own; Ctrl-C is handed to its SIGTERM
+        handler, since its own Ctrl-C handling exits 1 without a word on resuming); anywhere
+        else stop at once. A second Ctrl-C inside a fit stops at once too. Every file is
+        atomic, so the work in progress is simply redone by the next run."""
         self._fitting = False
+        self._stopped_by: int | None = None
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def handler(signum: int, frame: Any) -> None:
-            if not self._fitting:
-                raise self._preempted("between rollout steps")
+            again, self._stopped_by = self._stopped_by == signum, self._stopped_by or signum
+            if not self._fitting or (again and signum == signal.SIGINT):
+                where = "a second Ctrl-C: the rollout step in progress is dropped"
+                raise self._preempted(where if self._fitting else "between rollout steps")
+            lightning = signal.getsignal(signal.SIGTERM)
+            if signum == signal.SIGINT and callable(lightning) and lightning is not handler:
+                lightning(signal.SIGTERM, frame)  # stop after the current batch
 
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
         try:
             yield
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, old in previous.items():
+                signal.signal(signum, old)
 
     def _preempted(self, where: str) -> Preempted:
+        signum = self._stopped_by or signal.SIGTERM
         message = (
-            f"SIGTERM: the run stopped cleanly ({where}); every finished rollout step is saved "
-            f"in {self.run_dir}. Re-run the same command to resume."
+            f"{STOP_SIGNALS[signum]}: the run stopped cleanly ({where}); every finished rollout "
+            f"step is saved in {self.run_dir}. Re-run the same command to resume."
         )
         if is_rank_zero():  # printed, not warned: warnings may be filtered out
             print(message, file=sys.stderr, flush=True)
-        return Preempted(message)
+        code = INTERRUPTED_EXIT_CODE if signum == signal.SIGINT else PREEMPTED_EXIT_CODE
+        return Preempted(message, code)
 
     def _phase(
         self,
@@ -301,14 +367,18 @@ class Evolution:
             module.actor.load_role(role, weights)
             return
         checkpoints = os.path.join(folder, role, "checkpoints")
-        resume, resume_step = resume_point(os.path.join(checkpoints, "last.ckpt"))
+        identity = state.identity(phase)  # only this attempt's checkpoint is resumed
+        resume, resume_step = resume_point(os.path.join(checkpoints, "last.ckpt"), identity)
         mark_restart(logger, state.step + resume_step)
+        checkpoint = AtomicCheckpoint(
+            phase, identity, dirpath=checkpoints, save_last=True, save_top_k=0
+        )
         trainer = make_trainer(
             max_epochs=steps,
             max_steps=-1,
             logger=OffsetLogger(logger, state.step),
             callbacks=[
-                AtomicCheckpoint(phase, dirpath=checkpoints, save_last=True, save_top_k=0),
+                checkpoint,
                 *fault_callbacks(phase),
             ],
             default_root_dir=os.path.join(folder, role),
@@ -338,9 +408,11 @@ class Evolution:
             self._fitting = False
         if trainer.received_sigterm:
             raise self._preempted(f"{phase}, rollout step {trainer.current_epoch}/{steps}")
-        if trainer.current_epoch < steps:  # interrupted (Ctrl-C): resume next time
-            raise KeyboardInterrupt(
-                f"{phase} stopped at rollout step {trainer.current_epoch}/{steps}"
+        if trainer.current_epoch < steps:  # a trainer setting or a callback ended it early
+            raise ConfigError(
+                f"{phase} stopped at rollout step {trainer.current_epoch}/{steps}: a trainer "
+                "setting or callback ended the fit early (max_time, max_steps, should_stop); "
+                "remove it, then re-run the same command to resume"
             )
 
     def _curriculum(
@@ -355,13 +427,19 @@ class Evolution:
     ) -> CurriculumReport:
         phase = f"iter{it}/curriculum"
         done = state.done(phase)
+        written = os.path.join(folder, "curriculum")
         if not done:
             mark_restart(logger, state.step)
+            if not state.started_here(phase) and os.path.exists(written) and is_rank_zero():
+                # Another attempt's files (an entry deleted to redo it): never reused.
+                aside = set_aside(written)
+                rank_zero_warn(f"{written}: not this attempt's curriculum; set aside as {aside}")
+            state.start(phase)
         # Every rank writes and votes on its share of the candidates; rank 0 writes the files.
         with actor.gathered():  # FSDP: ranks generate unequal amounts
-            report = curriculum.build(actor, vote, os.path.join(folder, "curriculum"), seed=it)
+            report = curriculum.build(actor, vote, written, seed=it)
         fault_point(f"phase:{phase}:built")
-        kept_file = os.path.join(folder, "curriculum", "curriculum.jsonl")
+        kept_file = os.path.join(written, "curriculum.jsonl")
         if done:  # the solver must train on the questions that were recorded, all of them
             check_recorded_file(kept_file, done.get("sha256"), phase)
         if not done:

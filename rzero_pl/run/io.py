@@ -122,6 +122,17 @@ def remove_path(path: str) -> None:
             pass
 
 
+def set_aside(path: str) -> str:
+    """Rename ``path`` (a file or folder) to the first free ``path.set-aside[-N]`` and return
+    that name: what a run no longer trusts is kept for the user, never deleted."""
+    target, n = f"{path}.set-aside", 1
+    while os.path.lexists(target):
+        n += 1
+        target = f"{path}.set-aside-{n}"
+    os.replace(path, target)
+    return target
+
+
 def write_json_atomic(path: str, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 

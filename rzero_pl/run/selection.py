@@ -20,7 +20,6 @@ The best iteration is written to ``RUN_DIR/best.json`` and to ``state.json``'s `
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 
@@ -125,6 +124,13 @@ def resolve_weights(folder: str, role: str) -> str | None:
     record = read_json(path)
     if record is None:
         raise FileNotFoundError(f"{folder}: no such weights folder, and no {path} to resolve it")
+    state_path = os.path.join(os.path.dirname(path), "state.json")
+    recorded = (read_json(state_path) or {}).get("best")
+    if recorded is not None and recorded != record:  # a hand-edited best.json: never trusted
+        raise ValueError(
+            f"{path}: differs from the best iteration {state_path} recorded "
+            f"(iteration {recorded.get('iteration')}); restore it from state.json's 'best'"
+        )
     relative = record["weights"].get(role)
     if relative is None:
         return None
@@ -132,6 +138,18 @@ def resolve_weights(folder: str, role: str) -> str | None:
 
 
 def read_summary(folder: str) -> dict:
-    """The ``eval.json`` summary written into an evaluation ``folder``."""
-    with open(os.path.join(folder, "eval.json")) as f:
-        return json.load(f)
+    """The ``eval.json`` summary written into an evaluation ``folder``; a missing, damaged or
+    incomplete one is one line naming the file."""
+    path = os.path.join(folder, "eval.json")
+    redo = (
+        "restore it, or delete its phase's entry (and every later one) from state.json to redo them"
+    )
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: missing; {redo}")
+    try:
+        summary = read_json(path)
+    except ValueError as err:
+        raise ValueError(f"{str(err).split(';')[0]}; {redo}") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("benchmarks"), dict):
+        raise ValueError(f"{path}: no 'benchmarks' object (not an evaluation summary); {redo}")
+    return summary

@@ -146,6 +146,7 @@ class RunState:
             _refuse_orphan_phases(folder, self.path)
             data = {"version": STATE_VERSION, "fingerprint": None, "step": 0, "phases": {}}
         check_state(data, self.path)
+        check_phase_order(data["phases"], self.path)
         self.data: dict[str, Any] = data
 
     def check_fingerprint(self, fingerprint: str, allow_change: bool) -> None:
@@ -165,6 +166,23 @@ class RunState:
 
     def done(self, phase: str) -> dict[str, Any] | None:
         return self.data["phases"].get(phase)
+
+    def identity(self, phase: str) -> dict[str, Any]:
+        """What makes an attempt at ``phase`` this run's: the phase (role and iteration), the
+        configuration fingerprint and where the phase starts on the step axis. A checkpoint
+        or a written curriculum of any other attempt (another phase, another configuration,
+        or one whose entry was deleted from ``state.json`` to redo it: the axis has moved on)
+        does not match."""
+        return {"phase": phase, "fingerprint": self.data["fingerprint"], "step_start": self.step}
+
+    def start(self, phase: str) -> None:
+        """Record that an attempt at ``phase`` starts (``started``: its identity)."""
+        self.data.setdefault("started", {})[phase] = self.identity(phase)
+        self.save()
+
+    def started_here(self, phase: str) -> bool:
+        """Whether the recorded attempt at ``phase`` is this one (see ``identity``)."""
+        return (self.data.get("started") or {}).get(phase) == self.identity(phase)
 
     def finish(self, phase: str, steps: int = 0, **info: Any) -> None:
         """Record ``phase`` as finished; it used ``steps`` steps of the axis from ``step``."""
@@ -356,7 +374,55 @@ def check_recorded_file(path: str, recorded: str | None, phase: str) -> None:
         return
     raise ValueError(
         f"{path}: {why} for finished phase {phase}; restore it, or delete the '{phase}' entry "
-        "and every later one from state.json (and this folder) to redo them"
+        "and every later one from state.json to redo them"
+    )
+
+
+TRAINING_STEPS = ("challenger", "curriculum", "solver")  # one iteration's, in order
+
+
+def check_phase_order(phases: dict[str, Any], path: str) -> None:
+    """Raise a one-line ``ValueError`` when a training phase is recorded as finished while one
+    before it is not (an entry deleted from the middle): redoing that one would leave the
+    later phases built on the weights or questions it replaces."""
+    order = sorted(
+        (int(m[1]), TRAINING_STEPS.index(m[2]))
+        for m in (re.fullmatch(r"iter(\d+)/(\w+)", name) for name in phases)
+        if m and m[2] in TRAINING_STEPS
+    )
+    if not order:
+        return
+    expected = [(k, i) for k in range(1, order[-1][0] + 1) for i in range(len(TRAINING_STEPS))]
+    missing = [p for p in expected[: expected.index(order[-1])] if p not in order]
+    if missing:
+        name = lambda p: f"iter{p[0]}/{TRAINING_STEPS[p[1]]}"  # noqa: E731
+        raise ValueError(
+            f"{path}: {name(order[-1])} is recorded as finished but {name(missing[0])} before it "
+            f"is not; to redo {name(missing[0])}, delete its entry and every later one"
+        )
+
+
+def check_recorded_value(
+    path: str, key: str, value: Any, recorded: dict[str, Any], state_path: str
+) -> None:
+    """Raise a one-line ``ValueError`` naming both files when ``value`` (read from ``path``)
+    is not what ``state.json`` recorded under ``key`` (nothing recorded: not checked)."""
+    if key in recorded and recorded[key] != value:
+        raise ValueError(
+            f"{path}: '{key}' is {value!r}, but {state_path} recorded {recorded[key]!r}; "
+            "restore the file, or delete that phase's entry and every later one from "
+            "state.json to redo them"
+        )
+
+
+def check_recorded_accuracy(
+    summary: dict, folder: str, recorded: dict[str, Any] | None, state_path: str
+) -> None:
+    """An evaluation's ``eval.json`` must hold the accuracies ``state.json`` recorded for
+    it (a hand-edited one would move the best iteration in silence)."""
+    accuracies = {n: b.get("accuracy") for n, b in (summary.get("benchmarks") or {}).items()}
+    check_recorded_value(
+        os.path.join(folder, "eval.json"), "accuracy", accuracies, recorded or {}, state_path
     )
 
 
