@@ -1,3 +1,8 @@
 """rzero-pl: R-Zero self-evolving reasoning (arXiv 2508.05004) as a Lightning trainer."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("rzero-pl")  # pyproject.toml's, as installed (one place to change it)
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "unknown"

@@ -24,6 +24,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from rzero_pl import __version__
 from rzero_pl.benchmarks.evaluation import Evaluation
 from rzero_pl.errors import ConfigError, one_line
 from rzero_pl.models.actor import Actor
@@ -74,8 +75,17 @@ class RZeroCLI(LightningCLI):
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("auto_configure_optimizers", False)
+        kwargs.setdefault("parser_kwargs", parser_descriptions())
         self._base_callbacks: list | None = None
         super().__init__(L.LightningModule, None, *args, **kwargs)  # data: optional
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """``fit`` and ``test`` of Lightning's subcommands: an R-Zero run has no validation
+        loop (its evaluation is ``test``'s) and no prediction step, so ``validate`` and
+        ``predict`` would do nothing."""
+        lightning = LightningCLI.subcommands()
+        return {name: lightning[name] for name in ("fit", "test")}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_class_arguments(Actor, "actor", fail_untyped=False)
@@ -292,14 +302,71 @@ def _export() -> Any:
 
 # `rzero-pl analyze|report|export RUN_DIR`: commands on a run folder.
 RUN_FOLDER_COMMANDS = {"analyze": _analyze, "report": _report, "export": _export}
+# Every command `rzero-pl --help` lists, with its line: RZeroCLI.subcommands() (LightningCLI's)
+# and RUN_FOLDER_COMMANDS (tests/test_cli_help.py checks that the three agree).
+COMMANDS = {
+    "fit": "train: the R-Zero co-evolution (`evolution:`; re-run to resume), or one GRPO fit",
+    "test": "score a model or saved role weights on the `evaluation:` benchmarks",
+    "analyze": "the paper's self-play table of a run folder (RUN_DIR/analysis/)",
+    "report": "one self-contained HTML page about a run folder (RUN_DIR/report.html)",
+    "export": "a trained role as a Hugging Face model folder, or the curricula as a dataset",
+}
+TITLE = "R-Zero (arXiv 2508.05004) as a PyTorch Lightning trainer"
+ABOUT = (
+    "One base model improves its reasoning from zero labelled data: a challenger learns to\n"
+    "write questions at the edge of the solver's ability, and the solver learns from the\n"
+    "majority vote of its own answers."
+)
+
+
+def help_text() -> str:
+    """What ``rzero-pl --help`` prints: the program, what it does, every command."""
+    width = max(map(len, COMMANDS))
+    commands = "\n".join(f"  {name:<{width}}  {line}" for name, line in COMMANDS.items())
+    return (
+        "usage: rzero-pl COMMAND [options]   (rzero-pl COMMAND --help: its options)\n\n"
+        f"rzero-pl {__version__}: {TITLE}.\n{ABOUT}\n\ncommands:\n{commands}\n\n"
+        "options:\n  -h, --help  show this help and exit\n"
+        "  --version   show rzero-pl's version and exit\n\n"
+        "Start with `rzero-pl fit --config cli_configs/toy.yaml` (the whole loop on a CPU).\n"
+    )
+
+
+def parser_descriptions() -> dict[str, Any]:
+    """LightningCLI's ``parser_kwargs``: the descriptions ``fit --help`` and ``test --help``
+    show (Lightning's would be the Trainer's)."""
+    described = {n: {"description": f"rzero-pl {n}: {COMMANDS[n]}"} for n in ("fit", "test")}
+    return {"prog": "rzero-pl", "description": f"{TITLE}. {ABOUT}", **described}
+
+
+def answer_without_command(argv: list[str]) -> bool:
+    """``--help``, ``--version``, nothing, or an unknown command: answered here (True)."""
+    if argv[:1] in (["-h"], ["--help"]):
+        print(help_text(), end="")
+        return True
+    if argv[:1] == ["--version"]:
+        print(f"rzero-pl {__version__}")
+        return True
+    if not argv:
+        print(help_text(), end="", file=sys.stderr)
+        sys.exit(2)
+    if not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        print(
+            f"rzero-pl: error: unknown command {argv[0]!r}; the commands are "
+            f"{', '.join(COMMANDS)} (rzero-pl --help)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return False
 
 
 def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> None:
     """Entry point of the ``rzero-pl`` console script and ``python -m rzero_pl``.
 
-    ``fit``/``test`` (and ``--help``) are LightningCLI's; ``analyze RUN_DIR`` (the paper's
-    self-play analysis, ``rzero_pl.analysis.analyze``) and ``report RUN_DIR`` (one HTML page,
-    ``rzero_pl.analysis.report``) work on a run folder.
+    ``fit``/``test`` are LightningCLI's; ``analyze RUN_DIR`` (the paper's self-play analysis,
+    ``rzero_pl.analysis.analyze``), ``report RUN_DIR`` (one HTML page,
+    ``rzero_pl.analysis.report``) and ``export RUN_DIR`` (``rzero_pl.export``) work on a run
+    folder; ``--help`` (``COMMANDS``) and ``--version`` are answered here.
 
     From the command line (``args`` None) a configuration or input error (a bad value, a
     missing file, a bad benchmark line, a refused run folder) is printed as one line and the
@@ -309,6 +376,8 @@ def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> 
     if one_line_errors is None:
         one_line_errors = args is None and not os.environ.get("RZERO_PL_TRACEBACK")
     quiet_known_noise()
+    if answer_without_command(list(args if args is not None else sys.argv[1:])):
+        return
     command = (args if args is not None else sys.argv[1:])[:1]
     try:
         if command and command[0] in RUN_FOLDER_COMMANDS:  # not Lightning's: a run folder

@@ -10,7 +10,7 @@ from rzero_pl.datamodules import LabelledQuestionsDataModule
 
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.grpo.module import GRPOLoss
-from rzero_pl.grpo.solver import SolverGRPO, correctness_rewards
+from rzero_pl.grpo.solver import SolverGRPO, correctness_rewards, label_confidence_weights
 from rzero_pl.models import PretrainedModel
 from rzero_pl.models.actor import Actor
 from rzero_pl.models.policy import LoraSettings, Policy
@@ -195,3 +195,38 @@ def test_flexible_answer_rule_rewards_models_that_do_not_box():
     flexible, rewards = correctness_rewards(completions, labels, rule="flexible")
     assert flexible == ["5", "5", "5", "4"]  # a box, when there is one, still decides
     assert rewards == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_label_confidence_weights_by_hand():
+    # shares 0.5, 0.8, 1.0, a true label (None); power 1 and 2; a floor lifts small shares
+    assert label_confidence_weights([0.5, 0.8, 1.0, None], 1.0) == [0.5, 0.8, 1.0, 1.0]
+    assert label_confidence_weights([0.5, 0.8], 2.0) == pytest.approx([0.25, 0.64])
+    assert label_confidence_weights([0.2, 0.6], 1.0, floor=0.3) == [0.3, 0.6]
+
+
+def _score_alternating(items, generations, rollouts):
+    for i, r in enumerate(rollouts):  # every group scores 0, 1, 0, 1: advantages -+-+ equal
+        r.reward = float(i % 2)
+
+
+def test_label_confidence_scales_each_groups_advantages(tiny_model_dir, toy_questions_file):
+    """ADPO-style: a question's advantages are its plain ones times share ** power."""
+    items = JsonlQuestions(toy_questions_file).load()[:2]
+    items = [{**items[0], "share": 0.5}, {**items[1], "share": 0.9}]
+    plain = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0))
+    plain.score = _score_alternating
+    weighted = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0), label_confidence=2.0)
+    weighted.score = _score_alternating
+    base = [r.advantage for r in plain.rollout(items).rollouts]
+    scaled = weighted.rollout(items).rollouts
+    factors = [0.25] * 4 + [0.81] * 4
+    assert [r.advantage for r in scaled] == pytest.approx(
+        [a * f for a, f in zip(base, factors, strict=True)]
+    )
+    assert base[1] > 0 and {r.group for r in scaled} == {0, 1}
+
+
+def test_label_confidence_must_be_positive_and_finite(tiny_model_dir):
+    for bad in (0.0, -1.0, float("nan"), 100.0):
+        with pytest.raises(ValueError, match="SolverGRPO.label_confidence"):
+            _module(tiny_model_dir, label_confidence=bad)

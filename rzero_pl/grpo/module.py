@@ -228,6 +228,10 @@ class GRPOModule(L.LightningModule):
 
     def rollout(self, items: Sequence[dict]) -> RolloutDataset:
         """Sample, score and prepare this rank's shard of one rollout step's ``items``."""
+    def advantage_weights(self, items: Sequence[dict]) -> list[float] | None:
+        """A factor for the advantages of each item's group (None: all 1); a role's hook."""
+        return None
+
         start = time.perf_counter()
         if self._restored:
             self.engine.push(self.role)
@@ -251,6 +255,7 @@ class GRPOModule(L.LightningModule):
         )[at : at + len(rollouts)]
         for r, a in zip(rollouts, advantages.tolist(), strict=True):
             r.advantage = a
+        weights = self.advantage_weights(items)  # one per question (group), or None
         trained = self._trained_rollouts(rollouts)
         self._record_logprobs(trained)
         metrics = rollout_metrics(rollouts, generated - start, time.perf_counter() - start)

@@ -37,6 +37,18 @@ def correctness_rewards(
     return answers, [1.0 if m else 0.0 for m in matches]
 
 
+def label_confidence_weights(
+    shares: Sequence[float | None], power: float, floor: float = 0.0
+) -> list[float]:
+    """ADPO-style (Agent0, arXiv 2511.16043) advantage factors from each label's vote share.
+
+    A pseudo-label that won ``share`` = p̂ of the votes is trusted in proportion to it:
+    the factor is ``max(p̂, floor) ** power`` (``power`` 0: every factor 1). A question without
+    a share (a labelled, true answer) gets 1.
+    """
+    return [1.0 if p is None else max(float(p), floor) ** power for p in shares]
+
+
 class SolverGRPO(GRPOModule):
     """GRPO on questions with labels: reward 1 when the boxed answer matches the label.
 
@@ -48,6 +60,10 @@ class SolverGRPO(GRPOModule):
         answer_rule: ``boxed`` (the paper's: the last ``\\boxed{}``) or ``flexible`` (a box,
             else ``#### X``, an answer phrase or the last number; for models that do not box,
             see ``rzero_pl.grading.extraction``).
+        label_confidence: ADPO-style label-confidence weighting (off: None): each question's
+            advantages are scaled by its label's vote share p̂ to this power
+            (``label_confidence_weights``), so that doubtful pseudo-labels teach less than
+            near-unanimous ones instead of equally within the band.
         **kwargs: Further GRPO settings (see ``GRPOModule``).
     """
 
@@ -60,12 +76,22 @@ class SolverGRPO(GRPOModule):
         group_size: int = 5,
         answer_timeout: float = 5.0,
         answer_rule: AnswerRule = "boxed",
+        label_confidence: float | None = None,
         **kwargs: Any,
     ) -> None:
         check_number("SolverGRPO.answer_timeout", answer_timeout, above=0)
+        check_number(
+            "SolverGRPO.label_confidence", label_confidence, above=0, at_most=16, optional=True
+        )
         super().__init__(actor, prompt or solver_prompt(), group_size, **kwargs)
         self.answer_timeout = answer_timeout
         self.answer_rule = answer_rule
+        self.label_confidence = label_confidence
+
+    def advantage_weights(self, items: Sequence[dict]) -> list[float] | None:
+        if self.label_confidence is None:
+            return None
+        return label_confidence_weights([i.get("share") for i in items], self.label_confidence)
 
     def score(
         self, items: Sequence[dict], generations: list[Generation], rollouts: list[Rollout]
