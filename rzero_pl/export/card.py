@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import yaml
 
+from rzero_pl import __version__
 from rzero_pl.export.run_files import Choice, Run, model_spec, section
 from rzero_pl.run.io import read_json
 
@@ -26,13 +26,6 @@ KINDS = {
     "adapter": "a LoRA adapter alone: load it on the base model with PEFT",
 }
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
-
-
-def package_version() -> str:
-    try:
-        return version("rzero-pl")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 def eval_scores(run_dir: str) -> dict[int, dict[str, dict[str, Any]]]:
@@ -78,7 +71,7 @@ def metadata(run: Run, choice: Choice, kind: str, generation: dict[str, Any]) ->
     if base_model_id(run):
         data["base_model"] = base_model_id(run)
     data["rzero_pl"] = {
-        "version": package_version(),
+        "version": __version__,
         "role": choice.role,
         "iteration": choice.iteration,
         "chosen_by": choice.chosen_by,
@@ -154,7 +147,7 @@ def model_card(run: Run, choice: Choice, kind: str, generation: dict[str, Any]) 
 # R-Zero {choice.role}: {what} of {os.path.basename(os.path.normpath(run.folder))}
 
 The {choice.role} of {what} of an [R-Zero](https://arxiv.org/abs/2508.05004) run trained with
-rzero-pl {package_version()} from `{base["class_path"]}` ({KINDS[kind]}), chosen by
+rzero-pl {__version__} from `{base["class_path"]}` ({KINDS[kind]}), chosen by
 {choice.chosen_by}. R-Zero trains one base model in two roles, a challenger that writes
 questions and a solver that answers them, with no labelled data.
 

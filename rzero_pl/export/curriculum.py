@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from rzero_pl.export.card import package_version
+from rzero_pl import __version__
 from rzero_pl.export.run_files import Run, section
 from rzero_pl.run.io import read_json, read_jsonl
 from rzero_pl.run.state import check_recorded_file
@@ -69,7 +69,7 @@ def dataset_card(run: Run, iterations: list[int]) -> str:
         "configs": configs,
         "tags": ["rzero-pl", "r-zero", "self-play", "synthetic"],
         "rzero_pl": {
-            "version": package_version(),
+            "version": __version__,
             "band": section(run.config, "evolution", "vote", "band"),
             "votes": section(run.config, "evolution", "vote", "votes"),
             "iterations": {f"iter{it}": _summary(run, it) for it in iterations},
@@ -82,7 +82,7 @@ def dataset_card(run: Run, iterations: list[int]) -> str:
 # R-Zero curricula of {name}
 
 What the challenger wrote in each iteration of an [R-Zero](https://arxiv.org/abs/2508.05004)
-run (rzero-pl {package_version()}), and how the solver's majority vote labelled it. One split
+run (rzero-pl {__version__}), and how the solver's majority vote labelled it. One split
 per iteration.
 
 - `questions`: every candidate: `question`, `votes` (the solver's m answers; null: no answer),
