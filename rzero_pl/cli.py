@@ -14,6 +14,7 @@ import contextlib
 import io
 import logging
 import os
+import shlex
 import sys
 import warnings
 from typing import Any
@@ -30,6 +31,7 @@ from rzero_pl.errors import ConfigError, one_line
 from rzero_pl.models.actor import Actor
 from rzero_pl.run.evolution import Evolution
 from rzero_pl.run.state import config_fingerprint
+from rzero_pl.scale.distributed import is_rank_zero
 from rzero_pl.scale.sharding import new_strategy
 
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -207,6 +209,8 @@ class RZeroCLI(LightningCLI):
             status = "success"
         finally:  # the writer's thread is a daemon: what it still holds at exit would be lost
             logger.finalize(status)
+        if is_rank_zero():  # the run's last line: where to look at it and take its model
+            print(next_steps(evolution.run_dir), flush=True)
 
     def _prepare_devices(self, model: L.LightningModule) -> None:
         """Before the evolution's first generation (the baseline evaluation, the engine's
@@ -264,6 +268,12 @@ class RZeroCLI(LightningCLI):
             evolution.pop(key, None)
             (evolution.get("init_args") or {}).pop(key, None)
         return config_fingerprint(config)
+
+
+def next_steps(run_dir: str) -> str:
+    """The line a finished evolution ends with: the commands that show the run and export it."""
+    folder = shlex.quote(run_dir)
+    return f"report: rzero-pl report {folder} · export: rzero-pl export {folder}"
 
 
 def _is_default_logger(logger: TensorBoardLogger) -> bool:

@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from rzero_pl.cli import main as cli_main
+from rzero_pl.cli import next_steps
 from rzero_pl.export import main as export
 from rzero_pl.models import PretrainedModel
 from rzero_pl.models.policy import LoraSettings, Policy
@@ -226,3 +227,20 @@ def test_the_curricula_load_as_a_dataset_with_votes_shares_and_labels(finished_t
     rows = read_jsonl(os.path.join(run_dir, "iter2", "curriculum", "curriculum.jsonl"))
     assert curriculum["problem"] == [r["problem"] for r in rows]
     assert curriculum["answer"] == [r["answer"] for r in rows]
+
+
+def test_the_next_steps_line_names_both_commands_with_the_folder_quoted():
+    assert next_steps("runs/toy") == (
+        "report: rzero-pl report runs/toy · export: rzero-pl export runs/toy"
+    )
+    assert next_steps("runs/my run") == (
+        "report: rzero-pl report 'runs/my run' · export: rzero-pl export 'runs/my run'"
+    )
+
+
+@pytest.mark.slow  # the session's finished toy run (`python -m rzero_pl fit`, its log kept)
+def test_a_finished_evolution_ends_with_the_report_and_export_commands(finished_toy_run):
+    _, run_dir, _ = finished_toy_run
+    with open(os.path.join(os.path.dirname(run_dir), "stderr.txt")) as f:  # stdout and stderr
+        log = f.read()
+    assert log.rstrip().splitlines()[-1] == next_steps(run_dir)
