@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rzero_pl.engines import HFEngine, SamplingParams
+from rzero_pl.engines import HFEngine, SamplingParams, hf_decode
 from rzero_pl.models import PretrainedModel
 from rzero_pl.models.policy import LoraSettings, Policy
 
@@ -132,3 +132,61 @@ def test_sampling_without_top_k_draws_from_the_whole_vocabulary(tiny_model_dir):
     drawn = {t for c in gen.completions for t in c.token_ids}
     # transformers' own default would keep the 50 likeliest tokens only
     assert len(drawn) > 60, len(drawn)
+
+
+TOY_PROMPTS = [f"Solve: {a} + {b} * {a}\n" for a, b in ((3, 4), (12, 7), (5, 90), (41, 2))]
+DROP_CASES = [  # sampling settings of the toy votes, solver, challenger and evaluation
+    SamplingParams(n=10, temperature=1.0, top_k=40, max_new_tokens=96, seed=1),
+    SamplingParams(n=8, temperature=0.7, top_p=0.9, top_k=20, max_new_tokens=40, seed=2),
+    SamplingParams(n=1, temperature=0.0, max_new_tokens=96),
+]
+
+
+@pytest.fixture(scope="module", params=["full", "lora"])
+def toy_policy(request):
+    from rzero_pl.toy import ToyModel
+
+    lora = LoraSettings(r=4, alpha=8) if request.param == "lora" else None
+    return Policy(ToyModel(), lora=lora)
+
+
+def _completions(policy, params, **kwargs):
+    engine = _engine(policy, **{"max_batch_tokens": 2000, "return_logprobs": True, **kwargs})
+    gens = engine.generate(TOY_PROMPTS, role="solver", params=params)
+    return [(c.token_ids, c.text, c.finish_reason, c.logprobs) for g in gens for c in g.completions]
+
+
+@pytest.mark.parametrize("params", DROP_CASES)
+def test_dropping_finished_rows_keeps_generates_tokens_and_logprobs(toy_policy, params):
+    # Bit for bit: the same draws, the same log-probs as transformers' generate.
+    dropped = _completions(toy_policy, params)
+    assert dropped == _completions(toy_policy, params, drop_finished=False)
+    assert len({len(tokens) for tokens, *_ in dropped}) > 1  # rows did finish apart
+
+
+def test_finished_rows_leave_the_batch(toy_policy):
+    rows = []
+    model = hf_decode.forward_model(toy_policy.module("solver"))
+    hook = model.register_forward_pre_hook(
+        lambda mod, args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    try:
+        _completions(toy_policy, DROP_CASES[0], max_batch_tokens=10**5, drop_finished=False)
+        assert set(rows) == {40}  # generate: every row in every step
+        rows.clear()
+        _completions(toy_policy, DROP_CASES[0], max_batch_tokens=10**5)
+    finally:
+        hook.remove()
+    assert rows[0] == 40 and min(rows) == hf_decode.MIN_ROWS and rows == sorted(rows, reverse=True)
+
+
+def test_rows_to_keep_drops_late_and_never_below_the_floor():
+    finished = torch.zeros(32, dtype=torch.bool)
+    assert hf_decode.rows_to_keep(finished) is None
+    finished[:1] = True  # 1 of 32: not yet worth a copy of the cache
+    assert hf_decode.rows_to_keep(finished) is None
+    finished[:2] = True
+    assert hf_decode.rows_to_keep(finished).tolist() == list(range(2, 32))
+    finished[:30] = True  # 2 rows left: 6 finished ones stay as filler
+    assert hf_decode.rows_to_keep(finished).tolist() == [0, 1, 2, 3, 4, 5, 30, 31]
+    assert hf_decode.rows_to_keep(torch.ones(8, dtype=torch.bool)) is None

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from rzero_pl.engines import hf_decode
 from rzero_pl.engines.base import Completion, Generation, SamplingParams, check_role
 
 
@@ -35,15 +36,24 @@ class HFEngine:
     Args:
         max_batch_tokens: Upper bound on rows × (prompt length + max_new_tokens) per batch.
         return_logprobs: Also return each sampled token's log-prob (costs memory).
+        drop_finished: Take rows that wrote EOS out of the batch (``rzero_pl.engines.hf_decode``:
+            the same tokens as ``generate``, fewer forward passes); stop strings and
+            checkpoints whose generation config adds logits processors use ``generate``.
     """
 
     shares_trainer_weights = True  # generates on the policy's own modules
 
-    def __init__(self, max_batch_tokens: int = 65536, return_logprobs: bool = False) -> None:
+    def __init__(
+        self,
+        max_batch_tokens: int = 65536,
+        return_logprobs: bool = False,
+        drop_finished: bool = True,
+    ) -> None:
         if max_batch_tokens < 1:
             raise ValueError(f"engine.max_batch_tokens must be >= 1, got {max_batch_tokens}")
         self.max_batch_tokens = max_batch_tokens
         self.return_logprobs = return_logprobs
+        self.drop_finished = drop_finished
         self.policy: Any = None
         self._versions: dict[str, int] = {}
         self.generated_tokens = 0
@@ -122,15 +132,13 @@ class HFEngine:
         attention = torch.tensor(
             [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device
         )
-        kwargs = self._sampling_kwargs(model, params)
         with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
             if seed is not None:
                 torch.manual_seed(seed)
-            result = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
-        new_tokens = result.sequences[:, width:]
+            new_tokens, step_logits = self._sample(model, input_ids, attention, params)
         logprobs = None
         if self.return_logprobs:
-            logits = torch.stack(result.logits, dim=1).float()
+            logits = torch.stack(step_logits, dim=1).float()
             temp = params.temperature if params.temperature > 0 else 1.0
             lp = torch.log_softmax(logits / temp, dim=-1)
             logprobs = lp.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
@@ -138,6 +146,31 @@ class HFEngine:
             self._completion(new_tokens[i].tolist(), params, version, logprobs, i)
             for i in range(len(prompts))
         ]
+
+    def _sample(
+        self, model: Any, input_ids: torch.Tensor, attention: torch.Tensor, params: SamplingParams
+    ) -> tuple[torch.Tensor, Sequence[torch.Tensor]]:
+        """New tokens ``[rows, steps]`` and each step's logits (when ``return_logprobs``)."""
+        tok = self.policy.tokenizer
+        plain = not params.stop and None not in (tok.eos_token_id, tok.pad_token_id)
+        if self.drop_finished and plain and hf_decode.supports(model):
+            greedy = params.temperature == 0
+            return hf_decode.sample(
+                model,
+                input_ids,
+                attention,
+                max_new_tokens=params.max_new_tokens,
+                processors=hf_decode.warpers(
+                    params.temperature, max(params.top_k, 0), min(params.top_p, 1.0)
+                ),
+                greedy=greedy,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+                want_logits=self.return_logprobs,
+            )
+        kwargs = self._sampling_kwargs(model, params)
+        result = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        return result.sequences[:, input_ids.shape[1] :], result.logits
 
     def _sampling_kwargs(self, model: Any, params: SamplingParams) -> dict[str, Any]:
         from transformers import GenerationConfig
