@@ -1,0 +1,194 @@
+"""Self-play experiments on the toy world: arms × seeds × iterations, one command, resumable.
+
+    python bench/selfplay.py run --root runs/screen --arms rzero,base_challenger,adpo \\
+        --seeds 0,1 --iterations 3 --parallel 2
+    python bench/selfplay.py table --root runs/screen --arms rzero,base_challenger,adpo \\
+        --seeds 0,1 --iterations 3
+
+``run`` starts one ``rzero-pl fit --config cli_configs/toy.yaml`` per (arm, seed) in
+``ROOT/ARM_sSEED`` with one thread each, at most ``--parallel`` at a time; a finished run is
+skipped and an interrupted one resumes (the run folder resumes itself), then
+``rzero-pl analyze`` adds the analysis columns. ``table`` prints, per arm and iteration, the
+mean and 95 % t-interval over seeds of every column of bench/dynamics_table.py, the paired
+difference against the ``rzero`` arm (same seed) with its interval, and a per-problem sign test
+of the solver's evaluation against ``rzero``'s, pooled over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from dynamics_table import COLUMNS, value
+from selfplay_stats import format_interval, paired_differences, sign_test, sign_test_p, t_interval
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFERENCE = "rzero"
+# Each arm: the overrides of cli_configs/toy.yaml that define it (issue 28's options).
+ARMS: dict[str, list[str]] = {
+    "rzero": [],
+    "base_challenger": ["--evolution.train_challenger=false"],
+    "adpo": ["--model.init_args.label_confidence=1.0"],
+    "replay": ["--data.init_args.replay=0.3"],
+    "kl_lowlr": ["--model.init_args.loss.kl_coef=0.01", "--model.init_args.lr=3.0e-5"],
+    "margin": [
+        "--evolution.curriculum.label_filters=[{class_path: rzero_pl.label_filters.MarginRule, "
+        "init_args: {min_margin: 0.2}}]"
+    ],
+}
+
+
+def seed_args(seed: int) -> list[str]:
+    """Every seed of a toy run (the solver's and challenger's sampling, the curriculum, the
+    question order, Lightning's), as bench/RESULTS.md's dynamics runs set them."""
+    return [
+        f"--model.init_args.seed={seed}",
+        f"--evolution.challenger.init_args.seed={seed}",
+        f"--evolution.curriculum.seed={seed}",
+        f"--data.init_args.seed={seed}",
+        f"--seed_everything={seed}",
+    ]
+
+
+def run_dir(root: str, arm: str, seed: int) -> str:
+    return os.path.join(root, f"{arm}_s{seed}")
+
+
+def finished(folder: str, iterations: int) -> bool:
+    """Whether the run folder recorded its last evaluation."""
+    path = os.path.join(folder, "state.json")
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return f"iter{iterations}/eval" in json.load(f)["phases"]
+
+
+def command(arm: str, seed: int, iterations: int, folder: str) -> list[str]:
+    return [
+        sys.executable, "-m", "rzero_pl", "fit",
+        "--config", os.path.join(ROOT, "cli_configs", "toy.yaml"),
+        f"--evolution.iterations={iterations}",
+        f"--evolution.run_dir={folder}",
+        "--threads=1",
+        "--trainer.enable_progress_bar=false",
+        *seed_args(seed),
+        *ARMS[arm],
+    ]  # fmt: skip
+
+
+def run_grid(root: str, arms: list[str], seeds: list[int], iterations: int, parallel: int,
+             sample: int) -> None:  # fmt: skip
+    """Start every unfinished (arm, seed) run, ``parallel`` at a time, then analyse it."""
+    todo = [(a, s) for s in seeds for a in arms if not finished(run_dir(root, a, s), iterations)]
+    running: list[tuple[subprocess.Popen, str, float]] = []
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    os.makedirs(root, exist_ok=True)
+    while todo or running:
+        while todo and len(running) < parallel:
+            arm, seed = todo.pop(0)
+            folder = run_dir(root, arm, seed)
+            fit = " ".join(shlex.quote(a) for a in command(arm, seed, iterations, folder))
+            analyze = (
+                f"{sys.executable} -m rzero_pl analyze {shlex.quote(folder)} --sample {sample}"
+            )
+            log = open(f"{folder}.log", "a")  # noqa: SIM115 - closed with the process
+            process = subprocess.Popen(
+                f"{fit} && {analyze}", shell=True, env=env, cwd=ROOT, stdout=log, stderr=log
+            )
+            running.append((process, folder, time.time()))
+            print(f"started {folder}", flush=True)
+        time.sleep(5)
+        for item in list(running):
+            process, folder, start = item
+            if process.poll() is not None:
+                running.remove(item)
+                status = "done" if process.returncode == 0 else f"FAILED ({process.returncode})"
+                print(f"{status} {folder} in {time.time() - start:.0f} s", flush=True)
+
+
+def problem_verdicts(folder: str, it: int) -> dict[str, bool]:
+    """``{problem id: correct}`` of the solver's evaluation after iteration ``it``."""
+    sub = os.path.join("eval", "baseline") if it == 0 else os.path.join(f"iter{it}", "eval")
+    path = os.path.join(folder, sub, "samples", "toy.jsonl")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {row["id"]: bool(row["correct"]) for row in map(json.loads, f)}
+
+
+def table(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
+    """The markdown tables: every column per arm and iteration, then the comparisons."""
+    lines = ["| arm | iteration | " + " | ".join(c[0] for c in COLUMNS) + " |"]
+    lines.append("|---|---|" + "---|" * len(COLUMNS))
+    for arm in arms:
+        for it in range(iterations + 1):
+            cells = []
+            for _, source, key, percent in COLUMNS:
+                got = [value(run_dir(root, arm, s), it, source, key) for s in seeds]
+                known = [v for v in got if v is not None]
+                text = format_interval(*t_interval(known), percent) if known else "–"
+                cells.append(text + (f" (n={len(known)})" if 0 < len(known) < len(seeds) else ""))
+            lines.append(f"| {arm} | {it or 'base'} | " + " | ".join(cells) + " |")
+    lines += ["", comparisons(root, arms, seeds, iterations)]
+    return "\n".join(lines)
+
+
+def comparisons(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
+    """Solver accuracy minus the ``rzero`` arm's, paired by seed, and the pooled sign test."""
+    lines = [
+        f"| arm − {REFERENCE} | iteration | paired difference (points) [95 %] | seeds | "
+        "problems won / lost (pooled) | sign test p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm in [a for a in arms if a != REFERENCE]:
+        for it in range(1, iterations + 1):
+            acc = {
+                r: {s: value(run_dir(root, r, s), it, "eval", "accuracy") for s in seeds}
+                for r in (arm, REFERENCE)
+            }
+            acc = {r: {s: v for s, v in d.items() if v is not None} for r, d in acc.items()}
+            diffs = paired_differences(acc[arm], acc[REFERENCE])
+            wins = losses = 0
+            for s in seeds:
+                w, lo = sign_test(
+                    problem_verdicts(run_dir(root, arm, s), it),
+                    problem_verdicts(run_dir(root, REFERENCE, s), it),
+                )
+                wins, losses = wins + w, losses + lo
+            interval = format_interval(*t_interval(diffs), True) if diffs else "–"
+            lines.append(
+                f"| {arm} | {it} | {interval} | {len(diffs)} | {wins} / {losses} | "
+                f"{sign_test_p(wins, losses):.3g} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["run", "table"])
+    parser.add_argument("--root", default=os.path.join(ROOT, "runs", "selfplay"))
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--parallel", type=int, default=2, help="runs at a time, 1 thread each")
+    parser.add_argument("--sample", type=int, default=100, help="rzero-pl analyze --sample")
+    args = parser.parse_args()
+    arms = args.arms.split(",")
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        parser.error(f"--arms: unknown arm {unknown[0]!r}; known: {', '.join(ARMS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    root = os.path.abspath(args.root)
+    if args.what == "run":
+        run_grid(root, arms, seeds, args.iterations, args.parallel, args.sample)
+    else:
+        print(table(root, arms, seeds, args.iterations))
+
+
+if __name__ == "__main__":
+    main()
