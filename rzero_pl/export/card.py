@@ -20,7 +20,7 @@ from rzero_pl.export.run_files import Choice, Run, model_spec, section
 from rzero_pl.run.io import read_json
 
 KINDS = {
-    "base": "the base model itself (the run's best iteration is the base: no trained role beat it)",
+    "base": "the base model itself, untrained",
     "full": "full fine-tuned weights",
     "merged": "a LoRA adapter merged into the base model",
     "adapter": "a LoRA adapter alone: load it on the base model with PEFT",
