@@ -6,7 +6,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from rzero_pl.datamodules.curriculum import CurriculumDataModule
+from rzero_pl.datamodules.curriculum import CurriculumDataModule, replay_count
 
 from rzero_pl.curriculum import Curriculum, CurriculumReport, curriculum_stats, drop_reason
 from rzero_pl.engines.base import Completion, Generation
@@ -173,3 +173,40 @@ def test_label_filters_drop_doubtful_labels_inside_the_band(tmp_path):
     assert rows[0]["greedy_agrees"] is True and rows[2]["greedy_agrees"] is False
     assert ("solver", 3, 1) in engine.calls  # one greedy answer per candidate in the band
     assert _served(tmp_path) == [{"problem": "1+1", "answer": "2", "share": 0.5}]
+
+
+def test_replay_count_by_hand():
+    assert replay_count(60, 0.0) == 0
+    assert replay_count(60, 0.25) == 20  # 20 of 80 served: a quarter
+    assert replay_count(60, 0.5) == 60
+    assert replay_count(7, 0.3) == 3  # 0.3 * 7 / 0.7 = 3
+
+
+def _write_kept(folder, rows) -> str:
+    folder.mkdir(parents=True)
+    (folder / "curriculum.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(folder)
+
+
+def test_replay_serves_earlier_kept_questions_with_their_stored_labels(tmp_path):
+    old = [{"problem": f"old {k}", "answer": str(k), "share": 0.5} for k in range(10)]
+    new = [{"problem": f"new {k}", "answer": str(k), "share": 0.6} for k in range(6)]
+    earlier = [_write_kept(tmp_path / "iter1", old[:4]), _write_kept(tmp_path / "iter2", old[4:])]
+    current = _write_kept(tmp_path / "iter3", new)
+    data = CurriculumDataModule(questions_per_step=4, replay=0.25)
+    data.serve(current, earlier)
+    pool = data.pool()
+    assert pool[:6] == new and len(pool) == 8  # 2 of 8 replayed: round(0.25 * 6 / 0.75)
+    assert all(r["replayed"] and r in [{**o, "replayed": True} for o in old] for r in pool[6:])
+    again = CurriculumDataModule(questions_per_step=4, replay=0.25)
+    again.load_state_dict(data.state_dict())  # a resumed phase draws the same questions
+    assert again.pool() == pool
+    plain = CurriculumDataModule(questions_per_step=4)
+    plain.serve(current, earlier)
+    assert plain.pool() == new  # off by default
+
+
+def test_replay_share_is_bounded():
+    for bad in (-0.1, 0.95, float("nan")):
+        with pytest.raises(ValueError, match="CurriculumDataModule.replay"):
+            CurriculumDataModule(replay=bad)

@@ -8,12 +8,18 @@ import pytest
 
 from rzero_pl.rewards import (
     QuestionFormat,
+    RepetitionPenalty,
     bleu_distance_matrix,
     challenger_reward,
     cluster_labels,
     uncertainty,
 )
-from rzero_pl.rewards.repetition import bleu, repetition_penalty
+from rzero_pl.rewards.repetition import (
+    bleu,
+    memory_penalties,
+    memory_similarity,
+    repetition_penalty,
+)
 
 # --------------------------------------------------------------------------- uncertainty
 
@@ -344,3 +350,51 @@ def test_unanswered_votes_count_in_m_but_form_no_cluster():
     assert uncertainty(vote.share) == pytest.approx(0.2)
     (none,) = majority_votes([[None] * 4], timeout=5.0)
     assert none.label is None and none.share == 0.0
+
+
+# --------------------------------------------------------------------------- memory (issue 28)
+
+
+def test_memory_similarity_by_hand():
+    memory = ["what is two plus two", "name a prime"]
+    similarity = memory_similarity(["what is two plus two", "blue green red", ""], memory)
+    assert similarity.shape == (3, 2)
+    assert similarity[0, 0] == pytest.approx(1.0)  # the same question
+    assert similarity[1].tolist() == [0.0, 0.0]  # no word in common: BLEU 0
+    assert similarity[2].tolist() == [0.0, 0.0]  # a malformed (empty) question
+    # "name a prime" vs "what is two plus two": no unigram match
+    assert similarity[0, 1] == 0.0
+    assert memory_similarity(["a b"], []).shape == (1, 0)
+
+
+def test_memory_penalties_by_hand():
+    similarity = np.array([[1.0, 0.0, 0.5], [0.2, 0.2, 0.2]])
+    # row 0: 0.5 * 1.0 + 0.25 * 0.5 = 0.625; row 1: 0.5 * 0.2 + 0.25 * 0.2 = 0.15
+    assert memory_penalties(similarity, 0.5, 0.25) == pytest.approx([0.625, 0.15])
+    assert memory_penalties(np.zeros((2, 0)), 0.5, 0.25).tolist() == [0.0, 0.0]
+
+
+def test_the_penalty_adds_the_memory_term_only_when_it_remembers():
+    batch = ["what is two plus two", "blue green red", "what is two plus two"]
+    plain = RepetitionPenalty()
+    base, _ = plain.score(batch, 0, 3)
+    remembering = RepetitionPenalty(memory_max=0.5, memory_mean=0.5)
+    same, _ = remembering.score(batch, 0, 3)  # nothing remembered yet: the plain term
+    assert same.tolist() == base.tolist()
+    remembering.remember(["what is two plus two", "", "what is two plus two"])
+    assert remembering.memory == ["what is two plus two"]  # distinct, non-empty
+    penalty, metrics = remembering.score(batch, 1, 2)  # this rank's questions 1 and 2
+    assert penalty == pytest.approx(base[1:] + np.array([0.0, 1.0]))
+    assert metrics["repetition/memory_max_similarity"] == pytest.approx(0.5)
+
+
+def test_remember_keeps_a_seeded_sample_of_at_most_memory_size():
+    penalty = RepetitionPenalty(memory_max=1.0, memory_size=3)
+    questions = [f"question {k}" for k in range(10)]
+    penalty.remember(questions, seed=2)
+    first = list(penalty.memory)
+    assert len(first) == 3 and set(first) <= set(questions)
+    penalty.remember(list(reversed(questions)), seed=2)  # the same bank whatever the order
+    assert penalty.memory == first
+    with pytest.raises(ValueError, match="RepetitionPenalty.memory_size"):
+        RepetitionPenalty(memory_size=0)

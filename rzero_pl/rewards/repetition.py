@@ -236,6 +236,25 @@ def cluster_penalties(labels: np.ndarray, weight: float = 1.0) -> np.ndarray:
     return weight * np.bincount(labels)[labels] / len(labels)
 
 
+def memory_similarity(texts: Sequence[str], memory: Sequence[str]) -> np.ndarray:
+    """``[n, m]`` BLEU of each text (hypothesis) against each remembered question (reference),
+    as ``bleu_distance_matrix`` scores a pair; an empty text has similarity 0 to everything."""
+    if not texts or not memory:
+        return np.zeros((len(texts), len(memory)))
+    n = len(texts)
+    distances = bleu_distance_matrix([*texts, *memory])
+    return 1.0 - distances[:n, n:]
+
+
+def memory_penalties(similarity: np.ndarray, weight_max: float, weight_mean: float) -> np.ndarray:
+    """R-Diverse's memory term (arXiv 2602.13103): ``weight_max * max_j s_ij + weight_mean *
+    mean_j s_ij`` over each question's similarities to the remembered questions (0 when
+    nothing is remembered)."""
+    if similarity.shape[1] == 0:
+        return np.zeros(similarity.shape[0])
+    return weight_max * similarity.max(axis=1) + weight_mean * similarity.mean(axis=1)
+
+
 class RepetitionPenalty:
     """The challenger's ``repetition`` term: λ·|cluster| / batch size over BLEU clusters.
 
@@ -244,16 +263,54 @@ class RepetitionPenalty:
     in the batch as empty questions, as in the reference. With several ranks the clusters and
     the denominator are those of the whole batch (every rank's questions).
 
+    With ``memory_max`` or ``memory_mean`` above 0 the term also remembers earlier
+    iterations' questions (R-Diverse's cross-iteration memory): each question adds its
+    largest and mean BLEU similarity to that bank, so that rewriting last iteration's
+    template in new variants stops paying. The evolution hands the bank over before each
+    challenger phase (``remember``), from the run folder's earlier ``questions.jsonl``, so a
+    resumed run remembers what the first did.
+
     Args:
         threshold: Average-linkage distance below which questions share a cluster.
         weight: λ, the penalty's scale (reference: 1).
+        memory_max: Weight of the largest similarity to a remembered question (0: off).
+        memory_mean: Weight of the mean similarity to the remembered questions (0: off).
+        memory_size: At most this many remembered questions (a seeded sample of them).
     """
 
-    def __init__(self, threshold: float = REPETITION_THRESHOLD, weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        threshold: float = REPETITION_THRESHOLD,
+        weight: float = 1.0,
+        memory_max: float = 0.0,
+        memory_mean: float = 0.0,
+        memory_size: int = 512,
+    ) -> None:
         check_number("RepetitionPenalty.threshold", threshold, above=0, at_most=1)
         check_number("RepetitionPenalty.weight", weight, at_least=0)
+        check_number("RepetitionPenalty.memory_max", memory_max, at_least=0, at_most=10)
+        check_number("RepetitionPenalty.memory_mean", memory_mean, at_least=0, at_most=10)
+        check_number("RepetitionPenalty.memory_size", memory_size, at_least=1, at_most=8192)
         self.threshold = threshold
         self.weight = weight
+        self.memory_max = memory_max
+        self.memory_mean = memory_mean
+        self.memory_size = memory_size
+        self.memory: list[str] = []
+
+    @property
+    def remembers(self) -> bool:
+        return self.memory_max > 0 or self.memory_mean > 0
+
+    def remember(self, questions: Sequence[str], seed: int = 0) -> None:
+        """Set the bank: at most ``memory_size`` of ``questions`` (distinct, non-empty),
+        sampled with ``seed``."""
+        distinct = sorted({q for q in questions if q})
+        rng = np.random.default_rng(seed)
+        if len(distinct) > self.memory_size:
+            picked = rng.choice(len(distinct), self.memory_size, replace=False)
+            distinct = [distinct[i] for i in sorted(picked)]
+        self.memory = distinct
 
     def score(
         self, batch_questions: Sequence[str | None], offset: int, count: int
@@ -267,6 +324,11 @@ class RepetitionPenalty:
         metrics = {
             "repetition/clusters": float(len(sizes)),
             "repetition/largest_cluster": float(sizes.max() / len(texts)),
-            "repetition/seconds": time.perf_counter() - start,
         }
+        if self.remembers and self.memory:
+            mine = texts[offset : offset + count]
+            similarity = memory_similarity(mine, self.memory)
+            penalty = penalty + memory_penalties(similarity, self.memory_max, self.memory_mean)
+            metrics["repetition/memory_max_similarity"] = float(similarity.max(axis=1).mean())
+        metrics["repetition/seconds"] = time.perf_counter() - start
         return penalty, metrics

@@ -52,7 +52,7 @@ from rzero_pl.models.actor import Actor
 from rzero_pl.rewards import MajorityVote
 from rzero_pl.run.checkpoints import AtomicCheckpoint, check_weights, resume_point, weights_digest
 from rzero_pl.run.faults import fault_callbacks, fault_point
-from rzero_pl.run.io import read_json, remove_stale_temps, set_aside
+from rzero_pl.run.io import read_json, read_jsonl, remove_stale_temps, set_aside
 from rzero_pl.run.selection import BestIteration, read_summary
 from rzero_pl.run.state import (
     OffsetLogger,
@@ -288,12 +288,16 @@ class Evolution:
         challenger, prompts = self.challenger, self.challenger_data
         steps = self.challenger_steps
         phase = f"iter{it}/challenger"
+        repetition = challenger.repetition
+        if repetition is not None and repetition.remembers:  # the earlier questions, from disk
+            repetition.remember(self._earlier_questions(it), seed=it)
         if self.train_challenger:
             self._phase(state, phase, challenger, prompts, steps, folder, make_trainer, logger)
         elif not state.done(phase):
             self._finish(state, logger, phase, skipped="train_challenger is false")
         report = self._curriculum(state, it, curriculum, actor, vote, folder, logger)
-        data.serve(os.path.join(folder, "curriculum"))
+        earlier = [os.path.join(self.run_dir, f"iter{k}", "curriculum") for k in range(1, it)]
+        data.serve(os.path.join(folder, "curriculum"), earlier)
         phase = f"iter{it}/solver"
         if report.kept > 0:
             steps = self.solver_steps
@@ -302,6 +306,15 @@ class Evolution:
             rank_zero_warn(f"iteration {it}: the curriculum kept no question; solver phase skipped")
             self._finish(state, logger, phase, skipped="empty curriculum")
         self._evaluate(actor, state, f"iter{it}/eval", os.path.join(folder, "eval"), logger)
+
+    def _earlier_questions(self, it: int) -> list[str]:
+        """Every valid question the curricula of iterations before ``it`` wrote."""
+        paths = [
+            os.path.join(self.run_dir, f"iter{k}", "curriculum", "questions.jsonl")
+            for k in range(1, it)
+        ]
+        rows = [row for path in paths if os.path.exists(path) for row in read_jsonl(path)]
+        return [row["question"] for row in rows if row.get("question")]
 
     @contextlib.contextmanager
     def _sigterm_stops_the_run(self) -> Iterator[None]:
