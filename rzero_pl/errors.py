@@ -9,11 +9,24 @@ the error came from.
 
 from __future__ import annotations
 
+import errno
 import re
 
 
 class ConfigError(ValueError):
     """A configuration or input error, already phrased as one line."""
+
+
+# Ceilings of counts and lengths: far above any run one machine can finish (the paper's N is
+# 8000, m 10, G 5-8, K 3-5; contexts are below a million tokens) and far below what exhausts
+# its memory or disk before the first step (10**30 candidates filled 8 GB in 85 s). Each
+# item, rollout or candidate costs at least a kilobyte in memory.
+MAX_ITEMS = 1_000_000  # questions, prompts, candidates, rollouts per step or round
+MAX_SAMPLES = 4096  # samples of one prompt: G, m, k
+MAX_TOKENS = 1 << 20  # tokens of one completion or batch budget row
+MAX_STEPS = 10_000_000  # rollout steps, optimizer updates, pretraining steps
+MAX_ITERATIONS = 1000  # each writes both roles' weights to disk
+MAX_QUESTION_CHARS = 32_768  # a labelled question (about 8k tokens; MATH's longest is 4k chars)
 
 
 _SECTIONS = {
@@ -70,6 +83,29 @@ def one_line(message: str, section: str | None = None) -> str:
     if where and leaf.startswith(f"{where}."):  # the message names its key already
         return leaf
     return f"{where}: {leaf}" if where else leaf
+
+
+_FREE_SPACE = "free space on that disk, then re-run the same command to resume"
+_PERMISSIONS = "fix its permissions or give another folder, then re-run the same command"
+_OS_ADVICE = {
+    errno.ENOSPC: _FREE_SPACE,
+    errno.EDQUOT: _FREE_SPACE,
+    errno.EACCES: _PERMISSIONS,
+    errno.EPERM: _PERMISSIONS,
+    errno.EROFS: "the disk is read-only: give a folder on a writable one",
+}
+
+
+def describe_os_error(err: OSError, where: str | None = None) -> str:
+    """One line for an operating-system error (a bare ``[Errno 28] …`` names no file, setting
+    or phase): what failed, on which file, ``where`` in the run, and the fix."""
+    if err.errno is None or not err.strerror:
+        return str(err)  # already phrased by rzero-pl
+    what = err.strerror[:1].lower() + err.strerror[1:]
+    on = f" ({err.filename})" if err.filename else ""
+    at = f" in {where}" if where else ""
+    advice = _OS_ADVICE.get(err.errno)
+    return f"{what}{on}{at}" + (f"; {advice}" if advice else "")
 
 
 def check_number(
