@@ -35,6 +35,10 @@ ARMS: dict[str, list[str]] = {
     "base_challenger": ["--evolution.train_challenger=false"],
     "adpo": ["--model.init_args.label_confidence=1.0"],
     "replay": ["--data.init_args.replay=0.3"],
+    "memory": [
+        "--evolution.challenger.init_args.repetition.init_args.memory_max=0.3",
+        "--evolution.challenger.init_args.repetition.init_args.memory_mean=0.1",
+    ],
     "kl_lowlr": ["--model.init_args.loss.kl_coef=0.01", "--model.init_args.lr=3.0e-5"],
     "margin": [
         "--evolution.curriculum.label_filters=[{class_path: rzero_pl.label_filters.MarginRule, "

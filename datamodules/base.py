@@ -14,7 +14,7 @@ import random
 import lightning as L
 from torch.utils.data import DataLoader
 
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_ITEMS, check_number
 
 
 class RolloutDataModule(L.LightningDataModule):
@@ -27,7 +27,9 @@ class RolloutDataModule(L.LightningDataModule):
 
     def __init__(self, items_per_step: int, seed: int = 0) -> None:
         super().__init__()
-        check_number(f"{type(self).__name__}.items_per_step", items_per_step, at_least=1)
+        check_number(
+            f"{type(self).__name__}.items_per_step", items_per_step, at_least=1, at_most=MAX_ITEMS
+        )
         if items_per_step < 1:
             raise ValueError(f"items_per_step must be >= 1, got {items_per_step}")
         self.items_per_step = items_per_step

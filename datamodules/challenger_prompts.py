@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rzero_pl.datamodules.base import RolloutDataModule
 
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_ITEMS, check_number
 
 
 class ChallengerPromptsDataModule(RolloutDataModule):
@@ -19,7 +19,12 @@ class ChallengerPromptsDataModule(RolloutDataModule):
     """
 
     def __init__(self, slots_per_step: int = 512) -> None:
-        check_number("ChallengerPromptsDataModule.slots_per_step", slots_per_step, at_least=1)
+        check_number(
+            "ChallengerPromptsDataModule.slots_per_step",
+            slots_per_step,
+            at_least=1,
+            at_most=MAX_ITEMS,
+        )
         super().__init__(slots_per_step, seed=0)
 
     def pool(self) -> list[dict]:

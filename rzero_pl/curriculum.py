@@ -17,12 +17,12 @@ import os
 import re
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
 from rzero_pl import prompts as role_prompts
 from rzero_pl.engines.base import SamplingParams
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_ITEMS, MAX_ITERATIONS, check_number
 from rzero_pl.grading.answers import matches_many
 from rzero_pl.label_filters import LabelFilter
 from rzero_pl.prompts import RolePrompt
@@ -80,6 +80,23 @@ class CurriculumReport:
     diversity: float | None = None
     share_histogram: list[int] | None = None
     labelled: int = 0
+
+    @classmethod
+    def from_record(cls, record: Any, folder: str) -> CurriculumReport:
+        """The report ``folder/curriculum.json`` holds; a record that is not one (a key
+        missing or unknown) is one line naming the file."""
+        path = os.path.join(folder, "curriculum.json")
+        known = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        keys = set(record) if isinstance(record, dict) else set()
+        unknown, missing = sorted(keys - known), sorted(required - keys)
+        if unknown or missing:
+            problem = f"unknown key {unknown[0]!r}" if unknown else f"missing {missing[0]!r}"
+            raise ValueError(
+                f"{path}: not a curriculum report ({problem}); restore it, or delete its "
+                "phase's entry (and every later one) from state.json to redo them"
+            )
+        return cls(**record)
 
     def metrics(self) -> dict[str, float]:
         """Scalars to log as ``curriculum/…``; the histogram as ``share_hist/<k>of<m>``."""
@@ -155,9 +172,9 @@ class Curriculum:
         seed: int = 0,
         label_filters: list[LabelFilter] | None = None,
     ) -> None:
-        for key, value in (("candidates", candidates), ("max_rounds", max_rounds)):
-            check_number(f"Curriculum.{key}", value, at_least=1)
-        check_number("Curriculum.min_kept", min_kept, at_least=0)
+        check_number("Curriculum.candidates", candidates, at_least=1, at_most=MAX_ITEMS)
+        check_number("Curriculum.max_rounds", max_rounds, at_least=1, at_most=MAX_ITERATIONS)
+        check_number("Curriculum.min_kept", min_kept, at_least=0, at_most=MAX_ITEMS)
         self.candidates = candidates
         self.min_kept = min_kept
         self.max_rounds = max_rounds
@@ -188,7 +205,7 @@ class Curriculum:
         """
         done = on_rank_zero(lambda: finished_report(folder))
         if done is not None:
-            return CurriculumReport(**{**done, "reused": True})
+            return replace(CurriculumReport.from_record(done, folder), reused=True)
         start = time.perf_counter()
         records: list[dict] = []
         extra = self.labelled.load() if self.labelled is not None else []

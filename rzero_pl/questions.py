@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 
-from rzero_pl.run.io import read_jsonl
+from rzero_pl.errors import MAX_QUESTION_CHARS
+from rzero_pl.run.io import iter_jsonl
+
+MAX_FILE_BYTES = 1 << 28  # 256 MiB of questions: far beyond any curriculum's needs
 
 
 class QuestionSource(ABC):
@@ -32,15 +35,28 @@ class JsonlQuestions(QuestionSource):
         self.path = path
         self.problem_key = problem_key
         self.answer_key = answer_key
-        if os.path.isfile(path) and os.path.getsize(path) < 1 << 20:
-            self.load()  # an empty or bad small file is refused now, before any model loads
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"JsonlQuestions.path: no such file {path!r}")
+        if not os.path.isfile(path):
+            raise ValueError(f"JsonlQuestions.path: {path!r} is a folder, not a JSONL file")
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise ValueError(
+                f"JsonlQuestions.path: {path} has {size} bytes, more than the {MAX_FILE_BYTES} "
+                "a run holds in memory; split it or keep a subset"
+            )
+        self.load()  # every line checked now, before any model loads
 
     def load(self) -> list[dict]:
-        rows = read_jsonl(self.path, (self.problem_key, self.answer_key))
-        questions = [
-            {"problem": str(row[self.problem_key]), "answer": str(row[self.answer_key])}
-            for row in rows
-        ]
+        questions = []
+        for where, row in iter_jsonl(self.path, (self.problem_key, self.answer_key)):
+            problem = str(row[self.problem_key])
+            if len(problem) > MAX_QUESTION_CHARS:
+                raise ValueError(
+                    f"{where}: a question of {len(problem)} characters, more than "
+                    f"{MAX_QUESTION_CHARS} (longer than a model's context); shorten or drop it"
+                )
+            questions.append({"problem": problem, "answer": str(row[self.answer_key])})
         if not questions:
             raise ValueError(f"{self.path}: no questions (an empty file)")
         return questions

@@ -40,7 +40,7 @@ def build_tiny_model(folder: str, seed: int = 0, layers: int = 2, hidden: int = 
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=4096,  # room for real benchmark prompts (the engine refuses longer)
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

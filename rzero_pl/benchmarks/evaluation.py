@@ -40,7 +40,7 @@ from rzero_pl.benchmarks import (
     summarize,
 )
 from rzero_pl.engines.base import Engine, SamplingParams
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_TOKENS, check_number
 from rzero_pl.grading.extraction import ANSWER_RULES, AnswerRule
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.run.io import write_json_atomic, write_jsonl_atomic
@@ -275,13 +275,21 @@ class Evaluation:
         report_rules: bool = False,
     ) -> None:
         name = type(self).__name__
-        check_number(f"{name}.max_samples", max_samples, at_least=1, optional=True)
-        check_number(f"{name}.k", k, at_least=1, optional=True)
-        check_number(f"{name}.max_new_tokens", max_new_tokens, at_least=1)
+        check_number(
+            f"{name}.max_samples", max_samples, at_least=1, at_most=MAX_ITEMS, optional=True
+        )
+        check_number(f"{name}.k", k, at_least=1, at_most=MAX_SAMPLES, optional=True)
+        check_number(f"{name}.max_new_tokens", max_new_tokens, at_least=1, at_most=MAX_TOKENS)
         check_number(f"{name}.temperature", temperature, at_least=0)
         check_number(f"{name}.top_p", top_p, above=0, at_most=1)
         for name in benchmarks:
-            get_benchmark(name)  # an unknown name fails now, listing the known ones
+            bench = get_benchmark(name)  # an unknown name fails now, listing the known ones
+            if root is not None and bench.rows is None and not bench.local_path(root).is_file():
+                # A root given on purpose never falls back to the Hub (33 s, then a Hub error).
+                raise FileNotFoundError(
+                    f"{type(self).__name__}.root: no file {bench.local_path(root)} for "
+                    f"benchmark {name!r}; put it there, or unset root to look elsewhere"
+                )
         for name, rule in (answer_rules or {}).items():
             if name not in benchmarks or rule not in ANSWER_RULES:
                 raise ValueError(

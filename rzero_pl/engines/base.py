@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from rzero_pl.errors import MAX_ITEMS, MAX_TOKENS, check_number
+
 ROLES = ("challenger", "solver")
 
 
@@ -31,14 +33,14 @@ class SamplingParams:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ValueError(f"sampling n must be >= 1, got {self.n}")
-        if self.temperature < 0:
-            raise ValueError(f"sampling temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"sampling top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"sampling max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        # One line naming the key; non-finite values are refused too (temperature .inf
+        # sampled uniform noise for a whole run; .nan failed only when sampling started).
+        check_number("sampling.n", self.n, at_least=1, at_most=MAX_ITEMS)
+        check_number("sampling.temperature", self.temperature, at_least=0)
+        check_number("sampling.top_p", self.top_p, above=0, at_most=1)
+        check_number("sampling.top_k", self.top_k, at_most=MAX_TOKENS)
+        check_number("sampling.max_new_tokens", self.max_new_tokens, at_least=1, at_most=MAX_TOKENS)
+        check_number("sampling.seed", self.seed, optional=True)
 
 
 @dataclass
@@ -100,6 +102,46 @@ class Engine(Protocol):
 
     def version(self, role: str) -> int:
         """The weight version the engine currently serves for ``role``."""
+
+
+def context_length(model: Any) -> int | None:
+    """The longest prompt + completion a transformers model was built for (None: unknown)."""
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def token_budgets(
+    prompts: Sequence[str], encoded: Sequence[Sequence[int]], max_new: int, context: int | None
+) -> list[int]:
+    """New tokens each prompt may get: ``max_new``, cut so that prompt + completion fits the
+    model's ``context``; a prompt that fills the context is refused, naming it.
+
+    Why: past its context a model only slows down (a 70k-token question ran for minutes
+    with nothing but a transformers warning) and its positions mean nothing.
+    """
+    if context is None:
+        return [max_new] * len(encoded)
+    budgets = []
+    for prompt, ids in zip(prompts, encoded, strict=True):
+        if len(ids) >= context:
+            raise ValueError(
+                f"a prompt of {len(ids)} tokens does not fit the model's context of {context} "
+                f"tokens: {shorten(prompt)}; shorten or drop that question"
+            )
+        budgets.append(min(max_new, context - len(ids)))
+    return budgets
+
+
+def shorten(text: str, keep: int = 60) -> str:
+    """``text`` as a short quote: its start and end (where a prompt's question is)."""
+    if len(text) <= 2 * keep + 5:
+        return repr(text)
+    return f"{text[:keep]!r} … {text[-keep:]!r} ({len(text)} characters)"
 
 
 def check_role(role: str) -> str:

@@ -9,12 +9,23 @@ token budget; sampling is seeded per batch so that a run repeats exactly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from rzero_pl.engines import hf_decode
-from rzero_pl.engines.base import Completion, Generation, SamplingParams, check_role
+from rzero_pl.engines.base import (
+    Completion,
+    Generation,
+    SamplingParams,
+    check_role,
+    context_length,
+    token_budgets,
+)
+from rzero_pl.errors import MAX_TOKENS, check_number
+
+MAX_BATCH_TOKENS = MAX_TOKENS << 10  # a billion tokens a batch: beyond any accelerator
 
 
 def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
@@ -51,6 +62,7 @@ class HFEngine:
     ) -> None:
         if max_batch_tokens < 1:
             raise ValueError(f"engine.max_batch_tokens must be >= 1, got {max_batch_tokens}")
+        check_number("engine.max_batch_tokens", max_batch_tokens, at_most=MAX_BATCH_TOKENS)
         self.max_batch_tokens = max_batch_tokens
         self.return_logprobs = return_logprobs
         self.drop_finished = drop_finished
@@ -86,29 +98,33 @@ class HFEngine:
         tok = self.policy.tokenizer
         model = self.policy.module(role)
         encoded = [encode_prompt(tok, p) for p in prompts]
+        budgets = token_budgets(prompts, encoded, params.max_new_tokens, context_length(model))
         out = [Generation(p, ids) for p, ids in zip(prompts, encoded, strict=True)]
-        rows = [(i, ids) for i, ids in enumerate(encoded) for _ in range(params.n)]
+        rows = [(i, ids, budgets[i]) for i, ids in enumerate(encoded) for _ in range(params.n)]
         order = sorted(range(len(rows)), key=lambda r: len(rows[r][1]))
         was_training = model.training
         model.eval()
         try:
-            for b, batch in enumerate(self._batches(order, rows, params.max_new_tokens)):
+            for b, batch in enumerate(self._batches(order, rows)):
                 seed = None if params.seed is None else params.seed + b
                 batch_ids = [rows[r][1] for r in batch]
-                done = self._generate_batch(model, batch_ids, params, seed, self.version(role))
+                budget = replace(params, max_new_tokens=rows[batch[0]][2])
+                done = self._generate_batch(model, batch_ids, budget, seed, self.version(role))
                 for r, completion in zip(batch, done, strict=True):
                     out[rows[r][0]].completions.append(completion)
         finally:
             model.train(was_training)
         return out
 
-    def _batches(self, order: list[int], rows: list, max_new: int) -> list[list[int]]:
-        """Split sorted rows so that each batch stays under ``max_batch_tokens``."""
+    def _batches(self, order: list[int], rows: list) -> list[list[int]]:
+        """Split sorted rows so that each batch stays under ``max_batch_tokens`` and its rows
+        share one new-token budget (cut only for prompts near the model's context)."""
         batches: list[list[int]] = []
         current: list[int] = []
         for r in order:
-            width = len(rows[r][1]) + max_new  # rows are sorted: the newest row is the longest
-            if current and (len(current) + 1) * width > self.max_batch_tokens:
+            width = len(rows[r][1]) + rows[r][2]  # rows are sorted: the newest is the longest
+            budget_changes = current and rows[current[0]][2] != rows[r][2]
+            if current and (budget_changes or (len(current) + 1) * width > self.max_batch_tokens):
                 batches.append(current)
                 current = []
             current.append(r)

@@ -26,11 +26,18 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
 
-from rzero_pl.engines.base import Completion, Generation, SamplingParams, check_role
+from rzero_pl.engines.base import (
+    Completion,
+    Generation,
+    SamplingParams,
+    check_role,
+    token_budgets,
+)
 from rzero_pl.engines.hf import encode_prompt
 from rzero_pl.engines.vllm_support import (
     CPU_KV_CACHE_BYTES,
@@ -44,6 +51,7 @@ from rzero_pl.engines.vllm_support import (
     vllm_sampling_kwargs,
     write_adapter,
 )
+from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_TOKENS, check_number
 from rzero_pl.scale.sharding import full_weights
 
 
@@ -103,6 +111,17 @@ class VLLMEngine:
             )
         if max_loras < 2:
             raise ValueError(f"engine.max_loras must be >= 2 (one per role), got {max_loras}")
+        check_number("engine.max_loras", max_loras, at_most=MAX_SAMPLES)
+        check_number(
+            "engine.max_model_len", max_model_len, at_least=1, at_most=MAX_TOKENS, optional=True
+        )
+        check_number("engine.max_num_seqs", max_num_seqs, at_least=1, at_most=MAX_ITEMS)
+        check_number(
+            "engine.tensor_parallel_size", tensor_parallel_size, at_least=1, at_most=MAX_SAMPLES
+        )
+        check_number(
+            "engine.kv_cache_memory_bytes", kv_cache_memory_bytes, at_least=1, optional=True
+        )
         self.dtype = dtype
         self.max_model_len = max_model_len
         self.gpu_memory_utilization = gpu_memory_utilization
@@ -308,8 +327,13 @@ class VLLMEngine:
         tok = self.policy.tokenizer
         encoded = [encode_prompt(tok, p) for p in prompts]
         seeds = request_seeds(params.seed, len(prompts), params.n)
+        context = self.llm.llm_engine.model_config.max_model_len
+        budgets = token_budgets(prompts, encoded, params.max_new_tokens, context)
         sampling = [
-            VLLMSampling(**vllm_sampling_kwargs(params, s, self.return_logprobs)) for s in seeds
+            VLLMSampling(
+                **vllm_sampling_kwargs(replace(params, max_new_tokens=b), s, self.return_logprobs)
+            )
+            for s, b in zip(seeds, budgets, strict=True)
         ]
         self._wake()
         try:

@@ -20,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_TOKENS, check_number
 
 CLIP_LOW = 0.2
 CLIP_HIGH = 0.3
@@ -296,7 +296,7 @@ class GRPOLoss:
         check_number("loss.clip_high", clip_high, at_least=0)
         check_number("loss.dual_clip", dual_clip, above=1, optional=True)
         check_number("loss.kl_coef", kl_coef, at_least=0)
-        check_number("loss.norm_length", norm_length, at_least=1, optional=True)
+        check_number("loss.norm_length", norm_length, at_least=1, at_most=MAX_TOKENS, optional=True)
         self.clip_low = clip_low
         self.clip_high = clip_high
         self.dual_clip = dual_clip

@@ -23,7 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from rzero_pl.engines.base import Engine, Generation, SamplingParams
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_STEPS, check_number
 from rzero_pl.grpo import loss as grpo
 from rzero_pl.grpo.loss import GRPOLoss
 from rzero_pl.grpo.rollout import (
@@ -90,14 +90,16 @@ class GRPOModule(L.LightningModule):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        check_number(f"{name}.minibatch_size", minibatch_size, at_least=1)
-        check_number(f"{name}.micro_batch_size", micro_batch_size, at_least=1)
+        check_number(f"{name}.minibatch_size", minibatch_size, at_least=1, at_most=MAX_ITEMS)
+        check_number(f"{name}.micro_batch_size", micro_batch_size, at_least=1, at_most=MAX_ITEMS)
         check_number(f"{name}.lr", lr, above=0)
         check_number(f"{name}.weight_decay", weight_decay, at_least=0)
-        check_number(f"{name}.warmup_steps", warmup_steps, at_least=0)
-        check_number(f"{name}.log_rollouts_every", log_rollouts_every, at_least=0)
-        check_number(f"{name}.max_bad_updates", max_bad_updates, at_least=0)
-        check_number(f"{name}.group_size (G)", group_size, at_least=2)
+        check_number(f"{name}.warmup_steps", warmup_steps, at_least=0, at_most=MAX_STEPS)
+        check_number(
+            f"{name}.log_rollouts_every", log_rollouts_every, at_least=0, at_most=MAX_STEPS
+        )
+        check_number(f"{name}.max_bad_updates", max_bad_updates, at_least=0, at_most=MAX_STEPS)
+        check_number(f"{name}.group_size (G)", group_size, at_least=2, at_most=MAX_SAMPLES)
         if group_size < 2:
             raise ValueError(f"group_size (G) must be >= 2 for group advantages, got {group_size}")
         if minibatch_size % micro_batch_size:

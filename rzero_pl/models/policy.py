@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from rzero_pl.engines.base import ROLES, check_role
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_TOKENS, check_number
 from rzero_pl.models import role_weights
 from rzero_pl.models.sources import ModelSource
 from rzero_pl.run.selection import resolve_weights
@@ -50,7 +50,8 @@ class LoraSettings:
     ) -> None:
         if r < 1:
             raise ValueError(f"lora.r must be >= 1, got {r}")
-        check_number("lora.alpha", alpha, above=0)
+        check_number("lora.r", r, at_most=MAX_TOKENS)  # a rank above any hidden size
+        check_number("lora.alpha", alpha, above=0, at_most=MAX_TOKENS)
         check_number("lora.dropout", dropout, at_least=0)
         if dropout >= 1:
             raise ValueError(f"lora.dropout must be < 1, got {dropout}")

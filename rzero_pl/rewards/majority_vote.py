@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rzero_pl.engines.base import SamplingParams
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_SAMPLES, check_number
 from rzero_pl.grading.extraction import AnswerRule, extract_final
 from rzero_pl.grading.votes import Vote, majority_votes
 from rzero_pl.prompts import RolePrompt, solver_prompt
@@ -55,7 +55,7 @@ class MajorityVote:
         sampling: SamplingParams | None = None,
         band: tuple[float, float] = (0.3, 0.7),
     ) -> None:
-        check_number("MajorityVote.votes (m)", votes, at_least=2)
+        check_number("MajorityVote.votes (m)", votes, at_least=2, at_most=MAX_SAMPLES)
         if not 0 <= band[0] <= band[1] <= 1:
             raise ValueError(f"MajorityVote.band must satisfy 0 <= min <= max <= 1, got {band}")
         self.votes = votes

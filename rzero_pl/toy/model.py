@@ -31,6 +31,7 @@ import shutil
 import tempfile
 from typing import Any, Literal
 
+from rzero_pl.errors import MAX_STEPS, check_number
 from rzero_pl.models.sources import ModelSource
 from rzero_pl.toy import arithmetic, corpus
 from rzero_pl.toy.arithmetic import DEFAULT_MIX, normalize_mix
@@ -80,6 +81,7 @@ class ToyModel(ModelSource):
             raise ValueError(f"model.size: expected one of {list(SIZES)}, got {size!r}")
         if steps < 1:
             raise ValueError(f"model.steps must be >= 1, got {steps}")
+        check_number("model.steps", steps, at_most=MAX_STEPS)
         self.size = size
         self.steps = steps
         self.levels = normalize_mix(levels)
