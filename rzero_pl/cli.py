@@ -27,9 +27,14 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from rzero_pl import __version__
 from rzero_pl.benchmarks.evaluation import Evaluation
-from rzero_pl.errors import ConfigError, one_line
+from rzero_pl.config_yaml import MAX_YAML_CHARS, check_yaml, use_bounded_yaml
+from rzero_pl.errors import ConfigError, describe_os_error, one_line
+from rzero_pl.grpo.challenger import ChallengerGRPO
+from rzero_pl.grpo.module import GRPOModule
 from rzero_pl.models.actor import Actor
-from rzero_pl.run.evolution import Evolution
+from rzero_pl.run.evolution import INTERRUPTED_EXIT_CODE, Evolution
+from rzero_pl.run.io import read_json
+from rzero_pl.run.selection import resolve_weights
 from rzero_pl.run.state import config_fingerprint
 from rzero_pl.scale.distributed import is_rank_zero
 from rzero_pl.scale.sharding import new_strategy
@@ -79,6 +84,7 @@ class RZeroCLI(LightningCLI):
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("parser_kwargs", parser_descriptions())
         self._base_callbacks: list | None = None
+        use_bounded_yaml()  # before any configuration text is read
         super().__init__(L.LightningModule, None, *args, **kwargs)  # data: optional
 
     @staticmethod
@@ -126,9 +132,10 @@ class RZeroCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse; a bad key or value is reported as one line naming the key (exit status 2)."""
         for path in _config_files(args):
-            if os.path.isfile(path) and not open(path).read().strip():
-                print(f"rzero-pl: error: --config {path}: the file is empty", file=sys.stderr)
-                raise SystemExit(2)  # jsonargparse said only "Unexpected config:"
+            problem = _config_file_problem(path)
+            if problem:  # jsonargparse said "Unexpected config:", or lost the file and line
+                print(f"rzero-pl: error: --config {path}{problem}", file=sys.stderr)
+                raise SystemExit(2)
         captured = io.StringIO()
         try:
             with contextlib.redirect_stderr(captured):
@@ -174,8 +181,11 @@ class RZeroCLI(LightningCLI):
         a bad setting anywhere is reported in seconds, before any weight is read or built."""
         config = self.config.clone()
         prefix = f"{self.subcommand}." if self.subcommand else ""
+        check_weights_folders(config.get(f"{prefix}actor.policy"))
         config[f"{prefix}actor.policy"] = None
-        self.parser.instantiate_classes(config)
+        built = self.parser.instantiate_classes(config)
+        if self.subcommand == "fit":
+            check_fit(built["fit"])
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         # LightningCLI appends to the configured callback list in place; every phase of the
@@ -207,6 +217,9 @@ class RZeroCLI(LightningCLI):
                 self.actor, model, datamodule, self.instantiate_trainer, logger, self._fingerprint()
             )
             status = "success"
+        except OSError as err:  # a full disk, a folder made read-only: say where in the run
+            where = f"{phase_in_progress(evolution)} of run folder {evolution.run_dir}"
+            raise OSError(describe_os_error(err, where)) from err
         finally:  # the writer's thread is a daemon: what it still holds at exit would be lost
             logger.finalize(status)
         if is_rank_zero():  # the run's last line: where to look at it and take its model
@@ -282,6 +295,113 @@ def _is_default_logger(logger: TensorBoardLogger) -> bool:
     return (
         os.path.normpath(logger.save_dir) == default["save_dir"] and logger.name == default["name"]
     )
+
+
+def check_weights_folders(policy: Any) -> None:
+    """Each role's ``weights`` folder exists (read only after the base model has loaded)."""
+    init = (policy or {}).get("init_args") or {}
+    for role, folder in (init.get("weights") or {}).items():
+        try:
+            found = resolve_weights(folder, role)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"actor.policy.weights.{role}: {err}") from None
+        if found is not None and not os.path.isdir(found):
+            raise ConfigError(f"actor.policy.weights.{role}: no such folder {folder}")
+
+
+def check_fit(config: Any) -> None:
+    """What ``fit`` cannot run, refused in one line before any model loads (each one failed
+    with a traceback after the model loaded, or after the baseline)."""
+    evolution, model, data = config.get("evolution"), config.get("model"), config.get("data")
+    if isinstance(model, ChallengerGRPO):
+        raise ConfigError(
+            "model: the model is the solver (rzero_pl.grpo.solver.SolverGRPO), not "
+            "ChallengerGRPO; the challenger goes under evolution.challenger"
+        )
+    if evolution is None and hasattr(data, "serve"):  # served by the evolution's curricula
+        raise ConfigError(
+            f"data: {type(data).__name__} serves the curricula an evolution writes; with "
+            "evolution: null give data questions of its own "
+            "(rzero_pl.datamodules.LabelledQuestionsDataModule)"
+        )
+    trainer = config.get("trainer") or {}
+    if evolution is not None and trainer.get("fast_dev_run"):
+        raise ConfigError(
+            "trainer.fast_dev_run: not with an evolution (it turns off the logger and the "
+            "checkpoints every phase needs); for a short run set evolution.challenger_steps "
+            "and evolution.solver_steps to 1 and a small evolution.curriculum.candidates"
+        )
+    if trainer.get("limit_train_batches") == 0:
+        raise ConfigError("trainer.limit_train_batches: 0 trains nothing; remove it")
+    modules = [m for m in (model, getattr(evolution, "challenger", None)) if m is not None]
+    _check_accumulation(trainer, [m for m in modules if isinstance(m, GRPOModule)])
+
+
+def _check_accumulation(trainer: Any, modules: list[GRPOModule]) -> None:
+    """``accumulate_grad_batches`` is GRPO's ``minibatch_size / (micro_batch_size x ranks)``
+    for every role; another value would be refused only when a phase starts."""
+    value = trainer.get("accumulate_grad_batches") or 1
+    if value == 1 or not modules:
+        return
+    world = _world_size(trainer)
+    for ranks in [world] if world else range(1, 4097):
+        per_update = [m.micro_batch_size * ranks for m in modules]
+        if all(
+            m.minibatch_size % n == 0 and m.minibatch_size // n == value
+            for m, n in zip(modules, per_update, strict=True)
+        ):
+            return  # possible (checked again when each phase starts)
+    raise ConfigError(
+        f"trainer.accumulate_grad_batches ({value}) is set by GRPO: minibatch_size / "
+        "(micro_batch_size x ranks) of each role; remove it and set minibatch_size instead"
+    )
+
+
+def _world_size(trainer: Any) -> int | None:
+    """Ranks of the configured devices and nodes, when they say it (``auto``: None)."""
+    devices, nodes = trainer.get("devices"), trainer.get("num_nodes") or 1
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    count = len(devices) if isinstance(devices, (list, tuple)) else devices
+    if isinstance(count, int) and count > 0 and isinstance(nodes, int):
+        return count * nodes
+    return None
+
+
+def phase_in_progress(evolution: Evolution) -> str:
+    """The first phase ``state.json`` does not record as finished (for an error's line)."""
+    try:
+        done = (read_json(os.path.join(evolution.run_dir, "state.json")) or {}).get("phases")
+    except ValueError:
+        done = None
+    evaluated = evolution.evaluation is not None
+    order = ["baseline"] if evaluated else []
+    for it in range(1, evolution.iterations + 1):
+        names = ("challenger", "curriculum", "solver") + (("eval",) if evaluated else ())
+        order += [f"iter{it}/{name}" for name in names]
+    return next((f"phase {p}" for p in order if p not in (done or {})), "the run's end")
+
+
+def _config_file_problem(path: str) -> str | None:
+    """What makes a ``--config`` file unreadable as YAML, said after its name (``: empty``,
+    ``, line 3, column 9: …``); None when nothing (a missing file jsonargparse names)."""
+    if not os.path.isfile(path):
+        return None
+    if os.path.getsize(path) > MAX_YAML_CHARS * 4:  # never read a huge file whole
+        return f": {os.path.getsize(path)} bytes; a configuration is a few kilobytes"
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    if not text.strip():
+        return ": the file is empty"
+    try:
+        check_yaml(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{where}: {err.problem or err.context} (YAML syntax)"
+    except yaml.YAMLError as err:
+        return f": {err}"
+    return None
 
 
 def _config_files(args: Any) -> list[str]:
@@ -396,10 +516,16 @@ def main(args: list[str] | None = None, one_line_errors: bool | None = None) -> 
                 sys.exit(status)
             return
         RZeroCLI(args=args)  # None: LightningCLI reads sys.argv itself (no 'args and argv' warning)
+    except KeyboardInterrupt:  # outside a run (which stops cleanly itself): loading, parsing
+        if not one_line_errors:
+            raise
+        print("rzero-pl: stopped by Ctrl-C; re-run the same command to resume", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT_CODE)
     except (ValueError, OSError, MisconfigurationException) as err:
         if not one_line_errors:
             raise
-        print(f"rzero-pl: error: {one_line(str(err)).splitlines()[0]}", file=sys.stderr)
+        text = describe_os_error(err) if isinstance(err, OSError) else str(err)
+        print(f"rzero-pl: error: {one_line(text).splitlines()[0]}", file=sys.stderr)
         sys.exit(2)
     if args is None:
         _close_process_group()
