@@ -104,6 +104,10 @@ def test_a_lora_solver_merged_into_the_base_answers_as_the_adapter(lora_run, tmp
     assert generation["max_new_tokens"] == 16
     meta = card_metadata(str(tmp_path / "merged"))
     assert meta["rzero_pl"]["weights"] == "merged" and meta["rzero_pl"]["iteration"] == 1
+    (tmp_path / "merged" / "stale.txt").write_text("")
+    assert export([run, "--out", str(tmp_path / "merged"), "--overwrite"]) == 0
+    assert "stale.txt" not in os.listdir(tmp_path / "merged")  # replaced whole
+    assert sorted(os.listdir(tmp_path)) == ["merged", "run"]  # no temporary folder left
 
 
 def test_a_lora_solver_exported_as_an_adapter_loads_on_its_base(lora_run, tmp_path):
@@ -123,6 +127,7 @@ def test_a_lora_solver_exported_as_an_adapter_loads_on_its_base(lora_run, tmp_pa
 
 def one_line_error(capsys, argv: list[str]) -> str:
     """What `rzero-pl ARGV` says on stderr when it refuses (exit status 2): one line."""
+    capsys.readouterr()  # what earlier calls printed (progress bars) is not this one's
     with pytest.raises(SystemExit) as stop:
         cli_main(argv, one_line_errors=True)
     assert stop.value.code == 2
@@ -186,7 +191,7 @@ def test_push_to_hub_refuses_without_a_login_or_offline(lora_run, tmp_path, caps
 
 @pytest.mark.slow  # the session's finished toy run (about a minute, shared with other files)
 def test_the_exported_toy_solver_is_the_best_iterations_and_its_card_says_so(
-    finished_toy_run, tmp_path
+    finished_toy_run, tmp_path, capsys
 ):
     from transformers import AutoModelForCausalLM
 
@@ -196,12 +201,25 @@ def test_the_exported_toy_solver_is_the_best_iterations_and_its_card_says_so(
     out = str(tmp_path / "solver")
     assert export([run_dir, "--out", out]) == 0
     best = json.loads(open(os.path.join(run_dir, "best.json")).read())
-    exported = AutoModelForCausalLM.from_pretrained(out).eval()
-    policy = Policy(ToyModel(), weights={"solver": os.path.join(run_dir, "best")}).eval()
-    if best["iteration"] > 0:  # the run's own weights, loaded as rzero-pl loads them
-        assert exported.state_dict().keys() == policy.module("solver").state_dict().keys()
-    tokenizer = policy.tokenizer
-    assert greedy(exported, tokenizer) == greedy(policy.module("solver"), tokenizer)
+    cases = [  # (export options, the weights rzero-pl loads for them)
+        ([], os.path.join(run_dir, "best")),
+        (["--iteration", "2"], os.path.join(run_dir, "iter2", "solver", "weights")),
+        (["--iteration", "0"], None),  # the base
+    ]
+    for k, (options, weights) in enumerate(cases):
+        folder = out if k == 0 else str(tmp_path / f"solver{k}")
+        if k:
+            assert export([run_dir, *options, "--out", folder]) == 0
+        exported = AutoModelForCausalLM.from_pretrained(folder).eval()
+        policy = Policy(ToyModel(), weights={"solver": weights} if weights else None).eval()
+        tokenizer = policy.tokenizer
+        assert greedy(exported, tokenizer) == greedy(policy.module("solver"), tokenizer), options
+    assert greedy(exported, tokenizer) != greedy(  # iteration 2's weights really trained
+        AutoModelForCausalLM.from_pretrained(str(tmp_path / "solver1")).eval(), tokenizer
+    )
+    argv = ["export", run_dir, "--iteration", "2", "--adapter", "--out", str(tmp_path / "a")]
+    line = one_line_error(capsys, argv)
+    assert "holds full weights (the run trained without LoRA); leave out --adapter" in line
     meta = card_metadata(out)["rzero_pl"]
     assert (meta["role"], meta["iteration"]) == ("solver", best["iteration"])
     baseline = json.loads(open(os.path.join(run_dir, "eval", "baseline", "eval.json")).read())
