@@ -14,7 +14,7 @@ from typing import Any
 
 from rzero_pl.datamodules.base import RolloutDataModule
 
-from rzero_pl.errors import MAX_ITEMS, check_number
+from rzero_pl.errors import check_number
 from rzero_pl.run.io import read_jsonl
 
 
@@ -26,18 +26,20 @@ class CurriculumDataModule(RolloutDataModule):
         seed: Seed of the question order.
         replay: Share of the served pool drawn from earlier iterations' kept questions, with
             their stored labels (R-Diverse, arXiv 2602.13103; 0: this iteration's only).
+        union: Serve every earlier iteration's kept questions too (the union of the
+            curricula, with their stored labels) instead of a ``replay`` share.
     """
 
-    def __init__(self, questions_per_step: int = 512, seed: int = 0, replay: float = 0.0) -> None:
-        check_number(
-            "CurriculumDataModule.questions_per_step",
-            questions_per_step,
-            at_least=1,
-            at_most=MAX_ITEMS,
-        )
+    def __init__(
+        self, questions_per_step: int = 512, seed: int = 0, replay: float = 0.0, union: bool = False
+    ) -> None:
+        check_number("CurriculumDataModule.questions_per_step", questions_per_step, at_least=1)
         check_number("CurriculumDataModule.replay", replay, at_least=0, at_most=0.9)
+        if union and replay:
+            raise ValueError("CurriculumDataModule: set replay or union, not both")
         super().__init__(questions_per_step, seed)
         self.replay = replay
+        self.union = union
         self.folder: str | None = None
         self.earlier: list[str] = []
         self._pool: list[dict] | None = None
@@ -52,8 +54,8 @@ class CurriculumDataModule(RolloutDataModule):
             if self.folder is None:
                 raise RuntimeError("CurriculumDataModule: serve(folder) before fitting")
             current = _kept(self.folder)
-            count = replay_count(len(current), self.replay)
             older = [row for folder in self.earlier for row in _kept(folder)]
+            count = len(older) if self.union else replay_count(len(current), self.replay)
             seed = self.seed * 1_000_003 + len(self.earlier)  # a new draw every iteration
             self._pool = current + replay_sample(older, count, seed)
         return self._pool

@@ -210,3 +210,16 @@ def test_replay_share_is_bounded():
     for bad in (-0.1, 0.95, float("nan")):
         with pytest.raises(ValueError, match="CurriculumDataModule.replay"):
             CurriculumDataModule(replay=bad)
+
+
+def test_union_serves_every_earlier_kept_question(tmp_path):
+    old = [{"problem": f"old {k}", "answer": str(k), "share": 0.5} for k in range(5)]
+    new = [{"problem": "new", "answer": "1", "share": 0.6}]
+    earlier = [_write_kept(tmp_path / "iter1", old[:2]), _write_kept(tmp_path / "iter2", old[2:])]
+    data = CurriculumDataModule(questions_per_step=2, union=True)
+    data.serve(_write_kept(tmp_path / "iter3", new), earlier)
+    pool = data.pool()
+    assert pool[0] == new[0] and len(pool) == 6
+    assert sorted(r["problem"] for r in pool[1:]) == [o["problem"] for o in old]
+    with pytest.raises(ValueError, match="replay or union"):
+        CurriculumDataModule(replay=0.2, union=True)

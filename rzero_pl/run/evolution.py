@@ -16,6 +16,7 @@ solver phase). Everything lives in one run folder::
       iter1/eval/                    the solver's evaluation after this iteration
       best.json                      the best iteration so far (``selection``); RUN_DIR/best
       analysis/                      iterK.json, analysis.md (``analysis``, or ``rzero-pl analyze``)
+      base/solver/                   the base solver (``solver_from_base`` only)
 
 Re-running the same command resumes: finished phases are skipped (their weights are
 loaded), a phase in progress restarts from its last checkpoint, a written curriculum is
@@ -135,6 +136,10 @@ class Evolution:
         analysis: The paper's self-play analysis after every iteration's evaluation
             (``analysis/iterK.json``, ``analysis/analysis.md``, ``analysis/…`` scalars);
             None: not run (``rzero-pl analyze RUN_DIR`` runs it afterwards).
+        solver_from_base: Every solver phase starts from the base weights (kept once in
+            ``RUN_DIR/base/solver``) instead of the previous iteration's solver; with the
+            curriculum served as the union of every iteration's (``data.union``) this tells
+            drift from the curricula apart. The votes still come from the previous solver.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class Evolution:
         train_challenger: bool = True,
         selection: BestIteration | None = None,
         analysis: Analysis | None = None,
+        solver_from_base: bool = False,
     ) -> None:
         check_number("evolution.iterations", iterations, at_least=1, at_most=MAX_ITERATIONS)
         # 0 would train nothing in silence (a negative count never stops: Lightning reads
@@ -173,6 +179,7 @@ class Evolution:
         self.train_challenger = train_challenger
         self.selection = selection or BestIteration()
         self.analysis = analysis
+        self.solver_from_base = solver_from_base
 
     def run(
         self,
@@ -203,6 +210,8 @@ class Evolution:
             curriculum = self.curriculum.bound_to(challenger.prompt, challenger.question_format)
             if self.analysis is not None:
                 self.analysis.keep_base(actor, self.run_dir)
+            if self.solver_from_base:
+                self._keep_base_solver(actor, state)
             baseline = os.path.join(self.run_dir, "eval", "baseline")
             self._evaluate(actor, state, "baseline", baseline, logger)
             for it in range(1, self.iterations + 1):
@@ -300,12 +309,30 @@ class Evolution:
         data.serve(os.path.join(folder, "curriculum"), earlier)
         phase = f"iter{it}/solver"
         if report.kept > 0:
+            if self.solver_from_base and not state.done(phase):
+                actor.load_role("solver", self._base_solver())  # a checkpoint overrides it
             steps = self.solver_steps
             self._phase(state, phase, solver, data, steps, folder, make_trainer, logger)
         elif not state.done(phase):
             rank_zero_warn(f"iteration {it}: the curriculum kept no question; solver phase skipped")
             self._finish(state, logger, phase, skipped="empty curriculum")
         self._evaluate(actor, state, f"iter{it}/eval", os.path.join(folder, "eval"), logger)
+
+    def _base_solver(self) -> str:
+        return os.path.join(self.run_dir, "base", "solver")
+
+    def _keep_base_solver(self, actor: Actor, state: RunState) -> None:
+        """Save the base solver once, before any solver phase trains (collective: FSDP)."""
+        folder = self._base_solver()
+        if os.path.isdir(folder):
+            return
+        trained = [p for p in state.data["phases"] if p.endswith("/solver")]
+        if trained:
+            raise ValueError(
+                f"evolution.solver_from_base: {folder} is missing but {trained[0]} already "
+                "trained, so the base solver cannot be saved now; start a new run_dir"
+            )
+        actor.policy.save_role("solver", folder)
 
     def _earlier_questions(self, it: int) -> list[str]:
         """Every valid question the curricula of iterations before ``it`` wrote."""

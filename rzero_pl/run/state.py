@@ -256,7 +256,7 @@ def _refuse_orphan_phases(folder: str, path: str) -> None:
 
 # Every name rzero-pl writes at the top of a run folder; nothing else may be there.
 RUN_FILES = frozenset({".lock", "state.json", "best.json", "config.yaml", "report.html"})
-RUN_FOLDERS = re.compile(r"iter\d+|eval|analysis|tensorboard")
+RUN_FOLDERS = re.compile(r"iter\d+|eval|analysis|tensorboard|base")
 
 
 def run_folders(folder: str) -> list[str]:
