@@ -39,6 +39,7 @@ ARMS: dict[str, list[str]] = {
         "--evolution.challenger.init_args.repetition.init_args.memory_max=0.3",
         "--evolution.challenger.init_args.repetition.init_args.memory_mean=0.1",
     ],
+    "from_base": ["--evolution.solver_from_base=true", "--data.init_args.union=true"],
     "kl_lowlr": ["--model.init_args.loss.kl_coef=0.01", "--model.init_args.lr=3.0e-5"],
     "margin": [
         "--evolution.curriculum.label_filters=[{class_path: rzero_pl.label_filters.MarginRule, "
