@@ -43,7 +43,7 @@ def eval_scores(run_dir: str) -> dict[int, dict[str, dict[str, Any]]]:
         scores[it] = {
             name: {
                 "accuracy": row["accuracy"],
-                "ci95": [round(float(x), 4) for x in row["ci95"]],
+                "ci95": [float(x) for x in row["ci95"]],
                 "problems": row.get("n_problems"),
             }
             for name, row in sorted(summary["benchmarks"].items())
@@ -82,11 +82,16 @@ def metadata(run: Run, choice: Choice, kind: str, generation: dict[str, Any]) ->
         "config_fingerprint": run.state.get("fingerprint"),
         "generation": generation,
         "scores": {
-            bench: [{"iteration": it, **row[bench]} for it, row in scores.items() if bench in row]
+            bench: [_rounded(it, row[bench]) for it, row in scores.items() if bench in row]
             for bench in sorted({b for row in scores.values() for b in row})
         },
     }
     return data
+
+
+def _rounded(iteration: int, row: dict[str, Any]) -> dict[str, Any]:
+    """A score for the metadata: the interval to 4 decimals (eval.json keeps every digit)."""
+    return {"iteration": iteration, **row, "ci95": [round(x, 4) for x in row["ci95"]]}
 
 
 def score_table(run_dir: str, exported: int) -> str:
@@ -133,13 +138,14 @@ def model_card(run: Run, choice: Choice, kind: str, generation: dict[str, Any]) 
     meta = yaml.safe_dump(metadata(run, choice, kind, generation), sort_keys=False)
     what = "the base model" if choice.iteration == 0 else f"iteration {choice.iteration}"
     base = model_spec(run)
+    model_class = "AutoPeftModelForCausalLM" if kind == "adapter" else "AutoModelForCausalLM"
     load = (
-        "from peft import AutoPeftModelForCausalLM\n"
-        "model = AutoPeftModelForCausalLM.from_pretrained(FOLDER)"
-        if kind == "adapter"
-        else "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-        "model = AutoModelForCausalLM.from_pretrained(FOLDER)\n"
-        "tokenizer = AutoTokenizer.from_pretrained(FOLDER)"
+        f"from {'peft' if kind == 'adapter' else 'transformers'} import {model_class}\n"
+        "from transformers import AutoTokenizer\n"
+        f"model = {model_class}.from_pretrained(FOLDER)\n"
+        "tokenizer = AutoTokenizer.from_pretrained(FOLDER)\n"
+        "inputs = tokenizer(PROMPT, return_tensors='pt')  # PROMPT: the run's prompt, below\n"
+        "answer = model.generate(**inputs)  # generation_config.json: the run's sampling"
     )
     return f"""---
 {meta}---
