@@ -471,3 +471,27 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path, no_model):
 def test_a_cli_without_errors_still_parses(tmp_path, no_model):
     code, errors = _cli([*_fit(tmp_path), "--print_config"])
     assert code == 0 and not errors
+
+
+@pytest.mark.slow  # two processes of the shrunk toy evolution (about a minute)
+def test_ctrl_c_in_training_and_in_curriculum_writing_stops_cleanly_and_resumes(tmp_path):
+    """Through the real command: SIGINT mid rollout step, then mid ``questions.jsonl``; each
+    process exits 130 with the resume line and no traceback, and the next one goes on."""
+    import subprocess
+
+    from test_kill_resume import ROOT, _config, _env, _fresh
+
+    config = _config(tmp_path)
+    state = tmp_path / "run" / "state.json"
+    for fault, finished in [
+        ("train:iter1/challenger:batch@1:INT", "baseline"),
+        ("write:questions.jsonl@1:INT", "iter1/challenger"),
+    ]:
+        done = subprocess.run(
+            _fresh(config), env=_env(fault), capture_output=True, text=True, timeout=900, cwd=ROOT
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 130, f"{fault}: exit {done.returncode}\n{output[-3000:]}"
+        assert "Ctrl-C (SIGINT): the run stopped cleanly" in output
+        assert "Re-run the same command to resume" in output and "Traceback" not in output
+        assert list(json.loads(state.read_text())["phases"])[-1] == finished
