@@ -25,7 +25,14 @@ import sys
 import time
 
 from dynamics_table import COLUMNS, value
-from selfplay_stats import format_interval, paired_differences, sign_test, sign_test_p, t_interval
+from selfplay_stats import (
+    format_interval,
+    paired_differences,
+    rank_correlation,
+    sign_test,
+    sign_test_p,
+    t_interval,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = "rzero"
@@ -140,6 +147,36 @@ def table(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
                 cells.append(text + (f" (n={len(known)})" if 0 < len(known) < len(seeds) else ""))
             lines.append(f"| {arm} | {it or 'base'} | " + " | ".join(cells) + " |")
     lines += ["", comparisons(root, arms, seeds, iterations)]
+    lines += ["", signal_correlations(root, arms, seeds, iterations)]
+    return "\n".join(lines)
+
+
+# Label-free candidates for a collapse signal: rzero-pl analyze's columns that need no truth.
+SIGNALS = (
+    ("iteration p̂ (the solver's own vote share on its curriculum sample)", "iteration_share_mean"),
+    ("labelling p̂ (the previous solver's, when it labelled)", "label_share_mean"),
+    ("fixed p̂ (the base solver's: difficulty)", "fixed_share_mean"),
+    ("kept of N", "kept"),
+)
+
+
+def signal_correlations(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
+    """Spearman's rho of each label-free signal with the solver's true accuracy over every
+    (run, iteration) of the grid."""
+    lines = ["| label-free signal | rho with solver accuracy | p | pairs |", "|---|---|---|---|"]
+    for name, key in SIGNALS:
+        xs, ys = [], []
+        for arm in arms:
+            for seed in seeds:
+                run = run_dir(root, arm, seed)
+                for it in range(1, iterations + 1):
+                    source = "curriculum" if key == "kept" else "analysis"
+                    x, y = value(run, it, source, key), value(run, it, "eval", "accuracy")
+                    if x is not None and y is not None:
+                        xs.append(x)
+                        ys.append(y)
+        rho, p = rank_correlation(xs, ys)
+        lines.append(f"| {name} | {rho:.2f} | {p:.3g} | {len(xs)} |")
     return "\n".join(lines)
 
 

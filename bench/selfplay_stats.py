@@ -51,5 +51,16 @@ def sign_test_p(wins: int, losses: int) -> float:
 def format_interval(mean: float, low: float, high: float, percent: bool) -> str:
     """``mean [low, high]`` in points (percent) or plain numbers."""
     scale, unit = (100.0, "") if percent else (1.0, "")
-    digits = 1 if percent else 2
+    digits = 1 if percent else (0 if abs(mean) >= 10 else 2)
     return f"{scale * mean:.{digits}f} [{scale * low:.{digits}f}, {scale * high:.{digits}f}]{unit}"
+
+
+def rank_correlation(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Spearman's rho between two equally long series and its two-sided p-value (nan for
+    fewer than 3 pairs or a constant series)."""
+    if len(xs) != len(ys):
+        raise ValueError(f"{len(xs)} against {len(ys)} values")
+    if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return float("nan"), float("nan")
+    result = stats.spearmanr(xs, ys)
+    return float(result.statistic), float(result.pvalue)

@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 from selfplay_stats import (  # noqa: E402
     format_interval,
     paired_differences,
+    rank_correlation,
     sign_test,
     sign_test_p,
     t_interval,
@@ -52,3 +53,13 @@ def test_sign_test_by_hand():
 def test_format_interval():
     assert format_interval(0.3214, 0.3, 0.35, percent=True) == "32.1 [30.0, 35.0]"
     assert format_interval(0.5, 0.25, 0.75, percent=False) == "0.50 [0.25, 0.75]"
+
+
+def test_rank_correlation_by_hand():
+    # ranks of x: 1 2 3 4; of y: 1 3 2 4 -> d^2 = 0 1 1 0 -> rho = 1 - 6*2 / (4*15) = 0.8
+    rho, p = rank_correlation([0.1, 0.2, 0.3, 0.4], [10.0, 30.0, 20.0, 40.0])
+    assert rho == pytest.approx(0.8) and 0.0 < p < 1.0
+    assert rank_correlation([1.0, 2.0, 3.0], [3.0, 2.0, 1.0])[0] == pytest.approx(-1.0)
+    assert all(v != v for v in rank_correlation([1.0, 2.0], [1.0, 2.0]))  # too few: nan
+    with pytest.raises(ValueError):
+        rank_correlation([1.0], [1.0, 2.0])
