@@ -14,7 +14,7 @@ from typing import Any
 
 from rzero_pl.datamodules.base import RolloutDataModule
 
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_ITEMS, check_number
 from rzero_pl.run.io import read_jsonl
 
 
@@ -33,7 +33,12 @@ class CurriculumDataModule(RolloutDataModule):
     def __init__(
         self, questions_per_step: int = 512, seed: int = 0, replay: float = 0.0, union: bool = False
     ) -> None:
-        check_number("CurriculumDataModule.questions_per_step", questions_per_step, at_least=1)
+        check_number(
+            "CurriculumDataModule.questions_per_step",
+            questions_per_step,
+            at_least=1,
+            at_most=MAX_ITEMS,
+        )
         check_number("CurriculumDataModule.replay", replay, at_least=0, at_most=0.9)
         if union and replay:
             raise ValueError("CurriculumDataModule: set replay or union, not both")

@@ -228,12 +228,12 @@ class GRPOModule(L.LightningModule):
         """Fill ``terms`` and ``reward`` of every rollout; return extra metrics to log."""
         raise NotImplementedError
 
-    def rollout(self, items: Sequence[dict]) -> RolloutDataset:
-        """Sample, score and prepare this rank's shard of one rollout step's ``items``."""
     def advantage_weights(self, items: Sequence[dict]) -> list[float] | None:
         """A factor for the advantages of each item's group (None: all 1); a role's hook."""
         return None
 
+    def rollout(self, items: Sequence[dict]) -> RolloutDataset:
+        """Sample, score and prepare this rank's shard of one rollout step's ``items``."""
         start = time.perf_counter()
         if self._restored:
             self.engine.push(self.role)
@@ -255,9 +255,9 @@ class GRPOModule(L.LightningModule):
             self.group_size,
             scale=self.loss_settings.advantage_scale,
         )[at : at + len(rollouts)]
-        for r, a in zip(rollouts, advantages.tolist(), strict=True):
-            r.advantage = a
         weights = self.advantage_weights(items)  # one per question (group), or None
+        for r, a in zip(rollouts, advantages.tolist(), strict=True):
+            r.advantage = a if weights is None else a * weights[r.group]
         trained = self._trained_rollouts(rollouts)
         self._record_logprobs(trained)
         metrics = rollout_metrics(rollouts, generated - start, time.perf_counter() - start)
