@@ -331,8 +331,12 @@ def check_fit(config: Any) -> None:
             "checkpoints every phase needs); for a short run set evolution.challenger_steps "
             "and evolution.solver_steps to 1 and a small evolution.curriculum.candidates"
         )
-    if trainer.get("limit_train_batches") == 0:
-        raise ConfigError("trainer.limit_train_batches: 0 trains nothing; remove it")
+    limit = trainer.get("limit_train_batches")
+    if limit is not None and (limit <= 0 or (isinstance(limit, float) and limit > 1)):
+        raise ConfigError(
+            "trainer.limit_train_batches must be a batch count >= 1 or a share in (0, 1], "
+            f"got {limit}; remove it (each rollout step serves all its rollouts)"
+        )
     modules = [m for m in (model, getattr(evolution, "challenger", None)) if m is not None]
     _check_accumulation(trainer, [m for m in modules if isinstance(m, GRPOModule)])
 
@@ -340,7 +344,8 @@ def check_fit(config: Any) -> None:
 def _check_accumulation(trainer: Any, modules: list[GRPOModule]) -> None:
     """``accumulate_grad_batches`` is GRPO's ``minibatch_size / (micro_batch_size x ranks)``
     for every role; another value would be refused only when a phase starts."""
-    value = trainer.get("accumulate_grad_batches") or 1
+    value = trainer.get("accumulate_grad_batches")
+    value = 1 if value is None else value
     if value == 1 or not modules:
         return
     world = _world_size(trainer)

@@ -265,8 +265,19 @@ def test_an_explicit_benchmark_root_without_the_file_is_refused_naming_it(tmp_pa
         (["--model=rzero_pl.grpo.challenger.ChallengerGRPO"], ["model", "SolverGRPO"]),
         (["--trainer.fast_dev_run=true"], ["trainer.fast_dev_run"]),
         (["--trainer.limit_train_batches=0"], ["trainer.limit_train_batches"]),
+        (["--trainer.limit_train_batches=-1"], ["trainer.limit_train_batches"]),
+        (["--trainer.accumulate_grad_batches=0"], ["trainer.accumulate_grad_batches"]),
+        (["--actor.policy.init_args.weights={solver: /nonexistent/w}"], ["weights.solver"]),
     ],
-    ids=["evolution null", "challenger as model", "fast_dev_run", "limit_train_batches 0"],
+    ids=[
+        "evolution null",
+        "challenger as model",
+        "fast_dev_run",
+        "limit_train_batches 0",
+        "limit_train_batches -1",
+        "accumulate_grad_batches 0",
+        "weights folder missing",
+    ],
 )
 def test_a_setting_that_failed_after_loading_is_refused_before(tmp_path, no_model, extra, words):
     _refused(_fit(tmp_path, *extra), *words)
