@@ -377,7 +377,7 @@ def phase_in_progress(evolution: Evolution) -> str:
     """The first phase ``state.json`` does not record as finished (for an error's line)."""
     try:
         done = (read_json(os.path.join(evolution.run_dir, "state.json")) or {}).get("phases")
-    except ValueError:
+    except (ValueError, OSError, AttributeError):  # the error line goes out without it
         done = None
     evaluated = evolution.evaluation is not None
     order = ["baseline"] if evaluated else []
