@@ -35,6 +35,9 @@ ZERO_MEANS = {
     "clip_high": "no upper clip",
     "weight": "no repetition penalty",
     "dropout": "no dropout",
+    "replay": "no replay",
+    "memory_max": "no memory term",
+    "memory_mean": "no memory term",
 }
 # Settings where any integer is meaningful: seeds, and top_k (<= 0 turns the filter off).
 ANY_INTEGER = {"seed", "top_k"}
