@@ -177,7 +177,20 @@ def test_finished_rows_leave_the_batch(toy_policy):
         _completions(toy_policy, DROP_CASES[0], max_batch_tokens=10**5)
     finally:
         hook.remove()
-    assert rows[0] == 40 and min(rows) == hf_decode.MIN_ROWS and rows == sorted(rows, reverse=True)
+    # the prefill runs each of the 4 prompts once (topped up to the floor), then the 40 rows
+    # decode until finished ones leave, down to the floor
+    assert rows[:2] == [hf_decode.MIN_ROWS, 40]
+    assert min(rows) == hf_decode.MIN_ROWS and rows[1:] == sorted(rows[1:], reverse=True)
+
+
+def test_distinct_rows_share_a_prefill_of_at_least_the_floor():
+    ids = torch.tensor([[0, 5, 6], [0, 5, 6], [7, 8, 9], [0, 5, 6]] * 3)
+    first, inverse = hf_decode.distinct_rows(ids)
+    assert first.tolist()[:2] == [0, 2] and len(first) == hf_decode.MIN_ROWS
+    assert inverse.tolist() == [0, 0, 1, 0] * 3
+    assert torch.equal(ids[first][inverse], ids)
+    assert hf_decode.distinct_rows(ids[:4]) is None  # no fewer rows than the floor: no gain
+    assert hf_decode.distinct_rows(torch.arange(20).view(10, 2)) is None
 
 
 def test_rows_to_keep_drops_late_and_never_below_the_floor():

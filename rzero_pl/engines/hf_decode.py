@@ -97,6 +97,53 @@ def advance(kwargs: dict[str, Any], keep: torch.Tensor | None) -> None:
         kwargs["past_key_values"].batch_select_indices(keep)
 
 
+def distinct_rows(input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(first, inverse)``: the first row of each distinct prompt, and each row's prompt.
+
+    None when every row differs. The n samples of one prompt share its prefill. Fewer than
+    ``MIN_ROWS`` distinct prompts are topped up with copies (never used), so that the
+    prefill's last-position matrix product keeps its shape class.
+    """
+    slots: dict[tuple[int, ...], int] = {}
+    first, inverse = [], []
+    for r, row in enumerate(input_ids.tolist()):
+        slot = slots.setdefault(tuple(row), len(slots))
+        if slot == len(first):
+            first.append(r)
+        inverse.append(slot)
+    chosen = set(first)
+    copies = [r for r in range(len(inverse)) if r not in chosen]
+    first += copies[: max(0, MIN_ROWS - len(first))]
+    if len(first) == len(inverse):
+        return None
+    device = input_ids.device
+    return torch.tensor(first, device=device), torch.tensor(inverse, device=device)
+
+
+def prefill(model: Any, net: Any, seq: torch.Tensor, kwargs: dict[str, Any]) -> torch.Tensor:
+    """The first step's logits ``[rows, vocab]``; each distinct prompt runs once.
+
+    A row's forward pass does not depend on the other rows, so the copies of a prompt get
+    its one row's logits and KV cache (``generate`` computes every copy, to the same bits).
+    """
+    shared = distinct_rows(seq)
+    sub = kwargs
+    if shared is not None:
+        keys = ("attention_mask", "position_ids")
+        sub = {k: v[shared[0]] if k in keys and v is not None else v for k, v in kwargs.items()}
+    inputs = model.prepare_inputs_for_generation(
+        seq if shared is None else seq[shared[0]],
+        next_sequence_length=seq.shape[1],
+        is_first_iteration=True,
+        **sub,
+    )
+    logits = net(**inputs, return_dict=True).logits[:, -1].to(copy=True, dtype=torch.float32)
+    if shared is None:
+        return logits
+    kwargs["past_key_values"].batch_select_indices(shared[1])
+    return logits[shared[1]]
+
+
 def warpers(temperature: float, top_k: int, top_p: float) -> Any:
     """The logits processors ``generate`` builds for these knobs, in its order."""
     from transformers import (
@@ -177,13 +224,12 @@ def sample(
     logits_out: list[torch.Tensor] | None = [] if want_logits else None
     seq = input_ids
     for step in range(max_new_tokens):
-        inputs = model.prepare_inputs_for_generation(
-            seq,
-            next_sequence_length=seq.shape[1] if step == 0 else 1,
-            is_first_iteration=step == 0,
-            **kwargs,
-        )
-        logits = net(**inputs, return_dict=True).logits[:, -1].to(copy=True, dtype=torch.float32)
+        if step == 0:
+            logits = prefill(model, net, seq, kwargs)
+        else:
+            inputs = model.prepare_inputs_for_generation(seq, next_sequence_length=1, **kwargs)
+            out = net(**inputs, return_dict=True)
+            logits = out.logits[:, -1].to(copy=True, dtype=torch.float32)
         if logits_out is not None:
             logits_out.append(
                 logits.new_zeros((batch, logits.shape[-1])).index_copy(0, rows, logits)
