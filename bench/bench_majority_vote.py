@@ -28,8 +28,8 @@ from importlib.metadata import version
 import sympy
 
 from rzero_pl.grading import answers
-from rzero_pl.grading.answers import majority_votes
 from rzero_pl.grading.verify_pool import VerifyPool, default_workers
+from rzero_pl.grading.votes import majority_votes
 
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 JUNK = ["see above", "I don't know", "\\frac{?}{}", "undefined!!", "a+", "\\foo{3}", "((", "?"]

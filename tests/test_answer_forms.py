@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rzero_pl.grading.answer_forms import decide_by_value, value_of
-from rzero_pl.grading.answers import _decide_locally, normalize
+from rzero_pl.grading.answers import decide_locally, normalize
 from rzero_pl.grading.verify_pool import shared_pool
 
 
@@ -75,7 +75,7 @@ def test_local_verdicts_are_math_verifys():
     pairs = [
         (normalize(a), normalize(b)) for i, a in enumerate(SPELLINGS) for b in SPELLINGS[i + 1 :]
     ]
-    local = [_decide_locally(a, b) for a, b in pairs]
+    local = [decide_locally(a, b) for a, b in pairs]
     checked = [pair for pair, v in zip(pairs, local, strict=True) if v is not None]
     assert len(checked) > 0.9 * len(pairs)
     verdicts = shared_pool().map(checked, 10.0)

@@ -10,17 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rzero_pl.grading.answers import (
-    Vote,
-    _decide_locally,
+    decide_locally,
     equivalent,
     equivalent_many,
     extract_boxed,
-    majority_votes,
     matches,
     normalize,
     reduce_pair,
 )
 from rzero_pl.grading.verify_pool import shared_pool
+from rzero_pl.grading.votes import Vote, majority_votes
 
 # ---------------------------------------------------------------------- extract_boxed
 
@@ -181,7 +180,7 @@ NUMBERS += ["5/2", "2.5", "0.0000001", "0", "1,000", "1000.0", "7/0"]
 
 def test_plain_numbers_are_decided_locally_as_math_verify_would():
     pairs = [(a, b) for i, a in enumerate(NUMBERS) for b in NUMBERS[i + 1 :]]
-    local = [_decide_locally(normalize(a), normalize(b)) for a, b in pairs]
+    local = [decide_locally(normalize(a), normalize(b)) for a, b in pairs]
     assert local[-1] is None  # "7/0": a zero denominator is not a number
     checked = [(a, b) for (a, b), v in zip(pairs, local, strict=True) if v is not None]
     assert len(checked) > 100
@@ -190,17 +189,17 @@ def test_plain_numbers_are_decided_locally_as_math_verify_would():
 
 
 def test_words_are_compared_as_words():
-    assert _decide_locally("no solution", "No Solution") is True
-    assert _decide_locally("no", "on") is False
-    assert _decide_locally("Friday", "12") is False
-    assert _decide_locally("x", "y") is None  # single letters are math
+    assert decide_locally("no solution", "No Solution") is True
+    assert decide_locally("no", "on") is False
+    assert decide_locally("Friday", "12") is False
+    assert decide_locally("x", "y") is None  # single letters are math
 
 
 def test_garbled_answers_and_prose_against_numbers_are_decided_locally():
     for junk in ("((", "a+", "\\frac{?}{}", "x=", "f(x", "{1"):
-        assert _decide_locally(junk, "3") is False
-    assert _decide_locally("see above", "\\sqrt{2}") is False  # prose, digits: never equal
-    assert _decide_locally("(x+1", "(x+1") is True  # equal strings stay equal
+        assert decide_locally(junk, "3") is False
+    assert decide_locally("see above", "\\sqrt{2}") is False  # prose, digits: never equal
+    assert decide_locally("(x+1", "(x+1") is True  # equal strings stay equal
 
 
 def test_equivalent_many_matches_equivalent():
@@ -319,7 +318,7 @@ def test_majority_votes_in_one_batch_equal_votes_one_by_one():
 def test_issue_27_spellings_are_decided_here(gold, answer, right):
     """Thin-space separators, control spaces, decimal percents, deep parentheses: decided
     without math-verify, so no timeout can turn a right answer wrong."""
-    assert _decide_locally(*reduce_pair(normalize(gold), normalize(answer))) is right
+    assert decide_locally(*reduce_pair(normalize(gold), normalize(answer))) is right
     assert matches(gold, answer) is right
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from rzero_pl.benchmarks.graders import extract_choice, grade, grade_bbeh, grade_many
 from rzero_pl.grading.answer_forms import normalize
-from rzero_pl.grading.answers import _decide_locally, extract_boxed
+from rzero_pl.grading.answers import decide_locally, extract_boxed
 from rzero_pl.grading.extraction import extract_boxes, extract_final
 
 
@@ -114,7 +114,7 @@ def test_every_reader_of_model_output_is_linear_on_100_kb(name):
     extract_final(text, "flexible")
     grade_bbeh(text, "x")
     norm = normalize(text)
-    _decide_locally(norm, "1")
+    decide_locally(norm, "1")
     assert time.process_time() - start < 1.0
 
 

@@ -18,7 +18,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
 
 from rzero_pl.engines import HFEngine, SamplingParams
-from rzero_pl.grading.answers import extract_boxed, majority_votes
+from rzero_pl.grading.answers import extract_boxed
+from rzero_pl.grading.votes import majority_votes
 from rzero_pl.grpo import module as grpo_module
 from rzero_pl.grpo.challenger import ChallengerGRPO
 from rzero_pl.grpo.module import GRPOLoss

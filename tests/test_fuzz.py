@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rzero_pl.grading.answers import equivalent_many, extract_boxed, majority_votes, normalize
+from rzero_pl.grading.answers import equivalent_many, extract_boxed, normalize
 from rzero_pl.grading.verify_pool import VerifyPool
+from rzero_pl.grading.votes import majority_votes
 
 TIMEOUT = 1.0
 # No call may exceed its timeout by more than this. A hang is unbounded (minutes, or for good);

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from rzero_pl.benchmarks.graders import grade_many
 from rzero_pl.grading.answer_forms import matrix_of, normalize
-from rzero_pl.grading.answers import _decide_locally, matches_many
+from rzero_pl.grading.answers import decide_locally, matches_many
 
 DATA = json.loads((Path(__file__).parent / "data" / "math_matrix_answers.json").read_text())
 GOLDS = [case["gold"] for case in DATA["cases"]]
@@ -93,7 +93,7 @@ def test_every_gold_matches_its_other_spellings():
     (71 of the 72 were wrong before)."""
     pairs = [(gold, spelling) for gold in GOLDS for spelling in _spellings(gold)]
     assert all(s != g for g, s in pairs[1::4])  # the \frac spelling differs from every gold
-    local = [_decide_locally(normalize(g), normalize(s)) for g, s in pairs]
+    local = [decide_locally(normalize(g), normalize(s)) for g, s in pairs]
     assert [p for p, v in zip(pairs, local, strict=True) if v is not True] == []
     responses = [f"So the answer is $\\boxed{{{s}}}$." for _, s in pairs]
     assert all(grade_many("math500", responses, [g for g, _ in pairs]))
@@ -111,7 +111,7 @@ def test_every_gold_rejects_one_entry_changed():
     ]
     assert len(pairs) > 4 * 72 * 2
     assert all(g != c for g, c in pairs)
-    local = [_decide_locally(normalize(g), normalize(c)) for g, c in pairs]
+    local = [decide_locally(normalize(g), normalize(c)) for g, c in pairs]
     assert [p for p, v in zip(pairs, local, strict=True) if v is not False] == []
     assert not any(matches_many(pairs))
 
@@ -133,11 +133,11 @@ def test_a_column_vector_never_takes_a_wrong_entry_or_a_scalar(half):
 
 def test_shapes_and_entries_decide():
     square = _matrix("1 & 2", "3 & 4")
-    assert _decide_locally(normalize(square), normalize(_matrix("1 & 3", "2 & 4"))) is False
-    assert _decide_locally(normalize(square), normalize(_matrix("1 & 2"))) is False
-    assert _decide_locally(normalize(square), normalize(_matrix("1&2", "3&4", ""))) is True
-    assert _decide_locally(normalize(_matrix("x", "1")), normalize(_matrix("x", "2"))) is False
-    assert _decide_locally(normalize(_matrix("x+1", "1")), normalize(_matrix("1+x", "1"))) is None
+    assert decide_locally(normalize(square), normalize(_matrix("1 & 3", "2 & 4"))) is False
+    assert decide_locally(normalize(square), normalize(_matrix("1 & 2"))) is False
+    assert decide_locally(normalize(square), normalize(_matrix("1&2", "3&4", ""))) is True
+    assert decide_locally(normalize(_matrix("x", "1")), normalize(_matrix("x", "2"))) is False
+    assert decide_locally(normalize(_matrix("x+1", "1")), normalize(_matrix("1+x", "1"))) is None
     assert matches_many([(_matrix("x+1", "1"), _matrix("1+x", "1"))]) == [True]  # math-verify
 
 
@@ -202,8 +202,8 @@ def test_two_matrices_are_equal_exactly_when_their_values_are(a, b, style_a, sty
         b = [row[:] for row in a]
         b[0][0] += Fraction(1, 7) if style_b % 2 else 0
     spelled_a, spelled_b = _spell_matrix(a, style_a), _spell_matrix(b, style_b)
-    verdict = _decide_locally(*(normalize(s) for s in (spelled_a, spelled_b)))
+    verdict = decide_locally(*(normalize(s) for s in (spelled_a, spelled_b)))
     assert verdict is (a == b), (spelled_a, spelled_b)
-    assert _decide_locally(normalize(spelled_a), normalize(_spell_matrix(a, style_b))) is True
+    assert decide_locally(normalize(spelled_a), normalize(_spell_matrix(a, style_b))) is True
     scalar = _spell(a[0][0], style_b)
-    assert _decide_locally(normalize(spelled_a), normalize(scalar)) is False
+    assert decide_locally(normalize(spelled_a), normalize(scalar)) is False

@@ -341,7 +341,7 @@ def test_challenger_reward_unknown_form():
 
 
 def test_unanswered_votes_count_in_m_but_form_no_cluster():
-    from rzero_pl.grading.answers import majority_votes
+    from rzero_pl.grading.votes import majority_votes
 
     # 5 votes without a box, 5 distinct answers: p-hat is 1/10 (the released code: 5/10,
     # its "None" cluster wins); the reward is then 0.2 instead of the best possible 1.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rzero_pl.grading.answers import equivalent, majority_votes
+from rzero_pl.grading.answers import equivalent
 from rzero_pl.grading.verify_pool import shared_pool
-from rzero_pl.grading.votes import MAX_TIMEOUTS
+from rzero_pl.grading.votes import MAX_TIMEOUTS, majority_votes
 
 
 def _warm() -> None:

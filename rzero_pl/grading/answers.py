@@ -92,7 +92,7 @@ def _decide_percent(a: str, b: str) -> bool | None:
     decimal point is one too: ``50.0\\%`` is ``50`` as ``50\\%`` is."""
     pa, pb = split_percent(a), split_percent(b)
     if pa is not None and pb is not None:
-        return _decide_locally(pa, pb)
+        return decide_locally(pa, pb)
     if pb is not None:
         a, pa, b = b, pb, a
     x, y = _plain_number(pa), _plain_number(b)
@@ -103,7 +103,7 @@ def _decide_percent(a: str, b: str) -> bool | None:
     return x[0].denominator == 1 and _same_number(x, y)
 
 
-def _decide_locally(a: str, b: str) -> bool | None:
+def decide_locally(a: str, b: str) -> bool | None:
     """Equivalence of two normalised answers when it needs no math-verify, else None.
 
     Symmetric, so it serves grading and clustering alike.
@@ -120,10 +120,10 @@ def _decide_locally(a: str, b: str) -> bool | None:
     sa, sb = split_assignment(a), split_assignment(b)
     if sa is not None or sb is not None:  # "x=3" is "3"; "(x,y)=(1,2)" is not "(y,x)=(1,2)"
         if sa is not None and sb is not None:
-            return _decide_locally(sa[1], sb[1]) if sa[0] == sb[0] else None
+            return decide_locally(sa[1], sb[1]) if sa[0] == sb[0] else None
         if RELATION.search(b if sa is not None else a):
             return None  # an assignment against another equation: math-verify's call
-        return _decide_locally(sa[1], b) if sa is not None else _decide_locally(a, sb[1])
+        return decide_locally(sa[1], b) if sa is not None else decide_locally(a, sb[1])
     x, y = _plain_number(a), _plain_number(b)
     if x and y:
         return _same_number(x, y)
@@ -154,7 +154,7 @@ def _decide_matrices(ma, mb, other: str) -> bool | None:
         for row_a, row_b in zip(ma, mb, strict=True)
         for x, y in zip(row_a, row_b, strict=True)
     ]
-    verdicts = [_decide_locally(x, y) for x, y in cells]
+    verdicts = [decide_locally(x, y) for x, y in cells]
     if False in verdicts:
         return False
     return None if None in verdicts else True
@@ -234,24 +234,24 @@ class _LRU(OrderedDict):
 _cache = _LRU(CACHE_SIZE)
 
 
-def _key(a: str, b: str) -> tuple[str, str]:
+def pair_key(a: str, b: str) -> tuple[str, str]:
     """The cache key of a pair: sorted, with the pool's ``Verdict`` read in this order."""
     return (a, b) if a <= b else (b, a)
 
 
-def _pool_verdict(a: str, b: str):
+def cached_verdict(a: str, b: str):
     """The cached math-verify verdict on a pair: a ``Verdict``, TIMED_OUT, or None."""
-    return _cache.recall(_key(a, b))
+    return _cache.recall(pair_key(a, b))
 
 
-def _record(key: tuple[str, str], verdict):
+def remember_verdict(key: tuple[str, str], verdict):
     """Remember a pool verdict; None (never checked: pool closed or broken) stays unknown."""
     if verdict is not None:
         _cache.remember(key, verdict)
     return verdict
 
 
-def _oriented(verdict, key: tuple[str, str], gold: str | None) -> bool:
+def oriented(verdict, key: tuple[str, str], gold: str | None) -> bool:
     """A verdict as a boolean: ``gold`` first (grading) or both directions (gold None)."""
     if not isinstance(verdict, Verdict):
         return bool(verdict) if isinstance(verdict, bool) else False
@@ -268,15 +268,15 @@ def _decide_many(pairs, timeout: float, pool: VerifyPool | None, graded: bool) -
             continue
         na, nb = normalize(str(a)), normalize(str(b))  # str(): a gold read from JSON as 18
         na, nb = reduce_pair(na, nb)
-        local = _decide_locally(na, nb)
+        local = decide_locally(na, nb)
         if local is not None:
             out[i] = local
             continue
-        key, cached = _key(na, nb), _pool_verdict(na, nb)
+        key, cached = pair_key(na, nb), cached_verdict(na, nb)
         if cached is None:
             todo.setdefault(key, []).append((i, na))
         else:
-            out[i] = _oriented(cached, key, na if graded else None)
+            out[i] = oriented(cached, key, na if graded else None)
     if todo:
         try:
             verdicts = (pool or shared_pool()).map(list(todo), timeout)
@@ -284,9 +284,9 @@ def _decide_many(pairs, timeout: float, pool: VerifyPool | None, graded: bool) -
             log.exception("answer equivalence check failed")
             verdicts = [None] * len(todo)
         for (key, where), verdict in zip(todo.items(), verdicts, strict=True):
-            _record(key, verdict)
+            remember_verdict(key, verdict)
             for i, na in where:
-                out[i] = _oriented(verdict, key, na if graded else None)
+                out[i] = oriented(verdict, key, na if graded else None)
     return out
 
 
@@ -331,12 +331,3 @@ def equivalent(a: str | None, b: str | None, timeout: float = 5.0) -> bool:
     ``timeout`` seconds. A timeout, a parse failure or an error is False; nothing is raised.
     """
     return equivalent_many([(a, b)], timeout)[0]
-
-
-def __getattr__(name: str):
-    """``Vote`` and ``majority_votes`` live in ``rzero_pl.grading.votes``."""
-    if name in ("Vote", "majority_votes"):
-        from rzero_pl.grading import votes
-
-        return getattr(votes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

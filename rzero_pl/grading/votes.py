@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 
 from rzero_pl.grading.answer_forms import normalize
 from rzero_pl.grading.answers import (
-    _decide_locally,
-    _key,
-    _oriented,
-    _pool_verdict,
-    _record,
+    cached_verdict,
     cheap,
+    decide_locally,
+    oriented,
+    pair_key,
     reduce_pair,
+    remember_verdict,
 )
 from rzero_pl.grading.verify_pool import TIMED_OUT, VerifyPool, shared_pool
 
@@ -89,16 +89,16 @@ class _Clustering:
 
     def _verdict(self, norm: str, rep: str, known: dict):
         """True/False, TIMED_OUT, None (unknown: ask the pool) or "skip" (not asked)."""
-        local = _decide_locally(norm, rep)
+        local = decide_locally(norm, rep)
         if local is not None:
             return local
         if norm in self.slow or rep in self.slow or len(self.timeouts) >= MAX_TIMEOUTS:
             return "skip"
-        key = _key(*reduce_pair(norm, rep))
-        verdict = known[key] if key in known else _pool_verdict(*key)
+        key = pair_key(*reduce_pair(norm, rep))
+        verdict = known[key] if key in known else cached_verdict(*key)
         if verdict is None or verdict is TIMED_OUT:
             return verdict
-        return _oriented(verdict, key, None)
+        return oriented(verdict, key, None)
 
     def advance(self, known: dict) -> set[tuple[str, str]]:
         """Place forms until one needs an unchecked pair; return the pairs it waits for.
@@ -114,7 +114,7 @@ class _Clustering:
             for cluster in self.clusters:
                 verdict = self._verdict(norm, cluster[1], known)
                 if verdict is None:
-                    unknown.add(_key(*reduce_pair(norm, cluster[1])))
+                    unknown.add(pair_key(*reduce_pair(norm, cluster[1])))
                     if not (cheap(norm) and cheap(cluster[1])):
                         break  # one check at a time: a slow answer must not time out N times
                 elif verdict is TIMED_OUT:
@@ -192,7 +192,7 @@ def majority_votes(
             finished.append(done.get())
         for key, verdict in finished:
             # None (never checked: pool closed or broken) is remembered here as not equal
-            known[key] = _record(key, verdict) if verdict is not None else False
+            known[key] = remember_verdict(key, verdict) if verdict is not None else False
             for question in waiters.pop(key):
                 question.waiting.discard(key)
                 if not question.waiting:
