@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from rzero_pl.errors import MAX_ITEMS, MAX_TOKENS, check_number
-
-ROLES = ("challenger", "solver")
+from rzero_pl.roles import check_role  # noqa: F401  (hf.py still imports it from here)
 
 
 @dataclass(frozen=True)
@@ -142,9 +141,3 @@ def shorten(text: str, keep: int = 60) -> str:
     if len(text) <= 2 * keep + 5:
         return repr(text)
     return f"{text[:keep]!r} … {text[-keep:]!r} ({len(text)} characters)"
-
-
-def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
-    return role

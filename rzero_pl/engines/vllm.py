@@ -35,16 +35,15 @@ from rzero_pl.engines.base import (
     Completion,
     Generation,
     SamplingParams,
-    check_role,
     token_budgets,
 )
 from rzero_pl.engines.hf import encode_prompt
 from rzero_pl.engines.vllm_support import (
     CPU_KV_CACHE_BYTES,
-    _kept_process_state,
     base_quantization,
     checkpoint_dtype,
     cpu_kv_cache_bytes,
+    kept_process_state,
     lora_slot_rank,
     request_seeds,
     require_vllm,
@@ -52,6 +51,7 @@ from rzero_pl.engines.vllm_support import (
     write_adapter,
 )
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_TOKENS, check_number
+from rzero_pl.roles import check_role
 from rzero_pl.scale.sharding import full_weights
 
 
@@ -234,7 +234,7 @@ class VLLMEngine:
 
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if self.in_process else "1"
         try:
-            with _kept_process_state():
+            with kept_process_state():
                 return LLM(**kwargs)
         except (RuntimeError, ValueError) as err:
             text = str(err).lower()

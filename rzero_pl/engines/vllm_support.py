@@ -100,7 +100,7 @@ def write_adapter(policy: Any, role: str, folder: str) -> str:
 
 
 @contextlib.contextmanager
-def _kept_process_state() -> Iterator[None]:
+def kept_process_state() -> Iterator[None]:
     """Undo what vLLM's in-process start-up does to the trainer's process: RNG seeds and
     ``torch.set_num_threads`` (replaced by a no-op after the CPU worker binds its threads)."""
     set_threads, threads = torch.set_num_threads, torch.get_num_threads()

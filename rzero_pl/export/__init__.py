@@ -22,7 +22,6 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from rzero_pl.engines.base import ROLES
 from rzero_pl.export.card import model_card
 from rzero_pl.export.curriculum import write_curricula
 from rzero_pl.export.hub import hub_token, push
@@ -33,6 +32,7 @@ from rzero_pl.export.model import (
     write_weights,
 )
 from rzero_pl.export.run_files import Choice, Run, choose, open_run
+from rzero_pl.roles import ROLES
 from rzero_pl.run.io import fsync_tree, remove_path
 
 DESCRIPTION = "Write a trained role as a Hugging Face model folder, or the curricula as a dataset."
