@@ -7,6 +7,7 @@ once, and saved weights that do not fit the model are refused.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -40,13 +41,15 @@ def _write_role(policy: Policy, role: str, folder: str, state: dict | None) -> s
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     if policy.is_lora:
-        module.save_pretrained(tmp, selected_adapters=[role], state_dict=state)
+        with no_progress_bars():
+            module.save_pretrained(tmp, selected_adapters=[role], state_dict=state)
         written = os.path.join(tmp, role) if role != "default" else tmp
         os.replace(written, tmp + "-adapter")
         shutil.rmtree(tmp)
         tmp = tmp + "-adapter"
     else:
-        module.save_pretrained(tmp, state_dict=state)
+        with no_progress_bars():
+            module.save_pretrained(tmp, state_dict=state)
     policy.tokenizer.save_pretrained(tmp)
     fsync_tree(tmp)
     # The old folder is moved aside (a temp name: cleaned up if we crash) before the new
@@ -58,6 +61,24 @@ def _write_role(policy: Policy, role: str, folder: str, state: dict | None) -> s
     fsync_dir(parent)
     remove_path(old)
     return folder
+
+
+@contextlib.contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """transformers' and huggingface_hub's progress bars off for the block, then as they were.
+
+    Why: ``save_pretrained`` draws a "Writing model shards" bar, a line in a log file at every
+    phase's save; a save takes seconds and the phase's own line already says it happened.
+    """
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def load_role(policy: Policy, role: str, folder: str) -> None:

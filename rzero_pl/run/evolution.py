@@ -30,6 +30,7 @@ rollout step.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -76,6 +77,25 @@ if TYPE_CHECKING:  # the core never imports the datamodules; the CLI hands one o
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: Ctrl-C
 STOP_SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C (SIGINT)"}
+
+
+class _FitEndLine(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("`Trainer.fit` stopped: `max_epochs=")
+
+
+@contextlib.contextmanager
+def _without_fit_end_line() -> Iterator[None]:
+    """Lightning's "`Trainer.fit` stopped: `max_epochs=S` reached." off during a phase's fit:
+    a phase always runs its S rollout steps (``_fit`` refuses a fit that ends sooner), so the
+    line said nothing, once per phase."""
+    lightning = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    quiet = _FitEndLine()
+    lightning.addFilter(quiet)
+    try:
+        yield
+    finally:
+        lightning.removeFilter(quiet)
 
 
 class Preempted(SystemExit):
@@ -180,6 +200,7 @@ class Evolution:
         self.selection = selection or BestIteration()
         self.analysis = analysis
         self.solver_from_base = solver_from_base
+        self._summarised = False  # Lightning's model summary: the first phase's trainer only
 
     def run(
         self,
@@ -413,6 +434,7 @@ class Evolution:
         checkpoint = AtomicCheckpoint(
             phase, identity, dirpath=checkpoints, save_last=True, save_top_k=0
         )
+        once = {"enable_model_summary": False} if self._summarised else {}
         trainer = make_trainer(
             max_epochs=steps,
             max_steps=-1,
@@ -422,7 +444,9 @@ class Evolution:
                 *fault_callbacks(phase),
             ],
             default_root_dir=os.path.join(folder, role),
+            **once,
         )
+        self._summarised = True
         start = time.perf_counter()
         rank_zero_info(f"[{phase}] {steps} rollout steps" + (" (resuming)" if resume else ""))
         fault_point(f"phase:{phase}:start")
@@ -439,7 +463,8 @@ class Evolution:
     ) -> None:
         self._fitting = True
         try:
-            trainer.fit(module, data, ckpt_path=resume, weights_only=True)
+            with _without_fit_end_line():
+                trainer.fit(module, data, ckpt_path=resume, weights_only=True)
         except SIGTERMException:
             raise self._preempted(
                 f"{phase}, rollout step {trainer.current_epoch}/{steps}"

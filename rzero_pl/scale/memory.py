@@ -118,6 +118,16 @@ def estimate_memory(
     return MemoryEstimate(weights, ref, adapters, gradients, optimizer, activations, engine)
 
 
+def recomputes_activations(model: Any) -> bool:
+    """Whether ``model`` checkpoints its activations: ``is_activation_checkpointing`` where
+    transformers has it (the newer releases, where the old ``is_gradient_checkpointing`` is
+    deprecated: a FutureWarning per run), else the old name (the only one before)."""
+    found = getattr(model, "is_activation_checkpointing", None)
+    if found is None:
+        found = getattr(model, "is_gradient_checkpointing", False)
+    return bool(found)
+
+
 def estimate_for(module: Any, trainer: Any) -> MemoryEstimate:
     """The estimate for a GRPO module about to be fitted by ``trainer``."""
     policy = module.policy
@@ -137,7 +147,7 @@ def estimate_for(module: Any, trainer: Any) -> MemoryEstimate:
         sharded=type(trainer.strategy).__name__ == "ModelParallelStrategy",
         micro_batch=module.micro_batch_size,
         seq_len=module.sampling.max_new_tokens + 512,  # + a typical prompt
-        checkpointing=getattr(base, "is_gradient_checkpointing", False),
+        checkpointing=recomputes_activations(base),
         engine_tokens=engine_tokens,
         engine_share=engine_share,
     )
