@@ -1,19 +1,18 @@
-"""``rzero-pl analyze RUN_DIR``: the paper's self-play analysis of a run, iteration by iteration.
+"""The paper's self-play analysis of a run, iteration by iteration.
 
 Writes ``RUN_DIR/analysis/iterK.json`` (one row per iteration, see
 ``rzero_pl.analysis.dynamics``), ``RUN_DIR/analysis/analysis.md`` (the table, shaped like
 the paper's) and the same numbers as ``analysis/…`` TensorBoard scalars at the step of each
-iteration's evaluation. The settings (model, engine, vote, truth) are the run's own
-``config.yaml``; ``--config`` names another (e.g. when class paths changed since the run).
+iteration's evaluation.
 
-``Analysis`` is the same analysis as an ``evolution.analysis`` setting: it runs after every
-iteration's evaluation, with the base solver as the fixed one (saved once as
-``analysis/base_solver``).
+``Analysis`` runs as an ``evolution.analysis`` setting, after every iteration's evaluation,
+with the base solver as the fixed one (saved once as ``analysis/base_solver``), or afterwards
+on a run folder: ``rzero-pl analyze RUN_DIR`` (``rzero_pl.run.posthoc``, which rebuilds the
+run from its ``config.yaml``).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
@@ -128,25 +127,3 @@ def latest_solver(run_dir: str, it: int) -> str | None:
         if os.path.isdir(folder):
             return folder
     return None
-
-
-def main(argv: list[str]) -> int:
-    """``rzero-pl analyze RUN_DIR [--config FILE] [--sample N] [--fixed WEIGHTS]``."""
-    parser = argparse.ArgumentParser(prog="rzero-pl analyze", description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("--config", help="default: RUN_DIR/config.yaml")
-    parser.add_argument("--sample", type=int, default=200)
-    parser.add_argument("--fixed", help="saved solver weights of the fixed solver (default: base)")
-    parser.add_argument("--reference", help="a model folder or hub id: the reference solver")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    from rzero_pl.analysis.posthoc import analyze_run
-
-    analyze_run(args)
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main(sys.argv[1:]))

@@ -1,9 +1,12 @@
-"""Analyse a finished (or stopped) run folder after the fact: what ``rzero-pl analyze`` runs.
+"""``rzero-pl analyze RUN_DIR``: the paper's self-play analysis of a run, iteration by iteration.
 
-The run's settings are rebuilt by the CLI from its ``config.yaml`` (or ``--config``), so the
-model, engine, vote and truth are the run's own; the configured model is the base solver
-(the fixed one unless ``--fixed`` names other weights). Each iteration's solver is loaded
-from ``iterK/solver/weights`` (the newest earlier one when a phase was skipped).
+Analyses a finished (or stopped) run folder after the fact, with ``rzero_pl.analysis.analyze``
+(the rows, the table, the ``analysis/…`` scalars at each iteration's evaluation step). The run
+is rebuilt from its ``config.yaml`` (or ``--config``, e.g. when class paths changed since the
+run) by ``rzero_pl.run.build.build_run``, as ``fit`` built it, so the model, engine, vote and
+truth are the run's own; the configured model is the base solver (the fixed one unless
+``--fixed`` names other weights). Each iteration's solver is loaded from
+``iterK/solver/weights`` (the newest earlier one when a phase was skipped).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import yaml
 
 from rzero_pl.analysis.analyze import Analysis, latest_solver, write_table
 from rzero_pl.analysis.dynamics import scalars
+from rzero_pl.run.build import build_run
 from rzero_pl.run.io import read_json
 
 
@@ -39,7 +43,6 @@ def analyze_run(args: argparse.Namespace) -> str:
     """Analyse every iteration of ``args.run_dir``; return the markdown table."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from rzero_pl.cli import RZeroCLI
     from rzero_pl.models.sources import PretrainedModel
 
     run_dir = args.run_dir
@@ -48,12 +51,8 @@ def analyze_run(args: argparse.Namespace) -> str:
         raise FileNotFoundError(f"{config}: no run configuration; pass --config")
     with open(config) as f:
         settings = yaml.safe_load(f)
-    for key in ("ckpt_path", "weights_only"):  # `fit` options, saved with the run's settings
-        settings.pop(key, None)
-    cli_args = ["--config", yaml.safe_dump(settings)]
-    cli_args += ["--threads", str(args.threads)] if args.threads else []
-    cli = RZeroCLI(args=cli_args, run=False)
-    evolution, solver, actor = cli.config_init["evolution"], cli.model, cli.actor
+    run = build_run(settings, args.threads)
+    evolution, solver, actor = run.evolution, run.model, run.actor
     if evolution is None:
         raise ValueError(f"{config}: no evolution section, nothing to analyse")
     vote = evolution.vote.bound_to(solver.prompt, solver.answer_rule, solver.answer_timeout)
@@ -71,3 +70,16 @@ def analyze_run(args: argparse.Namespace) -> str:
     table = write_table(run_dir)
     print(table)
     return table
+
+
+def main(argv: list[str]) -> int:
+    """``rzero-pl analyze RUN_DIR [--config FILE] [--sample N] [--fixed WEIGHTS]``."""
+    parser = argparse.ArgumentParser(prog="rzero-pl analyze", description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--config", help="default: RUN_DIR/config.yaml")
+    parser.add_argument("--sample", type=int, default=200)
+    parser.add_argument("--fixed", help="saved solver weights of the fixed solver (default: base)")
+    parser.add_argument("--reference", help="a model folder or hub id: the reference solver")
+    parser.add_argument("--threads", type=int, default=None)
+    analyze_run(parser.parse_args(argv))
+    return 0
