@@ -6,4 +6,6 @@
 - ``selection``: the collapse guard (best iteration, patience, ``best.json``).
 - ``checkpoints``, ``io``: atomic checkpoints and atomic file writes.
 - ``guards``: the NaN/inf and signal-free update guard; ``faults``: named kill points.
+- ``build``: a run built from its configuration (``RunBuilder``, ``build_run``), for ``fit``,
+  ``test`` and ``analyze``; ``posthoc``: ``rzero-pl analyze RUN_DIR``.
 """
