@@ -29,6 +29,7 @@ from rzero_pl.run.build import TRAINER_DEFAULTS, RunBuilder
 from rzero_pl.run.evolution import INTERRUPTED_EXIT_CODE, Evolution
 from rzero_pl.run.io import read_json
 from rzero_pl.run.state import config_fingerprint
+from rzero_pl.run.trackers import run_logger
 from rzero_pl.scale.distributed import is_rank_zero
 
 # Settings that may change between a run and its resumption without changing its results.
@@ -74,9 +75,7 @@ class RZeroCLI(RunBuilder):
         if evolution is None:
             self.trainer.fit(model, datamodule, **kwargs)
             return
-        logger = self.trainer.logger
-        if isinstance(logger, TensorBoardLogger) or logger is None:
-            logger = TensorBoardLogger(save_dir=evolution.run_dir, name="tensorboard", version="")
+        logger = run_logger(self.trainer.loggers, evolution.run_dir)  # with every tracker
         self._prepare_devices(model)
         status = "failed"
         try:

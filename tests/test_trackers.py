@@ -1,0 +1,104 @@
+"""Any tracker Lightning supports (issue 26 item 4): ``trainer.logger`` as a list or another
+logger; every phase logs to one run of each, on the run's one step axis, the same scalars the
+run folder's TensorBoard gets."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+
+import pytest
+import yaml
+from conftest import tensorboard_scalars
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from test_kill_resume import _config
+
+from rzero_pl.cli import main
+from rzero_pl.run.trackers import Trackers, run_logger
+
+
+def _csv_scalars(folder: str) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of a CSVLogger's metrics.csv: tag -> [(step, value)]."""
+    (path,) = glob.glob(os.path.join(folder, "*", "metrics.csv"))  # one version: one run
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            for tag, value in row.items():
+                if tag != "step" and value != "":
+                    scalars.setdefault(tag, []).append((int(row["step"]), float(value)))
+    return scalars
+
+
+def _mlflow_scalars(uri: str) -> dict[str, list[tuple[int, float]]]:
+    """Every metric's history in the one (finished) run of the 'toy' experiment."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("toy").experiment_id])
+    assert run.info.status == "FINISHED"
+    return {
+        tag: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, tag)]
+        for tag in run.data.metrics
+    }
+
+
+def _same(expected: dict, got: dict) -> None:
+    """The same tags, each with the same (step, value) pairs (TensorBoard stores float32)."""
+    assert sorted(got) == sorted(expected)
+    for tag, events in expected.items():
+        want = sorted((e.step, e.value) for e in events)
+        have = sorted(got[tag])
+        assert [s for s, _ in have] == [s for s, _ in want], tag
+        assert [v for _, v in have] == pytest.approx([v for _, v in want], rel=1e-6), tag
+
+
+def test_csv_and_mlflow_trackers_get_every_scalar_tensorboard_gets(tmp_path, monkeypatch):
+    """A list of two trackers, none of them TensorBoard: the run folder's TensorBoard is still
+    written (the report reads it), and CSV and MLflow's local store each hold one run with
+    the same scalars at the same steps of the run's axis, every phase included."""
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3: file store opt-in
+    path = _config(tmp_path)
+    with open(path) as f:
+        config = yaml.safe_load(f)
+    config["evolution"]["iterations"] = 1
+    uri = f"file:{tmp_path / 'mlruns'}"
+    csv_dir, uri = tmp_path / "csv", f"file:{tmp_path / 'mlruns'}"
+    config["trainer"]["logger"] = yaml.safe_load(f"""
+        - class_path: lightning.pytorch.loggers.CSVLogger
+          init_args: {{save_dir: {csv_dir}, name: toy}}
+        - class_path: lightning.pytorch.loggers.MLFlowLogger
+          init_args: {{experiment_name: toy, tracking_uri: "{uri}"}}
+    """)
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f)
+    main(["fit", "--config", path])
+    run_dir = tmp_path / "run"
+    expected = tensorboard_scalars(str(run_dir / "tensorboard"))
+    prefixes = {tag.split("/")[0] for tag in expected}
+    assert {"eval", "challenger", "curriculum", "solver"} <= prefixes  # every phase logged
+    _same(expected, _csv_scalars(str(csv_dir / "toy")))
+    _same(expected, _mlflow_scalars(uri))
+    assert sorted(os.listdir(run_dir)) == sorted(
+        ["best.json", "config.yaml", "eval", "iter1", "state.json", "tensorboard", ".lock"]
+    )
+
+
+def test_a_configured_tensorboard_is_the_run_folders_and_others_are_added(tmp_path):
+    run_dir = str(tmp_path / "run")
+    alone = run_logger([TensorBoardLogger(save_dir="runs")], run_dir)
+    assert isinstance(alone, TensorBoardLogger)
+    assert os.path.normpath(alone.log_dir) == os.path.join(run_dir, "tensorboard")
+    assert isinstance(run_logger([], run_dir), TensorBoardLogger)  # logger: false
+    trackers = run_logger([TensorBoardLogger("runs"), CSVLogger(str(tmp_path / "csv"))], run_dir)
+    assert isinstance(trackers, Trackers)
+    assert [type(t).__name__ for t in trackers.loggers] == ["TensorBoardLogger", "CSVLogger"]
+    assert trackers.save_dir == run_dir  # Lightning's trainer.log_dir: the run folder's
+
+
+def test_a_tracker_writing_into_the_run_folder_is_one_line(tmp_path):
+    run_dir = str(tmp_path / "run")
+    inside = CSVLogger(save_dir=os.path.join(run_dir, "csv"))
+    with pytest.raises(ValueError, match=r"^trainer.logger: CSVLogger writes to .*save_dir"):
+        run_logger([inside], run_dir)
