@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -211,6 +212,15 @@ def test_every_scalar_the_readme_lists_is_logged(tmp_path):
     assert not [n for n in noise if n in log.replace("UserWarning: ", "")]
     once = ("Total params", "GPU available:", "TPU available:")  # 2 training phases: twice
     assert [log.count(line) for line in once] == [1, 1, 1], log
+    # One line per phase change, with the ETA once a phase of each kind ahead is timed.
+    progress = re.findall(r"^\[(\S+)\] .* · (.*) · elapsed (\S+) · ETA (.*)$", log, re.M)
+    phases = [f"iter1/{p}" for p in ("challenger", "curriculum", "solver", "eval")]
+    assert [(phase, where) for phase, where, *_ in progress] == [
+        ("baseline", "before iteration 1 of 1"),
+        *[(phase, "iteration 1 of 1") for phase in phases],
+    ], log
+    etas = [eta for *_, eta in progress]
+    assert etas[:4] == ["?"] * 4 and re.fullmatch(r"\d+s", etas[4]), etas  # as the baseline took
     state = json.loads((run_dir / "state.json").read_text())
     assert state["phases"]["iter1/solver"].get("skipped") is None  # the solver phase trained
     tags = set(tensorboard_scalars(str(run_dir / "tensorboard")))

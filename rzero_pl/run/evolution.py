@@ -55,6 +55,7 @@ from rzero_pl.rewards import MajorityVote
 from rzero_pl.run.checkpoints import AtomicCheckpoint, check_weights, resume_point, weights_digest
 from rzero_pl.run.faults import fault_callbacks, fault_point
 from rzero_pl.run.io import read_json, read_jsonl, remove_stale_temps, set_aside
+from rzero_pl.run.progress import progress
 from rzero_pl.run.selection import BestIteration, read_summary
 from rzero_pl.run.state import (
     OffsetLogger,
@@ -448,7 +449,9 @@ class Evolution:
         )
         self._summarised = True
         start = time.perf_counter()
-        rank_zero_info(f"[{phase}] {steps} rollout steps" + (" (resuming)" if resume else ""))
+        resuming = " (resuming)" if resume else ""
+        where = self._progress(state, phase)
+        rank_zero_info(f"[{phase}] {steps} rollout steps{resuming} · {where}")
         fault_point(f"phase:{phase}:start")
         self._fit(trainer, module, data, resume, phase, steps)
         fault_point(f"phase:{phase}:trained")
@@ -500,6 +503,8 @@ class Evolution:
                 aside = set_aside(written)
                 rank_zero_warn(f"{written}: not this attempt's curriculum; set aside as {aside}")
             state.start(phase)
+            where = self._progress(state, phase)
+            rank_zero_info(f"[{phase}] {curriculum.candidates} candidates · {where}")
         # Every rank writes and votes on its share of the candidates; rank 0 writes the files.
         with actor.gathered():  # FSDP: ranks generate unequal amounts
             report = curriculum.build(actor, vote, written, seed=it)
@@ -523,6 +528,7 @@ class Evolution:
         if self.evaluation is None or state.done(phase):
             return
         mark_restart(logger, state.step)
+        rank_zero_info(f"[{phase}] evaluation · {self._progress(state, phase)}")
         start = time.perf_counter()
         with actor.gathered():  # FSDP: ranks generate unequal amounts
             result = self.evaluation.run(actor, phase, state.step, logger, folder=folder)
@@ -532,6 +538,10 @@ class Evolution:
         seconds = time.perf_counter() - start
         info = {"accuracy": result.accuracies(), "problems": problems, "seconds": seconds}
         self._finish(state, logger, phase, steps=1, **info)
+
+    def _progress(self, state: RunState, phase: str) -> str:
+        """``iteration k of K · elapsed E · ETA T`` as ``phase`` starts (``rzero_pl.run.progress``)."""
+        return progress(state.data["phases"], phase, self.iterations, self.evaluation is not None)
 
     @staticmethod
     def _finish(state: RunState, logger: Any, phase: str, **info: Any) -> None:
