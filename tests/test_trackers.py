@@ -102,3 +102,47 @@ def test_a_tracker_writing_into_the_run_folder_is_one_line(tmp_path):
     inside = CSVLogger(save_dir=os.path.join(run_dir, "csv"))
     with pytest.raises(ValueError, match=r"^trainer.logger: CSVLogger writes to .*save_dir"):
         run_logger([inside], run_dir)
+
+
+@pytest.mark.slow  # two processes of a one-iteration toy run (about 30 s)
+def test_a_resumed_run_logs_to_the_mlflow_run_it_is_pinned_to(tmp_path, monkeypatch):
+    """The README's recipe: the run killed in its solver phase, then re-run with MLflow's
+    ``run_id`` of the first process: one finished MLflow run, each step's last value is
+    TensorBoard's (the re-logged steps come twice in MLflow; TensorBoard hides the first)."""
+    pytest.importorskip("mlflow")
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # here and in the subprocesses
+    uri = f"file:{tmp_path / 'mlruns'}"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+    def run(fault: str, run_id: str | None) -> int:
+        path = _config(tmp_path)
+        with open(path) as f:
+            config = yaml.safe_load(f)
+        config["evolution"]["iterations"] = 1
+        init = {"experiment_name": "toy", "tracking_uri": uri, "run_id": run_id}
+        config["trainer"]["logger"] = {"class_path": "lightning.pytorch.loggers.MLFlowLogger"}
+        config["trainer"]["logger"]["init_args"] = init
+        with open(path, "w") as f:
+            yaml.safe_dump(config, f)
+        command = [sys.executable, "-m", "rzero_pl", "fit", "--config", path]
+        return subprocess.run(command, env={**env, "RZERO_PL_FAULT": fault}, timeout=900).returncode
+
+    assert run("train:iter1/solver:batch@3", None) == -9
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("toy").experiment_id
+    (first,) = client.search_runs([experiment])
+    assert run("", first.info.run_id) == 0
+    (resumed,) = client.search_runs([experiment])
+    assert resumed.info.run_id == first.info.run_id and resumed.info.status == "FINISHED"
+    expected = tensorboard_scalars(str(tmp_path / "run" / "tensorboard"))
+    assert sorted(resumed.data.metrics) == sorted(expected)
+    for tag, events in expected.items():
+        history = client.get_metric_history(first.info.run_id, tag)
+        last = {m.step: m.value for m in sorted(history, key=lambda m: m.timestamp)}
+        assert sorted(last) == [e.step for e in events], tag
+        assert [last[e.step] for e in events] == pytest.approx([e.value for e in events]), tag
