@@ -8,4 +8,6 @@
 - ``guards``: the NaN/inf and signal-free update guard; ``faults``: named kill points.
 - ``build``: a run built from its configuration (``RunBuilder``, ``build_run``), for ``fit``,
   ``test`` and ``analyze``; ``posthoc``: ``rzero-pl analyze RUN_DIR``.
+- ``trackers``: the loggers a run logs through (its TensorBoard, plus any configured);
+  ``progress``: the line each phase starts with (iteration, elapsed, ETA).
 """
