@@ -47,9 +47,11 @@ class HFEngine:
     Args:
         max_batch_tokens: Upper bound on rows × (prompt length + max_new_tokens) per batch.
         return_logprobs: Also return each sampled token's log-prob (costs memory).
-        drop_finished: Take rows that wrote EOS out of the batch (``rzero_pl.engines.hf_decode``:
-            the same tokens as ``generate``, fewer forward passes); stop strings and
-            checkpoints whose generation config adds logits processors use ``generate``.
+        drop_finished: Take rows that wrote EOS out of the batch and run each distinct prompt's
+            prefill once (``rzero_pl.engines.hf_decode``: on CPU the same tokens as
+            ``generate``, bit for bit, with fewer forward passes; on a GPU the same sampling,
+            not always the same bits); stop strings and checkpoints whose generation config
+            adds logits processors use ``generate``.
     """
 
     shares_trainer_weights = True  # generates on the policy's own modules
