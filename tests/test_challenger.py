@@ -80,8 +80,9 @@ def _logged_scalars(folder) -> set[str]:
 
 
 def test_majority_vote_shares_of_valid_questions(module):
-    share, metrics = _vote(4).shares(["What is 1 + 1?", None, "What is 2 * 3?"], 0, module.actor, 7)
-    assert np.isnan(share[1])
+    questions = ["What is 1 + 1?", None, "What is 2 * 3?"]
+    share, labels, metrics = _vote(4).shares(questions, 0, module.actor, 7)
+    assert np.isnan(share[1]) and labels[1] is None
     for s in share[[0, 2]]:
         assert s in {0.0, 0.25, 0.5, 0.75, 1.0}
     assert metrics["vote/share_mean"] == pytest.approx(np.mean(share[[0, 2]]))
@@ -121,7 +122,8 @@ def test_score_applies_the_question_format_and_counts_each_reason(module):
     class Shares:
         def shares(self, questions, before, actor, seed):
             seen.append(list(questions))
-            return np.array([0.5 if q is not None else np.nan for q in questions]), {}
+            share = np.array([0.5 if q is not None else np.nan for q in questions])
+            return share, [None] * len(questions), {}
 
     module.vote, module.repetition = Shares(), None
     metrics = module.score([{}, {}], [], rollouts)
@@ -138,6 +140,28 @@ def test_score_applies_the_question_format_and_counts_each_reason(module):
     assert seen[1][1:3] == [None, "What is 4 - 1?"]
     assert metrics["invalid_reason/several_questions"] == pytest.approx(1 / 6)
     assert metrics["invalid_reason/no_answer"] == 0.0
+
+
+def test_gated_form_scores_only_when_the_majority_is_the_last_character(module):
+    from rzero_pl.grpo.rollout import Rollout
+
+    texts = [
+        "<question>q1</question> \\boxed{12}",  # own answer "12": last character "2"
+        "<question>q2</question> \\boxed{12}",  # majority "12" is not "2"
+        "<question>q3</question> \\boxed{7}",  # agrees, but p̂ 0.1 is not above 0.1
+        "no question \\boxed{3}",  # malformed
+    ]
+    rollouts = [Rollout([1], [2], t, 0, 0) for t in texts]
+
+    class Shares:
+        def shares(self, questions, before, actor, seed):
+            return np.array([0.3, 0.4, 0.1, np.nan]), ["2", "12", "7", None], {}
+
+    module.vote, module.repetition, module.reward_form = Shares(), None, "gated"
+    module.score([{}], [], rollouts)
+    # min(0.3, 0.7) = 0.3; gated to 0 -> 0; 0.1 not > 0.1 -> 0; malformed -> -1
+    assert [r.reward for r in rollouts] == pytest.approx([0.3, 0.0, 0.0, -1.0])
+    assert [r.terms["gate"] for r in rollouts] == [1.0, 0.0, 1.0, 0.0]
 
 
 def test_vote_in_band_uses_the_configured_band():
@@ -164,8 +188,9 @@ def test_vote_in_band_uses_the_configured_band():
     prompt = RolePrompt(user="{problem}", system="", use_chat_template=False, fallback="{user}\n")
     for band, expected in (((0.3, 0.7), 1 / 3), ((0.25, 0.75), 1.0), ((0.5, 1.0), 2 / 3)):
         votes = MajorityVote(votes=4, band=band).bound_to(prompt, "boxed", 5.0)
-        share, metrics = votes.shares(["a", "b", None, "c"], 0, actor, 0)
+        share, labels, metrics = votes.shares(["a", "b", None, "c"], 0, actor, 0)
         assert np.allclose(share[[0, 1, 3]], [0.25, 0.5, 0.75])
+        assert labels == ["1", "1", None, "1"]
         assert metrics["vote/in_band"] == pytest.approx(expected), band
     with pytest.raises(ValueError, match="MajorityVote.band"):
         MajorityVote(band=(0.7, 0.3))

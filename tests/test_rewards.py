@@ -335,6 +335,26 @@ def test_challenger_reward_reference():
     )
 
 
+def test_challenger_reward_gated():
+    from rzero_pl.rewards import released_gate
+
+    # own boxed answers "12", "7", "x+7", None (the release reads "None": last character "e")
+    gate = released_gate(["2", "7", "7", "e", None], ["12", "7", "x+7", None, "5"])
+    assert gate.tolist() == [True, True, True, True, False]
+    share = np.array([0.3, 0.1, 0.8, 0.6, 0.5, np.nan])
+    gate = np.array([True, True, False, True, False, False])
+    repetition = np.array([0.25, 0.0, 0.25, 0.5, 0.0, 0.25])
+    valid = np.array([True, True, True, True, True, False])
+    # 0.3 counts: min(0.3, 0.7) - 0.25 = 0.05; 0.1 is not above 0.1: 0; gate off: 0 - 0.25;
+    # 0.6 counts: 0.4 - 0.5 = -0.1; gate off: 0; invalid: -1 - 0.25
+    np.testing.assert_allclose(
+        challenger_reward(share, repetition, valid, form="gated", gate=gate),
+        [0.05, 0.0, -0.25, -0.1, 0.0, -1.25],
+    )
+    with pytest.raises(ValueError, match="gate"):
+        challenger_reward(share, repetition, valid, form="gated")
+
+
 def test_challenger_reward_unknown_form():
     with pytest.raises(ValueError):
         challenger_reward(np.zeros(1), np.zeros(1), np.ones(1, dtype=bool), form="clipped")

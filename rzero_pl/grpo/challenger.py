@@ -23,6 +23,7 @@ import numpy as np
 from jsonargparse import lazy_instance
 
 from rzero_pl.engines.base import Generation
+from rzero_pl.grading.extraction import extract_boxed
 from rzero_pl.grpo.module import GRPOModule
 from rzero_pl.grpo.rollout import Rollout
 from rzero_pl.models.actor import Actor
@@ -33,6 +34,7 @@ from rzero_pl.rewards import (
     QuestionFormat,
     RepetitionPenalty,
     challenger_reward,
+    released_gate,
     uncertainty,
 )
 from rzero_pl.scale.distributed import gather_lists
@@ -49,7 +51,11 @@ class ChallengerGRPO(GRPOModule):
         prompt: The challenger prompt (asks for ``<question>…</question>`` then ``\\boxed{}``).
         group_size: G, questions sampled per prompt slot (reference: 4).
         reward_form: ``paper``: ``max(0, uncertainty - repetition)``, malformed → 0;
-            ``reference`` (released code): ``min(p, 1-p) - repetition``, malformed → -1.
+            ``reference`` (released code): ``min(p, 1-p) - repetition``, malformed → -1;
+            ``gated`` (released code before its commit ``9409808``, the form behind the
+            published tables): as ``reference``, but p̂ counts only when the solver's
+            majority answer equals the last character of the challenger's own boxed answer
+            and p̂ > 0.1, else 0 (``rzero_pl.rewards.released_gate``).
         question_format: What counts as a well-formed question (default: the released
             code's rules, see ``rzero_pl.rewards.QuestionFormat``).
         repetition: The repetition term (None: no penalty, an ablation).
@@ -63,7 +69,7 @@ class ChallengerGRPO(GRPOModule):
         actor: Actor | None = None,
         prompt: RolePrompt | None = None,
         group_size: int = 4,
-        reward_form: Literal["paper", "reference"] = "paper",
+        reward_form: Literal["paper", "reference", "gated"] = "paper",
         question_format: QuestionFormat | None = None,
         repetition: RepetitionPenalty | None = DEFAULT_REPETITION,
         **kwargs: Any,
@@ -91,7 +97,8 @@ class ChallengerGRPO(GRPOModule):
         questions = [question for question, _ in parsed]
         everyone, offset = gather_lists(questions)
         before = sum(q is not None for q in everyone[:offset])
-        share, metrics = self.vote.shares(questions, before, self.actor, self._rollout_seed() + 1)
+        seed = self._rollout_seed() + 1
+        share, labels, metrics = self.vote.shares(questions, before, self.actor, seed)
         n = len(rollouts)
         valid = np.array([q is not None for q in questions], dtype=bool)
         terms = {"share": share, "uncertainty": uncertainty(share), "format": valid * 1.0}
@@ -99,7 +106,11 @@ class ChallengerGRPO(GRPOModule):
         if self.repetition is not None:
             terms["repetition"], extra = self.repetition.score(everyone, offset, n)
             metrics.update(extra)
-        rewards = challenger_reward(share, terms["repetition"], valid, form=self.reward_form)
+        gate = None
+        if self.reward_form == "gated":
+            gate = released_gate(labels, [extract_boxed(r.completion) for r in rollouts])
+            terms["gate"] = gate * 1.0
+        rewards = challenger_reward(share, terms["repetition"], valid, self.reward_form, gate)
         for i, r in enumerate(rollouts):
             r.answer = questions[i]
             r.terms = {k: float(v[i]) for k, v in terms.items() if not np.isnan(v[i])}

@@ -100,22 +100,26 @@ class MajorityVote:
 
     def shares(
         self, questions: Sequence[str | None], before: int, actor: Any, seed: int
-    ) -> tuple[np.ndarray, dict[str, float]]:
-        """p̂ of every valid question (NaN for a malformed one) and the ``vote/`` metrics.
+    ) -> tuple[np.ndarray, list[str | None], dict[str, float]]:
+        """p̂ of every valid question (NaN for a malformed one), its majority answer (None for a
+        malformed one) and the ``vote/`` metrics.
 
         ``before`` counts the valid questions of lower ranks (their votes come first).
         """
         start = time.perf_counter()
         index = [i for i, q in enumerate(questions) if q is not None]
         share = np.full(len(questions), np.nan)
+        labels: list[str | None] = [None] * len(questions)
         seed += before * self.votes
         votes, answers = self.vote([questions[i] for i in index], actor, seed)
         metrics: dict[str, float] = {}
         if index:
             share[index] = [v.share for v in votes]
+            for i, v in zip(index, votes, strict=True):
+                labels[i] = v.label
             answered = [a is not None for group in answers for a in group]
             metrics["vote/answered"] = float(np.mean(answered))
             metrics["vote/share_mean"] = float(np.mean(share[index]))
             metrics["vote/in_band"] = float(np.mean(self.in_band(share[index])))
         metrics["vote/seconds"] = time.perf_counter() - start
-        return share, metrics
+        return share, labels, metrics
