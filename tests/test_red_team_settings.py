@@ -38,6 +38,7 @@ ZERO_MEANS = {
     "replay": "no replay",
     "memory_max": "no memory term",
     "memory_mean": "no memory term",
+    "format_weight": "the binary solver reward",
 }
 # Settings where any integer is meaningful: seeds, and top_k (<= 0 turns the filter off).
 ANY_INTEGER = {"seed", "top_k"}

@@ -230,3 +230,30 @@ def test_label_confidence_must_be_positive_and_finite(tiny_model_dir):
     for bad in (0.0, -1.0, float("nan"), 100.0):
         with pytest.raises(ValueError, match="SolverGRPO.label_confidence"):
             _module(tiny_model_dir, label_confidence=bad)
+
+
+def test_think_box_format_by_hand():
+    from rzero_pl.grpo.solver import think_box_format
+
+    assert think_box_format("<think>add</think> so \\boxed{5}.") == 1.0
+    assert think_box_format(" < think >a< / think >\\boxed{5}") == 1.0  # spaces at tags go
+    assert think_box_format("<think>a</think> \\boxed{5") == 0.0  # never closed
+    assert think_box_format("\\boxed{5} <think>a</think>") == 0.0  # the box must follow
+    assert think_box_format("so <think>a</think> \\boxed{5}") == 0.0  # must open with it
+    assert think_box_format("<think>\\boxed{5}</think>") == 0.0
+
+
+def test_format_weight_mixes_the_released_format_term():
+    from rzero_pl.grpo.rollout import Rollout
+
+    texts = ["<think>a</think> \\boxed{5}", "\\boxed{5}", "<think>a</think> \\boxed{4}"]
+    rollouts = [Rollout([1], [2], t, 0, 0) for t in texts]
+    SolverGRPO().score([{"answer": "5"}], [], rollouts)
+    assert [r.reward for r in rollouts] == [1.0, 1.0, 0.0]  # default: binary
+    SolverGRPO(format_weight=0.1).score([{"answer": "5"}], [], rollouts)
+    # 0.9 * correct + 0.1 * format: 0.9 + 0.1; 0.9 + 0; 0 + 0.1
+    assert [r.reward for r in rollouts] == pytest.approx([1.0, 0.9, 0.1])
+    assert [r.terms["format"] for r in rollouts] == [1.0, 0.0, 1.0]
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="SolverGRPO.format_weight"):
+            SolverGRPO(format_weight=bad)

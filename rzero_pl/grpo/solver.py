@@ -1,13 +1,15 @@
 """SolverGRPO: the solver role, rewarded for agreeing with a question's label.
 
 In the co-evolution the label is the pseudo-label of the curriculum (the majority vote of
-the previous solver); with a labelled dataset it is the true answer. The reward is binary:
-1 when the completion's final answer (by default its last ``\\boxed{}``; ``answer_rule``) is
-equivalent to the label, else 0.
+the previous solver); with a labelled dataset it is the true answer. The reward is binary by
+default: 1 when the completion's final answer (by default its last ``\\boxed{}``;
+``answer_rule``) is equivalent to the label, else 0. ``format_weight`` w mixes in the released
+code's format term: ``(1 - w) * correct + w * format`` (released: w = 0.1).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +39,39 @@ def correctness_rewards(
     return answers, [1.0 if m else 0.0 for m in matches]
 
 
+_TAG_CHAR = re.compile(r"([</>])")
+
+
+def _drop_tag_spaces(text: str) -> str:
+    """``re.sub(r"\\s*(<|>|/)\\s*", r"\\1", text)`` in linear time (that regex is quadratic on
+    a long run of spaces): the whitespace next to ``<``, ``/`` and ``>`` goes."""
+    parts = _TAG_CHAR.split(text)  # text, separator, text, ..., text
+    for i in range(0, len(parts), 2):
+        if i > 0:
+            parts[i] = parts[i].lstrip()
+        if i < len(parts) - 1:
+            parts[i] = parts[i].rstrip()
+    return "".join(parts)
+
+
+def think_box_format(completion: str) -> float:
+    """1.0 when ``completion`` is ``<think>…</think>`` then a ``\\boxed{…}``, else 0.0.
+
+    The released solver's format term (Chengsong-Huang/R-Zero
+    ``examples/reward_function/math.py`` at commit ``5699329``, ``format_reward``): the
+    whitespace around ``<``, ``/`` and ``>`` is removed first, then the whole text must match
+    ``<think>.*</think>.*\\boxed\\{.*\\}.*`` (dot matches newlines). Read here with ``find``
+    (linear time): the text opens with ``<think>``, a ``</think>`` follows, then a
+    ``\\boxed{`` and a ``}`` after it; the earliest of each is the most permissive choice.
+    """
+    text = _drop_tag_spaces(completion)
+    if not text.startswith("<think>"):
+        return 0.0
+    close = text.find("</think>", len("<think>"))
+    box = -1 if close < 0 else text.find("\\boxed{", close + len("</think>"))
+    return 1.0 if box >= 0 and text.find("}", box + len("\\boxed{")) >= 0 else 0.0
+
+
 def label_confidence_weights(
     shares: Sequence[float | None], power: float, floor: float = 0.0
 ) -> list[float]:
@@ -60,6 +95,9 @@ class SolverGRPO(GRPOModule):
         answer_rule: ``boxed`` (the paper's: the last ``\\boxed{}``) or ``flexible`` (a box,
             else ``#### X``, an answer phrase or the last number; for models that do not box,
             see ``rzero_pl.grading.extraction``).
+        format_weight: w, the weight of the released code's format term
+            (``think_box_format``): reward ``(1 - w) * correct + w * format``. 0 (the default,
+            the paper's): the binary reward; the released code: 0.1.
         label_confidence: ADPO-style label-confidence weighting (off: None): each question's
             advantages are scaled by its label's vote share p̂ to this power
             (``label_confidence_weights``), so that doubtful pseudo-labels teach less than
@@ -76,16 +114,19 @@ class SolverGRPO(GRPOModule):
         group_size: int = 5,
         answer_timeout: float = 5.0,
         answer_rule: AnswerRule = "boxed",
+        format_weight: float = 0.0,
         label_confidence: float | None = None,
         **kwargs: Any,
     ) -> None:
         check_number("SolverGRPO.answer_timeout", answer_timeout, above=0)
+        check_number("SolverGRPO.format_weight", format_weight, at_least=0, at_most=1)
         check_number(
             "SolverGRPO.label_confidence", label_confidence, above=0, at_most=16, optional=True
         )
         super().__init__(actor, prompt or solver_prompt(), group_size, **kwargs)
         self.answer_timeout = answer_timeout
         self.answer_rule = answer_rule
+        self.format_weight = format_weight
         self.label_confidence = label_confidence
 
     def advantage_weights(self, items: Sequence[dict]) -> list[float] | None:
@@ -106,3 +147,7 @@ class SolverGRPO(GRPOModule):
             r.terms["correct"] = reward
             r.terms["answered"] = float(answer is not None)
             r.reward = reward
+            if self.format_weight:
+                r.terms["format"] = think_box_format(r.completion)
+                w = self.format_weight
+                r.reward = (1 - w) * reward + w * r.terms["format"]
