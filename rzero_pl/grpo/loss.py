@@ -16,6 +16,7 @@ group's std. ``GRPOLoss`` holds these settings for a trainer (defined once, here
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -32,6 +33,8 @@ AGGREGATION = "token_mean"
 
 ADVANTAGE_SCALES = ("group", "batch", "none")
 AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
+SAMPLER_CORRECTIONS = ("none", "token_truncate", "sequence_mask")
+SAMPLER_CAP = 3.0  # TRL's vllm_importance_sampling_cap (clip_max) default
 
 
 def group_advantages(
@@ -126,6 +129,84 @@ def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     return (torch.exp(x) - x - 1.0).clamp(max=KL_CLAMP)
 
 
+def sampler_weights(
+    trainer_logprobs: torch.Tensor,
+    sampler_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    correction: str = "token_truncate",
+    cap: float = SAMPLER_CAP,
+    floor: float | None = None,
+) -> torch.Tensor:
+    """Importance weights ``[B, T]`` that correct for the sampler not being the trainer.
+
+    The engine (vLLM, in bf16 or with its own kernels) samples from a slightly different
+    distribution than the trainer's recomputation of the same policy. With the per-token
+    log-ratio ``d = (trainer_logprobs - sampler_logprobs) * mask``:
+
+    - ``token_truncate``: ``w_t = min(exp(d_t), cap)``, truncated importance sampling (TIS;
+      TRL's ``vllm_importance_sampling_mode="token_truncate"``, verl's
+      ``rollout_is_level=token, rollout_is_mode=truncate``);
+    - ``sequence_mask``: ``r = exp(sum_t d_t)`` per sequence; every token of the sequence gets
+      ``w = r`` when ``floor <= r <= cap`` and 0 otherwise (the sequence is masked out). This is
+      TRL's default (``GRPOTrainer._generate_and_score_completions``,
+      ``vllm_importance_sampling_mode="sequence_mask"``, ``vllm_importance_sampling_clip_max=3``,
+      ``clip_min=None``: no lower bound); verl's ``mismatch_helper`` masks outside
+      ``[1/cap, cap]`` by default (``rollout_is_threshold_lower: null`` = ``1/upper``): pass
+      ``floor=1/cap`` for that;
+    - ``none``: all 1.
+
+    The weights multiply each token's clipped loss, as TRL does; masked tokens still count in
+    the loss's divisor. Positions off the mask get weight 0. Detached (no gradient).
+    """
+    if correction not in SAMPLER_CORRECTIONS:
+        raise ValueError(f"unknown sampler correction {correction!r}; use {SAMPLER_CORRECTIONS}")
+    mask = mask.to(torch.float32)
+    diff = (trainer_logprobs.detach().float() - sampler_logprobs.float()) * mask
+    if correction == "none":
+        return mask.clone()
+    if correction == "token_truncate":
+        # min(exp(d), cap) = exp(min(d, log cap)); the lower clamp only keeps exp finite
+        return torch.exp(diff.clamp(-20.0, math.log(cap))) * mask
+    ratio = torch.exp(diff.sum(-1, keepdim=True).clamp(-20.0, 20.0))  # [B, 1]
+    keep = ratio <= cap
+    if floor is not None:
+        keep &= ratio >= floor
+    return torch.where(keep, ratio, torch.zeros_like(ratio)) * mask
+
+
+def sampler_mismatch(
+    trainer_logprobs: torch.Tensor,
+    sampler_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    cap: float = SAMPLER_CAP,
+    floor: float | None = None,
+) -> dict[str, float]:
+    """How far the sampler's token log-probs are from the trainer's, over the masked tokens.
+
+    - ``abs_mean``, ``abs_max``: mean and max of ``|trainer - sampler|``;
+    - ``kl_k3``: mean k3 estimate of KL(sampler || trainer) on the sampler's own tokens,
+      ``exp(x) - x - 1`` with ``x = trainer - sampler`` (``kl_k3``, value capped at 10);
+    - ``masked_share``: share of tokens in sequences ``sequence_mask`` would mask at ``cap``
+      (and ``floor``), whatever correction is on: the measure behind choosing one;
+    - ``truncated_share``: share of tokens whose ratio ``token_truncate`` would cut to ``cap``.
+
+    The names follow verl's ``mismatch/*`` metrics (``mismatch_k3_kl``,
+    ``rollout_is_masked_fraction``). All 0 for an empty mask.
+    """
+    m = mask.bool()
+    tokens = max(int(m.sum()), 1)
+    diff = (trainer_logprobs.float() - sampler_logprobs.float()).masked_fill(~m, 0.0)
+    seq = sampler_weights(trainer_logprobs, sampler_logprobs, mask, "sequence_mask", cap, floor)
+    masked = m & (seq == 0)
+    return {
+        "abs_mean": float(diff.abs().sum()) / tokens,
+        "abs_max": float(diff.abs().max()) if diff.numel() else 0.0,
+        "kl_k3": float((kl_k3(sampler_logprobs, trainer_logprobs) * m).sum()) / tokens,
+        "masked_share": float(masked.sum()) / tokens,
+        "truncated_share": float((m & (diff > math.log(cap))).sum()) / tokens,
+    }
+
+
 def aggregate(
     values: torch.Tensor,
     mask: torch.Tensor,
@@ -181,6 +262,7 @@ def policy_loss(
     norm_length: int | None = None,
     total_tokens: float | torch.Tensor | None = None,
     total_sequences: float | torch.Tensor | None = None,
+    sampler_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped GRPO loss (to minimise) and detached metrics.
 
@@ -197,6 +279,8 @@ def policy_loss(
         aggregation, norm_length: how token losses are reduced (see ``aggregate``).
         total_tokens, total_sequences: the minibatch's counts when this is one micro-batch
             of it (see ``aggregate``); the metrics stay this micro-batch's own.
+        sampler_weights: ``[B, T]`` importance weights for the sampler-trainer mismatch
+            (``sampler_weights``), multiplied into each token's clipped loss; None: all 1.
 
     Per token, with ``c = clip(r, 1 - clip_low, 1 + clip_high)``:
     ``loss = max(-A r, -A c)``, then for A < 0 ``loss = min(loss, -A dual_clip)``. So for A > 0
@@ -225,6 +309,8 @@ def policy_loss(
     negative = adv < 0
     if dual_clip is not None:
         token_loss = torch.where(negative, torch.minimum(token_loss, -adv * dual_clip), token_loss)
+    if sampler_weights is not None:
+        token_loss = token_loss * sampler_weights.to(token_loss.dtype)
 
     totals = {"total_tokens": total_tokens, "total_sequences": total_sequences}
     loss = aggregate(token_loss, mask, aggregation, norm_length, **totals)
@@ -277,6 +363,13 @@ class GRPOLoss:
             (one optimizer update), however it is split into micro-batches.
         norm_length: Dr. GRPO's constant length; None: the sampling's ``max_new_tokens``.
         advantage_scale: ``group`` (GRPO), ``batch`` or ``none`` (Dr. GRPO).
+        sampler_correction: Correct for the engine sampling from a slightly different
+            distribution than the trainer's (``sampler_weights``): ``none``,
+            ``token_truncate`` (TIS) or ``sequence_mask`` (TRL's default). Needs the engine's
+            ``return_logprobs``; the mismatch is logged whenever they are returned.
+        sampler_cap: The correction's upper bound C on an importance ratio (> 1; TRL: 3).
+        sampler_floor: ``sequence_mask`` also masks a sequence whose ratio is below this
+            (None: no lower bound, as TRL; verl's default is ``1 / sampler_cap``).
     """
 
     def __init__(
@@ -291,12 +384,21 @@ class GRPOLoss:
         ] = AGGREGATION,
         norm_length: int | None = None,
         advantage_scale: Literal["group", "batch", "none"] = "group",
+        sampler_correction: Literal["none", "token_truncate", "sequence_mask"] = "none",
+        sampler_cap: float = SAMPLER_CAP,
+        sampler_floor: float | None = None,
     ) -> None:
         check_number("loss.clip_low", clip_low, at_least=0, at_most=1)
         check_number("loss.clip_high", clip_high, at_least=0)
         check_number("loss.dual_clip", dual_clip, above=1, optional=True)
         check_number("loss.kl_coef", kl_coef, at_least=0)
         check_number("loss.norm_length", norm_length, at_least=1, at_most=MAX_TOKENS, optional=True)
+        check_number("loss.sampler_cap", sampler_cap, above=1)
+        check_number("loss.sampler_floor", sampler_floor, above=0, at_most=1, optional=True)
+        if sampler_correction not in SAMPLER_CORRECTIONS:
+            raise ValueError(
+                f"loss.sampler_correction {sampler_correction!r}: use one of {SAMPLER_CORRECTIONS}"
+            )
         self.clip_low = clip_low
         self.clip_high = clip_high
         self.dual_clip = dual_clip
@@ -305,3 +407,6 @@ class GRPOLoss:
         self.aggregation = aggregation
         self.norm_length = norm_length
         self.advantage_scale = advantage_scale
+        self.sampler_correction = sampler_correction
+        self.sampler_cap = sampler_cap
+        self.sampler_floor = sampler_floor

@@ -33,6 +33,7 @@ from rzero_pl.grpo.rollout import (
     completion_logprobs,
     keep_informative,
     mark_minibatches,
+    padded,
     set_minibatch_counts,
     sum_minibatch_counts,
     to_rollouts,
@@ -247,6 +248,7 @@ class GRPOModule(L.LightningModule):
         generations = self.engine.generate(prompts, role=self.role, params=params)
         generated = time.perf_counter()
         rollouts = to_rollouts(generations, self.engine.version(self.role))
+        self._check_sampler_logprobs(rollouts)
         extra = self.score(items, generations, rollouts) or {}
         # Groups never span ranks, but scale="batch" needs the whole batch's rewards.
         rewards, at = distributed.gather_lists([r.reward for r in rollouts])
@@ -259,9 +261,10 @@ class GRPOModule(L.LightningModule):
         for r, a in zip(rollouts, advantages.tolist(), strict=True):
             r.advantage = a if weights is None else a * weights[r.group]
         trained = self._trained_rollouts(rollouts)
-        self._record_logprobs(trained)
+        mismatch = self._record_logprobs(trained)
         metrics = rollout_metrics(rollouts, generated - start, time.perf_counter() - start)
         metrics.update(extra)
+        metrics.update({f"mismatch/{k}": v for k, v in mismatch.items()})
         if self.skip_signal_free:
             metrics["trained_fraction"] = len(trained) / max(len(rollouts), 1)
         # Each rank measured its own shard; the logged figures are the whole batch's.
@@ -312,37 +315,78 @@ class GRPOModule(L.LightningModule):
         epoch = self.trainer.current_epoch if self._trainer is not None else 0
         return self.seed * 1_000_003 + epoch
 
+    def _check_sampler_logprobs(self, rollouts: list[Rollout]) -> None:
+        """Refuse a sampler correction without the engine's log-probs (one line, the fix)."""
+        if self.loss_settings.sampler_correction == "none" or not rollouts:
+            return
+        if any(r.sampler_logprobs is None for r in rollouts):
+            raise ValueError(
+                f"loss.sampler_correction {self.loss_settings.sampler_correction!r} needs the "
+                "engine's log-probs: set engine.return_logprobs true (or the correction to none)"
+            )
+
     @torch.no_grad()
-    def _record_logprobs(self, rollouts: list[Rollout]) -> None:
-        """Log-probs of the sampling policy (when several updates follow) and the reference."""
+    def _record_logprobs(self, rollouts: list[Rollout]) -> dict[str, float]:
+        """Log-probs of the sampling policy (when several updates follow, or to compare with
+        the engine's own) and the reference; returns the sampler-trainer mismatch metrics."""
         several_updates = len(rollouts) * distributed.world()[1] > self.minibatch_size
         with_kl = self.loss_settings.kl_coef > 0
-        if not (several_updates or with_kl):
-            return
+        with_sampler = bool(rollouts) and all(r.sampler_logprobs is not None for r in rollouts)
+        if not (several_updates or with_kl or with_sampler):
+            return {}
         pad = self.policy.tokenizer.pad_token_id
         model = self.policy.module(self.role)
         was_training = model.training
         model.eval()  # the sampling policy's log-probs: no dropout, as the engine sampled
         try:
-            self._record_chunks(rollouts, pad, several_updates, with_kl)
+            trainer = self._record_chunks(rollouts, pad, several_updates, with_sampler, with_kl)
         finally:
             model.train(was_training)
+        if not with_sampler:
+            return {}
+        return self._sampler_mismatch(rollouts, trainer)
 
     def _record_chunks(
-        self, rollouts: list[Rollout], pad: int, several_updates: bool, with_kl: bool
-    ) -> None:
+        self,
+        rollouts: list[Rollout],
+        pad: int,
+        several_updates: bool,
+        with_sampler: bool,
+        with_kl: bool,
+    ) -> list[list[float]]:
+        """Record ``old_logprobs`` (several updates) and ``ref_logprobs`` (KL); return the
+        trainer's log-probs of every rollout when needed (else an empty list)."""
+        trainer: list[list[float]] = []
         for i in range(0, len(rollouts), self.micro_batch_size):
             chunk = rollouts[i : i + self.micro_batch_size]
             batch = {k: v.to(self.device) for k, v in collate(chunk, pad).items()}
-            if several_updates:
+            if several_updates or with_sampler:
                 lp = self._logprobs(self.policy.module(self.role), batch)
                 for r, row, m in zip(chunk, lp, batch["mask"], strict=True):
-                    r.old_logprobs = completion_logprobs(row, m)
+                    trainer.append(completion_logprobs(row, m))
+                    if several_updates:
+                        r.old_logprobs = trainer[-1]
             if with_kl:
                 with self.policy.reference(self.role) as ref:
                     lp = self._logprobs(ref, batch)
                 for r, row, m in zip(chunk, lp, batch["mask"], strict=True):
                     r.ref_logprobs = completion_logprobs(row, m)
+        return trainer
+
+    def _sampler_mismatch(
+        self, rollouts: list[Rollout], trainer: list[list[float]]
+    ) -> dict[str, float]:
+        """The engine's log-probs against the trainer's: metrics, and the correction's weights."""
+        s = self.loss_settings
+        trainer_lp, mask = padded(trainer)
+        sampler_lp, _ = padded([r.sampler_logprobs for r in rollouts])
+        if s.sampler_correction != "none":
+            weights = grpo.sampler_weights(
+                trainer_lp, sampler_lp, mask, s.sampler_correction, s.sampler_cap, s.sampler_floor
+            )
+            for r, row in zip(rollouts, weights, strict=True):
+                r.sampler_weights = row[: len(r.completion_ids)].tolist()
+        return grpo.sampler_mismatch(trainer_lp, sampler_lp, mask, s.sampler_cap, s.sampler_floor)
 
     def _logprobs(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         context = self.trainer.precision_plugin.forward_context() if self._trainer else None
@@ -384,6 +428,7 @@ class GRPOModule(L.LightningModule):
             kl_coef=s.kl_coef,
             aggregation=s.aggregation,
             norm_length=s.norm_length or self.sampling.max_new_tokens,
+            sampler_weights=batch.get("sampler_weights"),
             **totals,
         )
         logged = {f"{self.role}/{k}": float(v) for k, v in metrics.items()}

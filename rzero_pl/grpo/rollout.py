@@ -33,6 +33,10 @@ class Rollout:
     advantage: float = 0.0
     old_logprobs: list[float] | None = None
     ref_logprobs: list[float] | None = None
+    # The engine's own log-probs of the sampled tokens (engine ``return_logprobs``) and the
+    # importance weights that correct the loss for their gap to the trainer's (None: off).
+    sampler_logprobs: list[float] | None = None
+    sampler_weights: list[float] | None = None
     # The counts of the minibatch (optimizer update) this rollout is trained in, all ranks
     # together: the loss divides by them, so a minibatch's loss is the same however it is
     # split into micro-batches (``rzero_pl.grpo.loss.aggregate``). 0: not set.
@@ -58,7 +62,8 @@ def collate(rollouts: Sequence[Rollout], pad_id: int) -> dict[str, torch.Tensor]
 
     Returns ``input_ids``/``attention_mask`` ``[B, L]``; ``mask`` ``[B, L-1]`` (1 where the
     target token is a completion token); ``advantages`` ``[B]``; and, when every rollout has
-    them, ``old_logprobs``/``ref_logprobs`` ``[B, L-1]`` aligned with ``mask``.
+    them, ``old_logprobs``/``ref_logprobs``/``sampler_weights`` ``[B, L-1]`` aligned with
+    ``mask``.
     """
     width = max(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts)
     b = len(rollouts)
@@ -68,7 +73,7 @@ def collate(rollouts: Sequence[Rollout], pad_id: int) -> dict[str, torch.Tensor]
     batch = {"input_ids": input_ids, "attention_mask": attention, "mask": mask}
     extra = {
         key: torch.zeros((b, width - 1), dtype=torch.float32)
-        for key in ("old_logprobs", "ref_logprobs")
+        for key in ("old_logprobs", "ref_logprobs", "sampler_weights")
         if all(getattr(r, key) is not None for r in rollouts)
     }
     for i, r in enumerate(rollouts):
@@ -98,9 +103,16 @@ def to_rollouts(generations: Sequence[Generation], expected_version: int) -> lis
                     f"stale rollout: weight version {c.weight_version}, "
                     f"engine serves {expected_version}"
                 )
-            rollouts.append(
-                Rollout(gen.prompt_ids, c.token_ids, c.text, g, c.weight_version, c.finish_reason)
+            if c.logprobs is not None and len(c.logprobs) != len(c.token_ids):
+                raise RuntimeError(
+                    f"the engine returned {len(c.logprobs)} log-probs for "
+                    f"{len(c.token_ids)} sampled tokens"
+                )
+            rollout = Rollout(
+                gen.prompt_ids, c.token_ids, c.text, g, c.weight_version, c.finish_reason
             )
+            rollout.sampler_logprobs = c.logprobs
+            rollouts.append(rollout)
     return rollouts
 
 
@@ -158,6 +170,17 @@ def keep_informative(rollouts: Sequence[Rollout], size: int) -> list[Rollout]:
             kept.append(r)
             room -= 1
     return kept
+
+
+def padded(rows: Sequence[Sequence[float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token values of several completions as ``[B, T]`` right-padded values and mask."""
+    width = max((len(r) for r in rows), default=0)
+    values = torch.zeros((len(rows), width), dtype=torch.float32)
+    mask = torch.zeros((len(rows), width), dtype=torch.float32)
+    for i, row in enumerate(rows):
+        values[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
+        mask[i, : len(row)] = 1.0
+    return values, mask
 
 
 def completion_logprobs(row_logprobs: torch.Tensor, mask_row: torch.Tensor) -> list[float]:
