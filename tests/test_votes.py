@@ -65,3 +65,22 @@ def test_a_scalar_never_merges_with_vectors():
     same = [column("\\frac{1}{4}", "2"), "\\begin{bmatrix}1/4\\\\2\\end{bmatrix}", "1/4"]
     vote = majority_votes([same + [column("\\dfrac14", "2")]])[0]
     assert [count for _, count in vote.clusters] == [3, 1] and vote.share == 0.75
+
+
+def test_missing_cluster_is_the_released_none_answer():
+    from rzero_pl.grading.votes import MISSING
+    from rzero_pl.rewards import MajorityVote
+
+    six_blank = [None, "7", None, " ", "7", None, "7", None, "7", None]  # 6 unanswered, 4 × "7"
+    kept = majority_votes([six_blank])[0]
+    assert (kept.label, kept.share, kept.clusters) == ("7", 0.4, [("7", 4)])
+    dropped = majority_votes([six_blank], missing_cluster=True)[0]
+    assert (dropped.label, dropped.share) == (None, 0.6)
+    assert dropped.clusters == [(MISSING, 6), ("7", 4)]  # first seen at vote 0
+    # a tie goes to the first seen: "3" (vote 0) before the unanswered (vote 1), then the reverse
+    tie = majority_votes(
+        [["3", None, "3", None, "5"], [None, "3", "3", None]], missing_cluster=True
+    )
+    assert [(v.label, v.share) for v in tie] == [("3", 0.4), (None, 0.5)]
+    assert tie[0].clusters == [("3", 2), (MISSING, 2), ("5", 1)]
+    assert MajorityVote(missing_cluster=True).bound_to(None, "boxed", 5.0).missing_cluster

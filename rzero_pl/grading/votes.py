@@ -38,6 +38,7 @@ from rzero_pl.grading.verify_pool import TIMED_OUT, VerifyPool, shared_pool
 log = logging.getLogger(__name__)
 
 MAX_TIMEOUTS = 2  # timeouts one vote may spend before it stops calling math-verify
+MISSING = "None"  # the unanswered votes' cluster (``missing_cluster``), as the release writes it
 
 
 @dataclass
@@ -61,18 +62,21 @@ class Vote:
 class _Clustering:
     """One question's greedy clustering, advanced as far as the known verdicts allow."""
 
-    def __init__(self, answers: Sequence[str | None]) -> None:
+    def __init__(self, answers: Sequence[str | None], missing_cluster: bool = False) -> None:
         self.num_answers, self.num_missing = len(answers), 0
-        forms: dict[str, list] = {}  # normalised → [first raw answer, count], first-seen order
-        for answer in answers:
+        self.missing_cluster, self.first_missing = missing_cluster, len(answers)
+        forms: dict[str, list] = {}  # normalised → [first raw answer, count, first index]
+        for at, answer in enumerate(answers):
             norm = normalize(answer) if answer is not None else ""
             if not norm:
                 self.num_missing += 1
+                self.first_missing = min(self.first_missing, at)
             elif norm in forms:
                 forms[norm][1] += 1
             else:
-                forms[norm] = [answer.strip(), 1]
-        self.forms = [(norm, raw, count) for norm, (raw, count) in forms.items()]
+                forms[norm] = [answer.strip(), 1, at]
+        self.first_seen = {norm: at for norm, (_, _, at) in forms.items()}
+        self.forms = [(norm, raw, count) for norm, (raw, count, _) in forms.items()]
         self.clusters: list[list] = []  # [representative raw, representative normalised, count]
         self.next = 0
         self.waiting: set[tuple[str, str]] = set()
@@ -133,9 +137,16 @@ class _Clustering:
 
     def vote(self) -> Vote:
         clusters = [(raw, count) for raw, _, count in self.clusters]
+        missing = -1
+        if self.missing_cluster and self.num_missing:
+            # the released code's "None" cluster, in first-seen order like any other
+            missing = sum(self.first_seen[n] < self.first_missing for _, n, _ in self.clusters)
+            clusters.insert(missing, (MISSING, self.num_missing))
         if not clusters:
             return Vote(None, 0.0, 0, [], self.num_answers, self.num_missing)
-        label, size = max(clusters, key=lambda c: c[1])  # max keeps the first of equals
+        # max keeps the first of equals
+        won = max(range(len(clusters)), key=lambda i: clusters[i][1])
+        label, size = (None if won == missing else clusters[won][0]), clusters[won][1]
         return Vote(
             label, size / self.num_answers, size, clusters, self.num_answers, self.num_missing
         )
@@ -145,6 +156,7 @@ def majority_votes(
     answer_lists: Sequence[Sequence[str | None]],
     timeout: float = 5.0,
     pool: VerifyPool | None = None,
+    missing_cluster: bool = False,
 ) -> list[Vote]:
     """One ``Vote`` per list of answers, their math-verify checks sharing the worker pool.
 
@@ -155,10 +167,16 @@ def majority_votes(
     denominator) but join no cluster; with no answer at all the label is None and the share 0.
     Identical normalised answers are grouped first, so math-verify only compares distinct forms.
 
+    ``missing_cluster`` (the released code: an unanswered vote reads as the string "None"):
+    the unanswered votes form one more cluster, first seen at the first unanswered vote, that
+    may win; it is listed as ``(MISSING, count)`` and, when it wins, the label is None and the
+    share its count over m (6 unanswered and 4 × "7": label None, share 0.6). Unlike the
+    release, a boxed answer "None" stays a separate answer.
+
     Each question's clustering advances on its own as its verdicts arrive, so the pool stays
     busy until the last question is placed.
     """
-    questions = [_Clustering(answers) for answers in answer_lists]
+    questions = [_Clustering(answers, missing_cluster) for answers in answer_lists]
     known: dict[tuple[str, str], object] = {}  # this call's verdicts (the LRU may drop some)
     waiters: dict[tuple[str, str], list[_Clustering]] = {}
     done: queue.SimpleQueue = queue.SimpleQueue()

@@ -33,7 +33,7 @@ def uncertainty(share: float | np.ndarray) -> float | np.ndarray:
     votes and 5 distinct answers give p̂ = 0.5 there (the "None" cluster wins; reward 1, the
     best possible) but 0.1 here (reward 0.2). Ours does not reward a question for being one
     the solver cannot answer, and such a question could not be kept anyway (the released
-    filter drops the label "None").
+    filter drops the label "None"). ``MajorityVote(missing_cluster=True)`` votes as the release.
     """
     return 1.0 - 2.0 * np.abs(np.asarray(share, dtype=np.float64) - 0.5)
 
@@ -47,6 +47,10 @@ class MajorityVote:
             ``n`` is replaced by ``votes``.
         band: ``[share_min, share_max]``: the shares the curriculum keeps; the challenger
             logs the fraction of its questions inside it (``vote/in_band``).
+        missing_cluster: Unanswered votes form a cluster of their own, as the released code's
+            "None" answer does (``rzero_pl.grading.votes.majority_votes``): 6 unanswered and
+            4 × "7" give label None (the curriculum drops it) and p̂ 0.6, where the default
+            gives label "7" and p̂ 0.4 (see ``uncertainty``).
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class MajorityVote:
         votes: int = 10,
         sampling: SamplingParams | None = None,
         band: tuple[float, float] = (0.3, 0.7),
+        missing_cluster: bool = False,
     ) -> None:
         check_number("MajorityVote.votes (m)", votes, at_least=2, at_most=MAX_SAMPLES)
         if not 0 <= band[0] <= band[1] <= 1:
@@ -62,6 +67,7 @@ class MajorityVote:
         sampling = sampling or SamplingParams(top_k=40, max_new_tokens=4096)
         self.sampling = replace(sampling, n=votes)
         self.band = (float(band[0]), float(band[1]))
+        self.missing_cluster = missing_cluster
         # How the solver reads a question and its answers (``bound_to`` sets the solver's).
         self.prompt: RolePrompt = solver_prompt()
         self.answer_rule: AnswerRule = "boxed"
@@ -69,7 +75,7 @@ class MajorityVote:
 
     def bound_to(self, prompt: RolePrompt, answer_rule: AnswerRule, timeout: float) -> MajorityVote:
         """A copy that asks and reads as the solver does (its prompt, rule and timeout)."""
-        bound = MajorityVote(self.votes, self.sampling, self.band)
+        bound = MajorityVote(self.votes, self.sampling, self.band, self.missing_cluster)
         bound.prompt, bound.answer_rule, bound.timeout = prompt, answer_rule, timeout
         return bound
 
@@ -89,7 +95,8 @@ class MajorityVote:
         generations = actor.generate(prompts, role="solver", params=params)
         rule = self.answer_rule
         answers = [[extract_final(c.text, rule) for c in g.completions] for g in generations]
-        return majority_votes(answers, timeout=self.timeout), answers
+        votes = majority_votes(answers, timeout=self.timeout, missing_cluster=self.missing_cluster)
+        return votes, answers
 
     def greedy(self, questions: Sequence[str], actor: Any) -> list[str | None]:
         """The solver's greedy (temperature 0) answer to each question (a collective)."""
