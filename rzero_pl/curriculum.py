@@ -143,7 +143,8 @@ class Curriculum:
     """Write N questions, vote m times on each, keep the band (one ``build`` per iteration).
 
     The challenger's prompt and question format are the challenger module's (``bound_to``),
-    the vote's settings the evolution's ``MajorityVote``: neither is configured here.
+    the vote's settings the evolution's ``MajorityVote`` (``evolution.label_vote``, else
+    ``evolution.vote``): neither is configured here.
 
     Args:
         candidates: N, questions the challenger writes per round (reference: 8000).

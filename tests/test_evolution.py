@@ -301,3 +301,25 @@ def test_the_kl_reference_of_a_later_iteration(reference, tmp_path):
         assert iteration_two[0] < 1e-6
     else:
         assert iteration_two[0] > 1e-4
+
+
+def test_label_vote_gives_the_curriculum_its_own_m_and_band(tmp_path):
+    """The released labelling: the curriculum votes with its own m and band (here m = 3 and
+    [0.6, 1.0]: 2 or 3 of 3) while ``evolution.vote`` (m = 4) stays the challenger's."""
+    run_dir = tmp_path / "run"
+    extra = {
+        "evolution.train_challenger": "false",
+        "evolution.label_vote.votes": 3,
+        "evolution.label_vote.band": "[0.6, 1.0]",
+        "evolution.evaluation": "null",
+    }
+    main(_toy_args(run_dir, **extra))
+    folder = run_dir / "iter1" / "curriculum"
+    records = [json.loads(line) for line in (folder / "questions.jsonl").open()]
+    voted = [r for r in records if r.get("votes")]
+    assert voted and all(len(r["votes"]) == 3 for r in voted)
+    for r in voted:
+        assert r["kept"] == (r["reason"] == "kept")
+        if r["reason"] in ("kept", "below_band"):
+            assert r["kept"] == (r["share"] >= 0.6)
+    assert len(json.loads((folder / "curriculum.json").read_text())["share_histogram"]) == 4

@@ -3,7 +3,8 @@
 Reward terms (the vocabulary's ``uncertainty``, ``repetition``, ``format``):
 
 - ``majority_vote``: ``MajorityVote`` (m solver answers, the winning cluster's share p̂) and
-  ``uncertainty(p̂)``; the same vote labels the curriculum.
+  ``uncertainty(p̂)``; the same vote labels the curriculum unless ``evolution.label_vote``
+  gives it its own.
 - ``repetition``: ``RepetitionPenalty``, BLEU-distance clusters of the whole rollout batch.
 - ``question_format``: ``QuestionFormat``, a completion's question or why it is malformed.
 

@@ -3,7 +3,8 @@
 One ``MajorityVote`` serves twice per iteration with the same settings: it scores the
 challenger's questions (the share p̂ becomes the ``uncertainty`` reward) and it labels the
 curriculum's candidates (the winning answer is the pseudo-label, the band decides what is
-kept). The solver reads the answers: its prompt, answer rule and timeout are handed over by
+kept), unless ``evolution.label_vote`` gives the labels their own (the released code's
+m = 9 and band [0.3, 0.8] against the reward's m = 10). The solver reads the answers: its prompt, answer rule and timeout are handed over by
 ``bound_to`` and are never configured a second time.
 """
 

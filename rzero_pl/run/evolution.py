@@ -142,7 +142,11 @@ class Evolution:
         challenger_data: The challenger's prompt slots per rollout step.
         curriculum: How each iteration's questions are written, labelled and kept.
         vote: The solver's majority vote (m answers per question): the challenger's
-            uncertainty reward and the curriculum's labels and band, said once.
+            uncertainty reward and, unless ``label_vote`` is given, the curriculum's labels
+            and band, said once.
+        label_vote: The curriculum's own vote (its m, band and ``missing_cluster``), for the
+            labels and the self-play analysis; None: ``vote``. The released code labels with
+            m = 9 and keeps 3-7 of 9 (band [0.3, 0.8]) while its reward votes with m = 10.
         iterations: K, co-evolution iterations (paper: 3).
         challenger_steps: Challenger rollout steps per iteration (reference: 5).
         solver_steps: Solver rollout steps per iteration (reference: 15).
@@ -169,6 +173,7 @@ class Evolution:
         challenger_data: L.LightningDataModule,
         curriculum: Curriculum | None = None,
         vote: MajorityVote | None = None,
+        label_vote: MajorityVote | None = None,
         iterations: int = 3,
         challenger_steps: int = 5,
         solver_steps: int = 15,
@@ -191,6 +196,7 @@ class Evolution:
         self.challenger_data = challenger_data
         self.curriculum = curriculum or Curriculum()
         self.vote = vote or MajorityVote()
+        self.label_vote = label_vote
         self.iterations = iterations
         self.challenger_steps = challenger_steps
         self.solver_steps = solver_steps
@@ -226,8 +232,10 @@ class Evolution:
             if problem:  # raised on every rank, so that none waits for the others
                 raise ValueError(problem)
             # The vote asks and reads as the solver does; the challenger is scored by it.
-            vote = self.vote.bound_to(solver.prompt, solver.answer_rule, solver.answer_timeout)
+            reads = (solver.prompt, solver.answer_rule, solver.answer_timeout)
+            vote = self.vote.bound_to(*reads)
             self.challenger.bind(actor, vote)
+            labels = vote if self.label_vote is None else self.label_vote.bound_to(*reads)
             challenger = self.challenger  # the curriculum asks and reads as it trained
             curriculum = self.curriculum.bound_to(challenger.prompt, challenger.question_format)
             if self.analysis is not None:
@@ -238,9 +246,9 @@ class Evolution:
             self._evaluate(actor, state, "baseline", baseline, logger)
             for it in range(1, self.iterations + 1):
                 self._iteration(
-                    it, state, actor, vote, curriculum, solver, data, make_trainer, logger
+                    it, state, actor, labels, curriculum, solver, data, make_trainer, logger
                 )
-                self._analyze(it, actor, vote, curriculum, logger, state.step)
+                self._analyze(it, actor, labels, curriculum, logger, state.step)
                 if self._select(state, it):
                     break
         return state
