@@ -48,7 +48,8 @@ MATH_BENCHMARKS: tuple[str, ...] = (
 )
 GENERAL_BENCHMARKS: tuple[str, ...] = ("supergpqa", "mmlu_pro", "bbeh")
 
-# Our own words. The reference asks for "the final answer option within \boxed{}" (§6.2).
+# Our own words. The reference asks for "the final answer option within \boxed{}"
+# (Chengsong-Huang/R-Zero at commit 5699329: evaluation/eval_supergpqa.py, eval_mmlupro.py).
 MULTIPLE_CHOICE_INSTRUCTION = (
     "Think it through step by step. Exactly one option is correct. Finish with the letter of "
     "that option inside \\boxed{}, and put nothing but the letter in the box."
@@ -350,7 +351,9 @@ def role_prompt(benchmark: str | Benchmark) -> RolePrompt:
     """The chat wrapper for a benchmark's user text.
 
     Math uses the solver prompt (system: reason step by step, answer in ``\\boxed{}``), as the
-    reference does. The general benchmarks are one user message with no system prompt (§6.2).
+    reference does. The general benchmarks are one user message with no system prompt, as in
+    the released ``evaluation/eval_supergpqa.py``, ``eval_mmlupro.py`` and ``eval_bbeh.py``
+    (Chengsong-Huang/R-Zero at commit ``5699329``).
     """
     bench = get_benchmark(benchmark)
     if bench.prompt is not None:

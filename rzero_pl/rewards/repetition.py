@@ -1,7 +1,11 @@
 """The repetition term: BLEU-distance clusters of a rollout batch's questions.
 
-R-Zero §3.1, step 4. Everything here is numpy on whole batches: a rollout batch of the
-reference run holds 2048 questions, and every question is compared with every other one. Two questions are close when their BLEU is high:
+The paper's repetition penalty (arXiv 2508.05004, the challenger's reward in its method
+section) as the released code computes it (Chengsong-Huang/R-Zero at commit ``5699329``,
+``examples/reward_function/caller_penalty.py``: ``_bleu_distance_matrix`` and
+``cluster_share_per_problem``). Everything here is numpy on whole batches: a rollout batch of
+the reference run holds 2048 questions, and every question is compared with every other one.
+Two questions are close when their BLEU is high:
 ``d_ij = 1 - BLEU(hypothesis=x_i, reference=x_j)`` for ``i < j``, mirrored into ``d_ji`` (BLEU is
 not symmetric; the reference scores each pair once, the earlier text as the hypothesis). BLEU is
 nltk's ``sentence_bleu`` with whitespace tokens, uniform 1–4-gram weights, one reference, the
