@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 
 import pytest
 import yaml
@@ -56,6 +57,65 @@ def test_real_config_batches_split_over_its_ranks(name):
         assert module.minibatch_size % (module.micro_batch_size * world) == 0
         assert items % world == 0
     assert cfg.actor.policy.init_args.model.init_args.name_or_path.count("/") == 1
+
+
+def header_claims(path: str) -> dict:
+    """The reward form, m and band a config's header comment states (its "Reward and votes:"
+    sentence: ``reward_form X``, ``reward votes m = M``, ``labels m = M, band [a, b]``)."""
+    lines = []
+    for line in open(path).read().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# "))
+    text = " ".join(lines)
+    assert "Reward and votes:" in text, f"{path}: the header states no reward form and votes"
+    text = text[text.index("Reward and votes:") :]
+    form = re.search(r"reward_form (\w+)", text)
+    reward = re.search(r"reward votes m = (\d+)", text)
+    labels = re.search(r"labels m = (\d+), band \[([\d.]+), ([\d.]+)\]", text)
+    assert form and reward and labels, f"{path}: header sentence incomplete: {text[:200]}"
+    return {
+        "reward_form": form.group(1),
+        "reward_votes": int(reward.group(1)),
+        "label_votes": int(labels.group(1)),
+        "band": (float(labels.group(2)), float(labels.group(3))),
+    }
+
+
+REAL_GPU = [c for c in CONFIGS if "fsdp" in c or "qlora" in c]
+
+
+@pytest.mark.parametrize("path", REAL_GPU, ids=os.path.basename)
+def test_real_config_header_states_its_reward_form_and_votes(path):
+    cfg = ParseOnlyCLI(args=["--config", path], run=False).config
+    evolution = cfg.evolution.init_args
+    vote = evolution.vote.init_args
+    labels = (evolution.label_vote or evolution.vote).init_args
+    parsed = {
+        "reward_form": evolution.challenger.init_args.reward_form,
+        "reward_votes": vote.votes,
+        "label_votes": labels.votes,
+        "band": tuple(float(b) for b in labels.band),
+    }
+    assert header_claims(path) == parsed
+
+
+def test_header_claims_are_read_from_the_header(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text(
+        "# Reward and votes: reward_form gated (why); reward votes\n# m = 10; labels m = 9, band"
+        " [0.3, 0.8] (the release).\nevolution: {} # labels m = 1, band [0, 1]\n"
+    )
+    claims = header_claims(str(path))
+    assert claims == {
+        "reward_form": "gated",
+        "reward_votes": 10,
+        "label_votes": 9,
+        "band": (0.3, 0.8),
+    }
+    path.write_text("# no sentence\nevolution: {}\n")
+    with pytest.raises(AssertionError, match="states no reward form"):
+        header_claims(str(path))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
