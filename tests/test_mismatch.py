@@ -74,11 +74,14 @@ def test_mismatch_metrics_by_hand():
     assert m["kl_k3"] == pytest.approx((3.5 - 2 * LN2) / 5)
     assert m["masked_share"] == pytest.approx(3 / 5)  # sequence A's 3 tokens
     assert m["truncated_share"] == pytest.approx(1 / 5)  # A's first token: 4 > 3
+    assert (m["seq_ratio_min"], m["seq_ratio_max"]) == pytest.approx((1.0, 4.0))  # B, A
 
 
 def test_mismatch_metrics_of_an_empty_mask_are_zero():
     z = torch.zeros(2, 0)
-    assert set(sampler_mismatch(z, z, z).values()) == {0.0}
+    m = sampler_mismatch(z, z, z)
+    assert (m.pop("seq_ratio_min"), m.pop("seq_ratio_max")) == (1.0, 1.0)
+    assert set(m.values()) == {0.0}
 
 
 def test_policy_loss_multiplies_the_weights_into_token_losses():

@@ -188,7 +188,9 @@ def sampler_mismatch(
       ``exp(x) - x - 1`` with ``x = trainer - sampler`` (``kl_k3``, value capped at 10);
     - ``masked_share``: share of tokens in sequences ``sequence_mask`` would mask at ``cap``
       (and ``floor``), whatever correction is on: the measure behind choosing one;
-    - ``truncated_share``: share of tokens whose ratio ``token_truncate`` would cut to ``cap``.
+    - ``truncated_share``: share of tokens whose ratio ``token_truncate`` would cut to ``cap``;
+    - ``seq_ratio_min``, ``seq_ratio_max``: the extreme sequence ratios ``exp(sum_t d_t)``
+      (what ``sequence_mask`` compares with ``cap``; 1 for an empty batch).
 
     The names follow verl's ``mismatch/*`` metrics (``mismatch_k3_kl``,
     ``rollout_is_masked_fraction``). All 0 for an empty mask.
@@ -198,12 +200,15 @@ def sampler_mismatch(
     diff = (trainer_logprobs.float() - sampler_logprobs.float()).masked_fill(~m, 0.0)
     seq = sampler_weights(trainer_logprobs, sampler_logprobs, mask, "sequence_mask", cap, floor)
     masked = m & (seq == 0)
+    seq_log = diff.sum(-1).clamp(-20.0, 20.0) if diff.numel() else torch.zeros(1)
     return {
         "abs_mean": float(diff.abs().sum()) / tokens,
         "abs_max": float(diff.abs().max()) if diff.numel() else 0.0,
         "kl_k3": float((kl_k3(sampler_logprobs, trainer_logprobs) * m).sum()) / tokens,
         "masked_share": float(masked.sum()) / tokens,
         "truncated_share": float((m & (diff > math.log(cap))).sum()) / tokens,
+        "seq_ratio_min": math.exp(float(seq_log.min())),
+        "seq_ratio_max": math.exp(float(seq_log.max())),
     }
 
 
