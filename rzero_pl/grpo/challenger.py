@@ -55,7 +55,8 @@ class ChallengerGRPO(GRPOModule):
             ``gated`` (released code before its commit ``9409808``, the form behind the
             published tables): as ``reference``, but p̂ counts only when the solver's
             majority answer equals the last character of the challenger's own boxed answer
-            and p̂ > 0.1, else 0 (``rzero_pl.rewards.released_gate``).
+            and p̂ > 0.1, else 0 (``rzero_pl.rewards.released_gate``); with the vote's
+            ``missing_cluster: true`` the majority is the release's ("None" can win).
         question_format: What counts as a well-formed question (default: the released
             code's rules, see ``rzero_pl.rewards.QuestionFormat``).
         repetition: The repetition term (None: no penalty, an ablation).

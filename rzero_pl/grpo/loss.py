@@ -223,9 +223,10 @@ def aggregate(
 ) -> torch.Tensor:
     """Reduce per-token ``values`` ``[B, T]`` over the tokens where ``mask`` ``[B, T]`` is set.
 
-    - ``token_mean``: sum over all masked tokens / their number (DAPO; the reference);
+    - ``token_mean``: sum over all masked tokens / their number (DAPO; the default);
     - ``seq_mean_token_mean``: each sequence's token mean, averaged over the B sequences
-      (original GRPO);
+      (original GRPO; the released solver's, whose micro-batch 1 makes its per-micro-batch
+      token means per-sequence ones);
     - ``seq_mean_token_sum_norm``: each sequence's token sum / a constant length, averaged over
       the B sequences (Dr. GRPO). The constant is ``norm_length``, default ``T``; pass the
       generation budget to keep it fixed across minibatches.
@@ -353,7 +354,8 @@ def policy_loss(
 
 
 class GRPOLoss:
-    """The GRPO objective's settings (defaults: R-Zero's reference configuration).
+    """The GRPO objective's settings (defaults: R-Zero's reference configuration, but for the
+    aggregation: ``token_mean``, where the released solver's is ``seq_mean_token_mean``).
 
     Args:
         clip_low: Lower PPO ratio bound is ``1 - clip_low``.
