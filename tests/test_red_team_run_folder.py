@@ -289,3 +289,15 @@ def test_a_hand_edited_best_json_is_not_trusted(tmp_path):
     (tmp_path / "best.json").write_text(json.dumps(edited))
     with pytest.raises(ValueError, match="best.json: differs from the best iteration"):
         resolve_weights(best, "solver")
+
+
+def test_patience_and_the_analysis_sample_have_ceilings():
+    """The two counts the bounds walk leaves out (their sections are optional)."""
+    from rzero_pl.analysis.analyze import Analysis
+    from rzero_pl.run.selection import BestIteration
+
+    with pytest.raises(ConfigError, match="selection.patience must be <= 1000"):
+        BestIteration(patience=10**30)
+    with pytest.raises(ConfigError, match="analysis.sample must be <= 1000000"):
+        Analysis(sample=10**30)
+    assert BestIteration(patience=1000).patience == 1000

@@ -25,7 +25,7 @@ from rzero_pl.analysis.dynamics import (
     vote_and_judge,
     write_row,
 )
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_ITEMS, check_number
 from rzero_pl.models.sources import ModelSource
 from rzero_pl.run.io import read_json, write_text_atomic
 from rzero_pl.scale.distributed import is_rank_zero
@@ -47,7 +47,7 @@ class Analysis:
         fixed_solver: str | None = None,
         reference: ModelSource | None = None,
     ) -> None:
-        check_number("analysis.sample", sample, at_least=1)
+        check_number("analysis.sample", sample, at_least=1, at_most=MAX_ITEMS)
         self.sample = sample
         self.fixed_solver = fixed_solver
         self.reference = reference

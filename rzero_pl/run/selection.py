@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-from rzero_pl.errors import check_number
+from rzero_pl.errors import MAX_ITERATIONS, check_number
 from rzero_pl.run.io import read_json, write_json_atomic
 
 
@@ -87,7 +87,9 @@ class BestIteration:
     """
 
     def __init__(self, benchmark: str | None = None, patience: int | None = None) -> None:
-        check_number("selection.patience", patience, at_least=1, optional=True)
+        check_number(
+            "selection.patience", patience, at_least=1, at_most=MAX_ITERATIONS, optional=True
+        )
         self.benchmark = benchmark
         self.patience = patience
 
