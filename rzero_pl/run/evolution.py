@@ -242,7 +242,7 @@ class Evolution:
                 self.analysis.keep_base(actor, self.run_dir)
             if self.solver_from_base:
                 self._keep_base_solver(actor, state)
-            baseline = os.path.join(self.run_dir, "eval", "baseline")
+            baseline = self._eval_folder("baseline")
             self._evaluate(actor, state, "baseline", baseline, logger)
             for it in range(1, self.iterations + 1):
                 self._iteration(
@@ -265,9 +265,7 @@ class Evolution:
                     kept = record.get("kept") if isinstance(record, dict) else None
                     check_recorded_value(path, "kept", kept, done, state.path)
             elif (phase == "baseline" or phase.endswith("/eval")) and "accuracy" in done:
-                folder = os.path.join(self.run_dir, "eval", "baseline")
-                if phase != "baseline":
-                    folder = os.path.join(self.run_dir, phase)
+                folder = self._eval_folder(phase)
                 if os.path.exists(os.path.join(folder, "eval.json")):
                     check_recorded_accuracy(read_summary(folder), folder, done, state.path)
 
@@ -294,8 +292,8 @@ class Evolution:
         """Record the best iteration so far; True when the guard stops the run here."""
         if self.evaluation is None:
             return False
-        folders = [os.path.join(self.run_dir, "eval", "baseline")]
-        folders += [os.path.join(self.run_dir, f"iter{k}", "eval") for k in range(1, it + 1)]
+        phases = ["baseline"] + [f"iter{k}/eval" for k in range(1, it + 1)]
+        folders = [self._eval_folder(p) for p in phases]
         decision = on_rank_zero(lambda: self.selection.decide([read_summary(f) for f in folders]))
         if state.done(f"iter{it + 1}/eval") and not decision.stop:
             return False  # a resumed run records the best once it reaches its last evaluation
@@ -335,8 +333,7 @@ class Evolution:
         elif not state.done(phase):
             self._finish(state, logger, phase, skipped="train_challenger is false")
         report = self._curriculum(state, it, curriculum, actor, vote, folder, logger)
-        earlier = [os.path.join(self.run_dir, f"iter{k}", "curriculum") for k in range(1, it)]
-        data.serve(os.path.join(folder, "curriculum"), earlier)
+        data.serve(os.path.join(folder, "curriculum"), self._earlier_curricula(it))
         phase = f"iter{it}/solver"
         if report.kept > 0:
             if self.solver_from_base and not state.done(phase):
@@ -346,7 +343,8 @@ class Evolution:
         elif not state.done(phase):
             rank_zero_warn(f"iteration {it}: the curriculum kept no question; solver phase skipped")
             self._finish(state, logger, phase, skipped="empty curriculum")
-        self._evaluate(actor, state, f"iter{it}/eval", os.path.join(folder, "eval"), logger)
+        phase = f"iter{it}/eval"
+        self._evaluate(actor, state, phase, self._eval_folder(phase), logger)
 
     def _base_solver(self) -> str:
         return os.path.join(self.run_dir, "base", "solver")
@@ -364,12 +362,19 @@ class Evolution:
             )
         actor.policy.save_role("solver", folder)
 
+    def _eval_folder(self, phase: str) -> str:
+        """Where evaluation ``phase`` (``baseline`` or ``iterK/eval``) writes ``eval.json``."""
+        if phase == "baseline":
+            return os.path.join(self.run_dir, "eval", "baseline")
+        return os.path.join(self.run_dir, phase)
+
+    def _earlier_curricula(self, it: int) -> list[str]:
+        """The curriculum folders of the iterations before ``it``."""
+        return [os.path.join(self.run_dir, f"iter{k}", "curriculum") for k in range(1, it)]
+
     def _earlier_questions(self, it: int) -> list[str]:
         """Every valid question the curricula of iterations before ``it`` wrote."""
-        paths = [
-            os.path.join(self.run_dir, f"iter{k}", "curriculum", "questions.jsonl")
-            for k in range(1, it)
-        ]
+        paths = [os.path.join(f, "questions.jsonl") for f in self._earlier_curricula(it)]
         rows = [row for path in paths if os.path.exists(path) for row in read_jsonl(path)]
         return [row["question"] for row in rows if row.get("question")]
 
