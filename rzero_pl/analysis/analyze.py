@@ -38,7 +38,8 @@ class Analysis:
         sample: Questions per iteration (the first valid candidates of its curriculum).
         fixed_solver: Saved solver weights of the fixed solver (None: the base solver).
         reference: Without exact truth: a reference solver (a stronger model) whose majority
-            answer judges the pseudo-labels; named in the output.
+            answer judges the pseudo-labels; named in every row of the output. Refused when
+            the task has exact truth (it would be ignored).
     """
 
     def __init__(
@@ -56,6 +57,11 @@ class Analysis:
     def judge(self, truth: Any) -> Judge:
         """Exact truth when the task has it, else the reference solver, else none."""
         if self._judge is None:
+            if truth is not None and self.reference is not None:
+                raise ValueError(
+                    f"analysis.reference (--reference): this run's curriculum has exact truth "
+                    f"({type(truth).__name__}), which judges the labels; remove the reference"
+                )
             if truth is not None:
                 self._judge = Judge(f"truth ({type(truth).__name__})", truth=truth)
             elif self.reference is not None:
