@@ -37,6 +37,7 @@ from rzero_pl.scale.distributed import (
     is_rank_zero,
     on_rank_zero,
 )
+from rzero_pl.vocab_dropout import VocabularyDropout
 
 PROOF = re.compile(r"\bprove\b|\bproof\b|\bshow that\b|证明", re.IGNORECASE)
 
@@ -190,11 +191,19 @@ class Curriculum:
         # How the challenger is asked and read (``bound_to`` sets the challenger's own).
         self.challenger_prompt: RolePrompt = role_prompts.challenger_prompt()
         self.question_format = QuestionFormat()
+        self.vocab_dropout: VocabularyDropout | None = None
 
-    def bound_to(self, prompt: RolePrompt, question_format: QuestionFormat) -> Curriculum:
-        """A copy that asks for and reads questions as the challenger's training does."""
+    def bound_to(
+        self,
+        prompt: RolePrompt,
+        question_format: QuestionFormat,
+        vocab_dropout: VocabularyDropout | None = None,
+    ) -> Curriculum:
+        """A copy that asks for, samples and reads questions as the challenger's training
+        does (its vocabulary dropout too: the paper masks the candidates' sampling as well)."""
         bound = copy.copy(self)
         bound.challenger_prompt, bound.question_format = prompt, question_format
+        bound.vocab_dropout = vocab_dropout
         return bound
 
     def build(self, actor: Any, vote: MajorityVote, folder: str, seed: int = 0) -> CurriculumReport:
@@ -265,7 +274,7 @@ class Curriculum:
         """This rank's share of one round's N candidates: written, voted on, judged."""
         rank, world = distributed.world()
         first, stop = distributed.shard_bounds(self.candidates, rank, world, even=False)
-        written = self.write_questions(actor, stop - first, seed + first)
+        written = self.write_questions(actor, stop - first, seed + first, seed)
         parsed = [self.question_format.parse(c.text) for c in written]
         questions = [question for question, _ in parsed]
         valid = [i for i, q in enumerate(questions) if q is not None]
@@ -318,11 +327,16 @@ class Curriculum:
         pairs = [(voted[i][0].label, answer) for i, answer in zip(index, greedy, strict=True)]
         return dict(zip(index, matches_many(pairs, timeout=vote.timeout), strict=True))
 
-    def write_questions(self, actor: Any, count: int, seed: int) -> list[Any]:
+    def write_questions(self, actor: Any, count: int, seed: int, round_seed: int) -> list[Any]:
         """``count`` challenger completions of one prompt; sample k is seeded ``seed + k``
         (a collective: a rank with no candidates still joins the engine)."""
         prompt = self.challenger_prompt.render(actor.tokenizer)
-        params = replace(self.challenger_sampling, n=max(count, 1), seed=seed)
+        # One mask per round: the round's seed, shared by every rank (not the shard's offset).
+        dropout = self.vocab_dropout
+        banned = () if dropout is None else dropout.banned(actor.tokenizer, round_seed)
+        params = replace(
+            self.challenger_sampling, n=max(count, 1), seed=seed, banned_token_ids=banned
+        )
         written = actor.generate([prompt] if count else [], role="challenger", params=params)
         return written[0].completions if written else []
 

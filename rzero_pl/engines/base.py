@@ -21,6 +21,8 @@ class SamplingParams:
     """How to sample: the knobs every engine supports with the same meaning.
 
     ``top_k <= 0`` and ``top_p >= 1`` disable those filters; ``temperature == 0`` is greedy.
+    ``banned_token_ids`` are never drawn (the caller's vocabulary dropout mask,
+    ``rzero_pl.vocab_dropout``); engines that report log-probs report them under that mask.
     """
 
     n: int = 1
@@ -30,6 +32,7 @@ class SamplingParams:
     max_new_tokens: int = 256
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    banned_token_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # One line naming the key; non-finite values are refused too (temperature .inf
@@ -40,6 +43,7 @@ class SamplingParams:
         check_number("sampling.top_k", self.top_k, at_most=MAX_TOKENS)
         check_number("sampling.max_new_tokens", self.max_new_tokens, at_least=1, at_most=MAX_TOKENS)
         check_number("sampling.seed", self.seed, optional=True)
+        check_number("sampling.banned_token_ids", len(self.banned_token_ids), at_most=MAX_TOKENS)
 
 
 @dataclass

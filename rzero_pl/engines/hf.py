@@ -24,6 +24,8 @@ from rzero_pl.engines.base import (
     token_budgets,
 )
 from rzero_pl.errors import MAX_TOKENS, check_number
+from rzero_pl.progress import advance
+from rzero_pl.vocab_dropout import mask_logits
 
 MAX_BATCH_TOKENS = MAX_TOKENS << 10  # a billion tokens a batch: beyond any accelerator
 
@@ -114,6 +116,7 @@ class HFEngine:
                 done = self._generate_batch(model, batch_ids, budget, seed, self.version(role))
                 for r, completion in zip(batch, done, strict=True):
                     out[rows[r][0]].completions.append(completion)
+                advance(len(batch))  # to the caller's progress line, when it opened one
         finally:
             model.train(was_training)
         return out
@@ -158,7 +161,7 @@ class HFEngine:
         if self.return_logprobs:
             logits = torch.stack(step_logits, dim=1).float()
             temp = params.temperature if params.temperature > 0 else 1.0
-            lp = torch.log_softmax(logits / temp, dim=-1)
+            lp = torch.log_softmax(mask_logits(logits, params.banned_token_ids) / temp, dim=-1)
             logprobs = lp.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
         return [
             self._completion(new_tokens[i].tolist(), params, version, logprobs, i)
@@ -179,7 +182,11 @@ class HFEngine:
                 attention,
                 max_new_tokens=params.max_new_tokens,
                 processors=hf_decode.warpers(
-                    params.temperature, max(params.top_k, 0), min(params.top_p, 1.0)
+                    params.temperature,
+                    max(params.top_k, 0),
+                    min(params.top_p, 1.0),
+                    params.banned_token_ids,
+                    input_ids.device,
                 ),
                 greedy=greedy,
                 eos_token_id=tok.eos_token_id,
@@ -208,6 +215,7 @@ class HFEngine:
             return_dict_in_generate=True,
             output_logits=self.return_logprobs,
             stop_strings=list(params.stop) or None,
+            suppress_tokens=list(params.banned_token_ids) or None,
         )
         kwargs: dict[str, Any] = {"generation_config": config}
         if params.stop:

@@ -144,16 +144,22 @@ def prefill(model: Any, net: Any, seq: torch.Tensor, kwargs: dict[str, Any]) -> 
     return logits[shared[1]]
 
 
-def warpers(temperature: float, top_k: int, top_p: float) -> Any:
-    """The logits processors ``generate`` builds for these knobs, in its order."""
+def warpers(
+    temperature: float, top_k: int, top_p: float, banned: tuple[int, ...] = (), device: Any = "cpu"
+) -> Any:
+    """The logits processors ``generate`` builds for these knobs (and ``suppress_tokens``
+    ``banned``), in its order: the suppression first, then the warpers."""
     from transformers import (
         LogitsProcessorList,
+        SuppressTokensLogitsProcessor,
         TemperatureLogitsWarper,
         TopKLogitsWarper,
         TopPLogitsWarper,
     )
 
     out = LogitsProcessorList()
+    if banned:
+        out.append(SuppressTokensLogitsProcessor(list(banned), device=device))
     if temperature == 0:  # greedy: generate applies no warper
         return out
     if temperature != 1.0:

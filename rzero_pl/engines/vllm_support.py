@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from rzero_pl.engines.base import SamplingParams
+from rzero_pl.progress import advance, reporting
 from rzero_pl.scale.sharding import full_weights
 
 INSTALL = (
@@ -82,6 +83,9 @@ def vllm_sampling_kwargs(params: SamplingParams, seed: int | None, logprobs: boo
         "seed": seed,
         "logprobs": 0 if logprobs else None,  # 0: only the sampled token's log-prob
         "skip_special_tokens": True,
+        # vLLM clamps a bias to [-100, 100]: e^-100 of the largest logit's weight, never drawn
+        # in practice (``allowed_token_ids`` would need the whole kept vocabulary per request).
+        "logit_bias": dict.fromkeys(params.banned_token_ids, -100.0) or None,
     }
 
 
@@ -149,3 +153,26 @@ def cpu_kv_cache_bytes(configured: int | None) -> int:
         return configured
     space = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
     return int(float(space) * GIB) if space else CPU_KV_CACHE_BYTES
+
+
+def progress_bar() -> Any:
+    """vLLM's ``use_tqdm``: a tqdm that draws nothing and hands each finished request's
+    completions to the progress line the caller opened (``rzero_pl.progress``); False (no
+    bar) when none is open. Counting ``update`` only leaves out vLLM's bar over the requests
+    it adds (an iteration, which never calls ``update``)."""
+    if not reporting():
+        return False
+    import io
+
+    from tqdm import tqdm
+
+    class Reporter(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # drawn nowhere, and never redrawn (vLLM asks for the elapsed time only)
+            super().__init__(*args, **{**kwargs, "file": io.StringIO(), "mininterval": 1e9})
+
+        def update(self, n: float | None = 1) -> bool | None:
+            advance(int(n or 0))
+            return super().update(n)
+
+    return Reporter

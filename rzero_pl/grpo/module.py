@@ -44,6 +44,7 @@ from rzero_pl.models.policy import Policy
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.run.guards import UpdateGuard
 from rzero_pl.scale import distributed, memory, sharding
+from rzero_pl.vocab_dropout import VocabularyDropout, mask_logits
 
 
 class GRPOModule(L.LightningModule):
@@ -68,6 +69,9 @@ class GRPOModule(L.LightningModule):
         skip_signal_free: Train only on rollouts with a non-zero advantage (groups that
             scored alike carry no policy gradient; needs ``loss.kl_coef`` 0). Saves their
             forward/backward passes; a minibatch then averages over fewer tokens.
+        vocab_dropout: A seeded random mask on the output vocabulary, drawn anew each rollout
+            step and applied to that step's sampling and log-probs (``rzero_pl.vocab_dropout``;
+            the challenger's option in arXiv 2604.03472). None: every token.
     """
 
     role = "solver"
@@ -88,6 +92,7 @@ class GRPOModule(L.LightningModule):
         seed: int = 0,
         max_bad_updates: int = 3,
         skip_signal_free: bool = False,
+        vocab_dropout: VocabularyDropout | None = None,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -129,6 +134,7 @@ class GRPOModule(L.LightningModule):
                 f"carries the KL term (kl_coef is {self.loss_settings.kl_coef})"
             )
         self.skip_signal_free = skip_signal_free
+        self.vocab_dropout = vocab_dropout
         self.strict_loading = False  # checkpoints hold only the trainable weights
         self._restored = False  # weights restored from a checkpoint, not yet pushed
         if actor is not None:
@@ -244,7 +250,9 @@ class GRPOModule(L.LightningModule):
         prompts = [self.prompt.render(tok, problem=item.get("problem", "")) for item in items]
         # Offset by the shard's first sample: a sample's seed is the same on any rank count.
         seed = self._rollout_seed() + first * self.group_size
-        params = replace(self.sampling, n=self.group_size, seed=seed)
+        params = replace(
+            self.sampling, n=self.group_size, seed=seed, banned_token_ids=self.banned_tokens()
+        )
         generations = self.engine.generate(prompts, role=self.role, params=params)
         generated = time.perf_counter()
         rollouts = to_rollouts(generations, self.engine.version(self.role))
@@ -310,6 +318,13 @@ class GRPOModule(L.LightningModule):
             shuffle=False,
             collate_fn=lambda rows: collate(rows, pad),
         )
+
+    def banned_tokens(self) -> tuple[int, ...]:
+        """This rollout step's vocabulary dropout mask (the same for its sampling and its
+        log-probs, on every rank); empty without ``vocab_dropout``."""
+        if self.vocab_dropout is None:
+            return ()
+        return self.vocab_dropout.banned(self.policy.tokenizer, self._rollout_seed())
 
     def _rollout_seed(self) -> int:
         epoch = self.trainer.current_epoch if self._trainer is not None else 0
@@ -399,9 +414,8 @@ class GRPOModule(L.LightningModule):
                 use_cache=False,
             )
         temperature = self.sampling.temperature or 1.0
-        return grpo.token_logprobs(
-            out.logits[:, :-1].float(), batch["input_ids"][:, 1:], temperature
-        )
+        logits = mask_logits(out.logits[:, :-1].float(), self.banned_tokens())
+        return grpo.token_logprobs(logits, batch["input_ids"][:, 1:], temperature)
 
     # ---- the update ---------------------------------------------------------------------
 

@@ -237,7 +237,9 @@ class Evolution:
             self.challenger.bind(actor, vote)
             labels = vote if self.label_vote is None else self.label_vote.bound_to(*reads)
             challenger = self.challenger  # the curriculum asks and reads as it trained
-            curriculum = self.curriculum.bound_to(challenger.prompt, challenger.question_format)
+            curriculum = self.curriculum.bound_to(
+                challenger.prompt, challenger.question_format, challenger.vocab_dropout
+            )
             if self.analysis is not None:
                 self.analysis.keep_base(actor, self.run_dir)
             if self.solver_from_base:
