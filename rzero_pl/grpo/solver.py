@@ -123,6 +123,8 @@ class SolverGRPO(GRPOModule):
         check_number(
             "SolverGRPO.label_confidence", label_confidence, above=0, at_most=16, optional=True
         )
+        if prompt is not None:  # a question must reach the model (a prompt file may lack it)
+            prompt.check_problem_slot("SolverGRPO.prompt")
         super().__init__(actor, prompt or solver_prompt(), group_size, **kwargs)
         self.answer_timeout = answer_timeout
         self.answer_rule = answer_rule

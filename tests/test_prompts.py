@@ -1,0 +1,99 @@
+"""Prompts as settings: each text read from a file, refused in one line when it cannot serve."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+import pytest
+
+from rzero_pl.cli import main
+from rzero_pl.prompts import RolePrompt
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY_SOLVER = os.path.join(ROOT, "cli_configs", "toy_solver.yaml")
+PROMPT = "--model.init_args.prompt.init_args"
+
+
+def test_texts_are_read_from_files(tmp_path):
+    (tmp_path / "system.txt").write_text("Be brief {and} exact.\n")  # braces stay as written
+    (tmp_path / "user.txt").write_text("Q: {problem}\n\n")
+    prompt = RolePrompt(
+        system_file=str(tmp_path / "system.txt"),
+        user_file=str(tmp_path / "user.txt"),
+        use_chat_template=False,
+    )
+    assert prompt.system == "Be brief {and} exact."  # one final newline dropped
+    assert prompt.user == "Q: {problem}\n"
+    assert (
+        prompt.render(None, "1+1?") == "system: Be brief {and} exact.\nuser: Q: 1+1?\n\nassistant: "
+    )
+    prompt.check_problem_slot("SolverGRPO.prompt")  # has the slot: no error
+
+
+def test_a_file_that_cannot_serve_is_one_line_naming_key_and_file(tmp_path):
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(ValueError, match=rf"^RolePrompt.system_file: cannot read {missing} "):
+        RolePrompt(system_file=str(missing))
+    with pytest.raises(ValueError, match=rf"^RolePrompt.user_file: cannot read {tmp_path} "):
+        RolePrompt(user_file=str(tmp_path))  # a folder
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(b"\x00\xff\xfe" * 10)
+    with pytest.raises(ValueError, match=rf"^RolePrompt.user_file: {binary} is not UTF-8 text"):
+        RolePrompt(user_file=str(binary))
+    huge = tmp_path / "huge.txt"
+    huge.write_text("x" * (65_536 * 4 + 1))
+    with pytest.raises(ValueError, match=rf"^RolePrompt.system_file: {huge} holds over"):
+        RolePrompt(system_file=str(huge))
+
+
+def test_a_user_text_without_the_problem_slot_is_refused(tmp_path):
+    (tmp_path / "user.txt").write_text("Solve the problem.")
+    prompt = RolePrompt(user_file=str(tmp_path / "user.txt"))
+    with pytest.raises(ValueError) as refused:
+        prompt.check_problem_slot("SolverGRPO.prompt")
+    line = str(refused.value)
+    assert line.startswith("SolverGRPO.prompt: RolePrompt.user_file (")
+    assert str(tmp_path / "user.txt") in line and "{problem}" in line and "\n" not in line
+    with pytest.raises(ValueError, match=r"^Evaluation.prompt: RolePrompt.user has no"):
+        RolePrompt(user="Solve.").check_problem_slot("Evaluation.prompt")
+
+
+def test_a_fallback_with_another_field_is_refused():
+    with pytest.raises(ValueError, match=r"^RolePrompt.fallback: .*\{question\}"):
+        RolePrompt(fallback="{system} {question}")
+    RolePrompt(fallback="{user}\n")  # the toy configs' fallback
+
+
+def _cli(args: list[str]) -> tuple[int, list[str]]:
+    err = io.StringIO()
+    code = 0
+    with contextlib.redirect_stderr(err):
+        try:
+            main(args, one_line_errors=True)
+        except SystemExit as stop:
+            code = stop.code
+    return code, [x for x in err.getvalue().splitlines() if x.startswith("rzero-pl: error:")]
+
+
+@pytest.mark.parametrize("problem", ["missing file", "no slot"])
+def test_fit_refuses_a_bad_prompt_file_in_one_line_before_any_model_loads(
+    problem, tmp_path, monkeypatch
+):
+    from rzero_pl.toy import ToyModel
+
+    def load(*args, **kwargs):
+        raise AssertionError("the model loaded before the prompt was checked")
+
+    monkeypatch.setattr(ToyModel, "load", load)
+    path = tmp_path / "user.txt"
+    if problem == "no slot":
+        path.write_text("Solve it.")
+    args = ["fit", "--config", TOY_SOLVER, f"{PROMPT}.user_file={path}"]
+    args.append(f"--trainer.default_root_dir={tmp_path}")
+    code, errors = _cli(args)
+    assert code == 2 and len(errors) == 1, errors
+    assert str(path) in errors[0]
+    key = "RolePrompt.user_file" if problem == "missing file" else "SolverGRPO.prompt"
+    assert key in errors[0]
