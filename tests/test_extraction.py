@@ -58,6 +58,45 @@ def test_unbraced_boxes_and_control_spaces(text, boxed):
         assert grade("math500", text, boxed.split()[0]) is (boxed.split()[0] == boxed)
 
 
+@pytest.mark.parametrize(
+    ("text", "first_box"),
+    [
+        ("\\boxed{12} then \\boxed{13}", "12} then \\boxed{13"),  # to the line's last }
+        ("\\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"),
+        ("\\boxed{1}\nso \\boxed{2}", "1"),  # the first box, not the last
+        ("\\boxed{ 7 \nthen \\boxed{5}", "5"),  # no } on its line: passed over
+        ("\\BOXED {7}", "7"),  # any case, a space before the brace
+        ("\\boxed{}}", "}"),
+        ("\\fbox{3}", None),  # only \\boxed
+        ("no box", None),
+    ],
+)
+def test_first_box_is_the_released_evaluation_reading(text, first_box):
+    """evaluation/datasets_loader.py at 5699329 reads re.search(r"(?i)\\\\boxed\\s*{([^\\n]+)}")."""
+    import re
+
+    assert extract_final(text, "first_box") == first_box
+    released = re.search(r"(?i)\\boxed\s*{([^\n]+)}", text)
+    assert (released.group(1).strip() if released else None) == first_box
+
+
+def test_evaluation_reads_the_first_box_when_told(tmp_path):
+    import json
+
+    from rzero_pl.benchmarks.evaluation import evaluate
+    from rzero_pl.engines.base import SamplingParams
+
+    path = tmp_path / "math500" / "test.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"id": "P0", "problem": "P0?", "answer": "3"}) + "\n")
+    engine = _Engine({"P0?": "First \\boxed{3}.\nOn reflection, \\boxed{4}"})
+    kwargs = {"sampling": SamplingParams(temperature=0.0, max_new_tokens=8), "root": str(tmp_path)}
+    last = evaluate(engine, None, ["math500"], **kwargs)
+    first = evaluate(engine, None, ["math500"], answer_rules={"math500": "first_box"}, **kwargs)
+    assert (last.accuracies()["math500"], first.accuracies()["math500"]) == (0.0, 1.0)
+    assert [r.samples["math500"][0]["extracted"] for r in (last, first)] == ["4", "3"]
+
+
 def test_an_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="answer rule"):
         extract_final("x", "lenient")
@@ -112,6 +151,7 @@ def test_every_reader_of_model_output_is_linear_on_100_kb(name):
     extract_boxed(text)
     extract_boxes(text)
     extract_final(text, "flexible")
+    extract_final(text, "first_box")
     grade_bbeh(text, "x")
     norm = normalize(text)
     decide_locally(norm, "1")
@@ -151,7 +191,8 @@ def test_evaluation_takes_a_rule_per_benchmark_and_reports_both(tmp_path):
     strict = evaluate(engine, None, ["gsm8k"], report_rules=True, **kwargs)
     entry = strict.summary["benchmarks"]["gsm8k"]
     assert entry["accuracy"] == pytest.approx(1 / 3)  # boxed by default: the paper's rule
-    assert entry["accuracy_by_rule"] == pytest.approx({"boxed": 1 / 3, "flexible": 2 / 3})
+    by_rule = {"boxed": 1 / 3, "flexible": 2 / 3, "first_box": 1 / 3}
+    assert entry["accuracy_by_rule"] == pytest.approx(by_rule)
     flexible = evaluate(engine, None, ["gsm8k"], answer_rules={"gsm8k": "flexible"}, **kwargs)
     assert flexible.accuracies()["gsm8k"] == pytest.approx(2 / 3)
     assert [s["extracted"] for s in flexible.samples["gsm8k"]] == ["72", "5", "8"]

@@ -6,6 +6,11 @@
   (GSM8K's own format), otherwise the last answer phrase ("The answer is X", "Final answer:
   X"), otherwise the last number in the response: the way lm-evaluation-harness reports
   "strict-match" and "flexible-extract" for GSM8K, for models that do not box.
+- ``"first_box"``: the released evaluation's reading (``evaluation/datasets_loader.py`` of
+  Chengsong-Huang/R-Zero at 5699329): the FIRST ``\\boxed`` (any case), its content running to
+  the last ``}`` on that line, nested or not; a box whose line holds no ``}`` is passed over
+  with the rest of its line (the release's regex would still try a ``\\boxed`` there whose
+  brace opens on the next line).
 
 Every regex here runs in linear time (no nested or adjacent unbounded repeats) and captures
 at most ``MAX_PHRASE`` characters, so a 100 kB response is read in milliseconds.
@@ -16,8 +21,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-AnswerRule = Literal["boxed", "flexible"]
-ANSWER_RULES = ("boxed", "flexible")
+AnswerRule = Literal["boxed", "flexible", "first_box"]
+ANSWER_RULES = ("boxed", "flexible", "first_box")
 MAX_PHRASE = 200  # characters an answer phrase may hold
 MAX_BOX_GAP = 60  # characters between two boxes of one several-box answer
 
@@ -26,6 +31,7 @@ _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # the next "$" (or "\]", "\)", a line's end), at most MAX_PHRASE characters.
 _BOX_UNBRACED = re.compile(r"\\boxed[ \t]+(?=[^\s{])")
 _UNBRACED_CONTENT = re.compile(r"[^$\n]{1,200}?(?=\$|\\\]|\\\)|\n|\Z)")
+_FIRST_BOX = re.compile(r"\\boxed\s*\{", re.IGNORECASE)
 _BRACE = re.compile(r"\\.|[{}]", re.DOTALL)  # an escaped character, or a brace that counts
 _HASHES = re.compile(r"####[ \t]{0,20}([^\n]{1,200})")  # 200: MAX_PHRASE
 _PHRASE = re.compile(r"(?i:\banswer)[ \t*]{0,10}(?i:is|:|=)[ \t*:]{0,10}([^\n]{1,200})")
@@ -119,6 +125,22 @@ def extract_boxes(text: str) -> list[str]:
     return [text[s[1] : s[2]].strip() for s in reversed(run)]
 
 
+def extract_first_box(text: str) -> str | None:
+    """The ``first_box`` rule (module docstring): from the first ``\\boxed{`` whose line has a
+    later ``}`` to the last ``}`` of that line, stripped; None when no box has one. Linear:
+    a line without a ``}`` after one box has none after the next either."""
+    at = 0
+    while (opening := _FIRST_BOX.search(text, at)) is not None:
+        start = opening.end()
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end < 0 else line_end
+        close = text.rfind("}", start + 1, line_end)
+        if close >= 0:
+            return text[start:close].strip() or None
+        at = line_end
+    return None
+
+
 def _clean(phrase: str) -> str | None:
     phrase = phrase.strip().strip("*").strip()
     if phrase.startswith("$") and phrase.count("$") >= 2:
@@ -133,6 +155,8 @@ def extract_final(text: str | None, rule: AnswerRule = "boxed") -> str | None:
         raise ValueError(f"answer rule must be one of {ANSWER_RULES}, got {rule!r}")
     if not text:
         return None
+    if rule == "first_box":
+        return extract_first_box(text)
     boxed = extract_boxed(text)
     if boxed is not None or rule == "boxed":
         return boxed
