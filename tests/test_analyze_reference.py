@@ -156,7 +156,6 @@ def expected(rows: list[dict], refs: dict[str, str | None]) -> dict[str, float]:
     }
 
 
-@pytest.mark.slow
 def test_analyze_with_a_reference_model_names_it_and_agrees_by_hand(tmp_path):
     from rzero_pl.cli import main
 

@@ -82,7 +82,6 @@ def test_the_stated_arithmetic_is_the_commands_own():
         assert stated in text, stated
 
 
-@pytest.mark.slow
 def test_the_config_runs_on_cpu_with_the_hardware_and_model_swapped(tiny_model_dir, tmp_path):
     """Only the accelerator, precision, engine, model and sizes change (the GPU runs vLLM)."""
     model = "--actor.policy.init_args.model"
