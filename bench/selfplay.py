@@ -17,6 +17,7 @@ of the solver's evaluation against ``rzero``'s, pooled over seeds.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shlex
@@ -48,6 +49,18 @@ ARMS: dict[str, list[str]] = {
     ],
     "from_base": ["--evolution.solver_from_base=true", "--data.init_args.union=true"],
     "kl_lowlr": ["--model.init_args.loss.kl_coef=0.01", "--model.init_args.lr=3.0e-5"],
+    # The toy question format and its words stay (without its space the toy model writes no
+    # valid question); each mask drops ~1 in 10 of the rest: digits, operators, unused signs.
+    "vocab_dropout": [
+        "--evolution.challenger.init_args.vocab_dropout="
+        '{rate: 0.1, keep: ["<question>", "</question>", " \\\\boxed{}", "What is?"]}'
+    ],
+    "kl_lowlr_from_base": [
+        "--model.init_args.loss.kl_coef=0.01",
+        "--model.init_args.lr=3.0e-5",
+        "--evolution.solver_from_base=true",
+        "--data.init_args.union=true",
+    ],
     "margin": [
         "--evolution.curriculum.label_filters=[{class_path: rzero_pl.label_filters.MarginRule, "
         "init_args: {min_margin: 0.2}}]"
@@ -96,22 +109,32 @@ def command(arm: str, seed: int, iterations: int, folder: str) -> list[str]:
 def run_grid(root: str, arms: list[str], seeds: list[int], iterations: int, parallel: int,
              sample: int) -> None:  # fmt: skip
     """Start every unfinished (arm, seed) run, ``parallel`` at a time, then analyse it."""
-    todo = [(a, s) for s in seeds for a in arms if not finished(run_dir(root, a, s), iterations)]
+    jobs = []
+    for seed in seeds:
+        for arm in arms:
+            folder = run_dir(root, arm, seed)
+            if finished(folder, iterations):
+                continue
+            fit = " ".join(shlex.quote(a) for a in command(arm, seed, iterations, folder))
+            analyze = (
+                f"{sys.executable} -m rzero_pl analyze {shlex.quote(folder)} --sample {sample}"
+            )
+            jobs.append((folder, f"{fit} && {analyze}"))
+    run_jobs(root, jobs, parallel)
+
+
+def run_jobs(root: str, jobs: list[tuple[str, str]], parallel: int) -> None:
+    """Run each ``(folder, shell command)``, ``parallel`` at a time, one thread each; each
+    logs to ``folder.log``."""
+    todo = list(jobs)
     running: list[tuple[subprocess.Popen, str, float]] = []
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     os.makedirs(root, exist_ok=True)
     while todo or running:
         while todo and len(running) < parallel:
-            arm, seed = todo.pop(0)
-            folder = run_dir(root, arm, seed)
-            fit = " ".join(shlex.quote(a) for a in command(arm, seed, iterations, folder))
-            analyze = (
-                f"{sys.executable} -m rzero_pl analyze {shlex.quote(folder)} --sample {sample}"
-            )
+            folder, shell = todo.pop(0)
             log = open(f"{folder}.log", "a")  # noqa: SIM115 - closed with the process
-            process = subprocess.Popen(
-                f"{fit} && {analyze}", shell=True, env=env, cwd=ROOT, stdout=log, stderr=log
-            )
+            process = subprocess.Popen(shell, shell=True, env=env, cwd=ROOT, stdout=log, stderr=log)
             running.append((process, folder, time.time()))
             print(f"started {folder}", flush=True)
         time.sleep(5)
@@ -126,11 +149,105 @@ def run_grid(root: str, arms: list[str], seeds: list[int], iterations: int, para
 def problem_verdicts(folder: str, it: int) -> dict[str, bool]:
     """``{problem id: correct}`` of the solver's evaluation after iteration ``it``."""
     sub = os.path.join("eval", "baseline") if it == 0 else os.path.join(f"iter{it}", "eval")
-    path = os.path.join(folder, sub, "samples", "toy.jsonl")
+    return verdicts_in(os.path.join(folder, sub))
+
+
+def verdicts_in(eval_folder: str) -> dict[str, bool]:
+    """``{problem id: correct}`` of the toy samples an evaluation wrote into ``eval_folder``."""
+    path = os.path.join(eval_folder, "samples", "toy.jsonl")
     if not os.path.exists(path):
         return {}
     with open(path) as f:
         return {row["id"]: bool(row["correct"]) for row in map(json.loads, f)}
+
+
+# ---- the like-for-like ceiling: the solver on true labels, as many rollout steps -----------
+
+CEILING = "true_labels"
+
+
+def ceiling_steps(iterations: int) -> int:
+    """Solver rollout steps of ``iterations`` self-play iterations (toy.yaml's solver_steps)."""
+    with open(os.path.join(ROOT, "cli_configs", "toy.yaml")) as f:
+        steps = next(
+            int(line.split(":")[1]) for line in f if line.strip().startswith("solver_steps")
+        )
+    return steps * iterations
+
+
+def ceiling_command(seed: int, steps: int, folder: str) -> list[str]:
+    """cli_configs/toy_solver.yaml (true labels, its own tuned settings) for ``steps`` steps."""
+    return [
+        sys.executable, "-m", "rzero_pl", "fit",
+        "--config", os.path.join(ROOT, "cli_configs", "toy_solver.yaml"),
+        f"--trainer.max_epochs={steps}",
+        f"--trainer.logger.init_args.save_dir={folder}",
+        "--threads=1",
+        "--trainer.enable_progress_bar=false",
+        f"--model.init_args.seed={seed}",
+        f"--data.init_args.seed={seed}",
+        f"--seed_everything={seed}",
+    ]  # fmt: skip
+
+
+def ceiling_eval(folder: str) -> str | None:
+    """The final evaluation folder of a ceiling run (``eval/stepN`` of the toy_solver logger,
+    N its last optimizer step), None until it is written."""
+    pattern = os.path.join(folder, "toy_solver", "version_*", "eval", "step*", "eval.json")
+    done = [os.path.dirname(p) for p in glob.glob(pattern)]
+    return max(done, key=lambda f: int(f.rsplit("step", 1)[1])) if done else None
+
+
+def ceiling_accuracy(eval_folder: str | None) -> float | None:
+    if eval_folder is None:
+        return None
+    with open(os.path.join(eval_folder, "eval.json")) as f:
+        return json.load(f)["benchmarks"]["toy"]["accuracy"]
+
+
+def run_ceiling(root: str, seeds: list[int], iterations: int, parallel: int) -> None:
+    """Start every unfinished true-label run of ``ceiling_steps(iterations)`` steps."""
+    steps = ceiling_steps(iterations)
+    jobs = []
+    for seed in seeds:
+        folder = run_dir(root, CEILING, seed)
+        if ceiling_eval(folder) is None:
+            jobs.append(
+                (folder, " ".join(shlex.quote(a) for a in ceiling_command(seed, steps, folder)))
+            )
+    run_jobs(root, jobs, parallel)
+
+
+def ceiling_table(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
+    """The true-label solver's accuracy, and each arm's last iteration minus it (paired by
+    seed, with the per-problem sign test pooled over seeds)."""
+    steps = ceiling_steps(iterations)
+    evals = {s: ceiling_eval(run_dir(root, CEILING, s)) for s in seeds}
+    truth = {s: ceiling_accuracy(e) for s, e in evals.items() if e is not None}
+    lines = [
+        f"True labels, {steps} solver rollout steps (cli_configs/toy_solver.yaml): "
+        + (format_interval(*t_interval(list(truth.values())), True) if truth else "–")
+        + f" over {len(truth)} seeds",
+        "",
+        f"| arm at iteration {iterations} − true labels | paired difference (points) [95 %] | "
+        "seeds | problems won / lost (pooled) | sign test p |",
+        "|---|---|---|---|---|",
+    ]
+    for arm in arms:
+        got = {s: value(run_dir(root, arm, s), iterations, "eval", "accuracy") for s in truth}
+        diffs = paired_differences({s: v for s, v in got.items() if v is not None}, truth)
+        wins = losses = 0
+        for s in truth:
+            w, lo = sign_test(
+                problem_verdicts(run_dir(root, arm, s), iterations), verdicts_in(evals[s])
+            )
+            wins, losses = wins + w, losses + lo
+        interval = format_interval(*t_interval(diffs), True) if diffs else "–"
+        lines.append(
+            f"| {arm} | {interval} | {len(diffs)} | {wins} / {losses} | "
+            f"{sign_test_p(wins, losses):.3g} |"
+        )
+    return "\n".join(lines)
 
 
 def table(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
@@ -212,7 +329,7 @@ def comparisons(root: str, arms: list[str], seeds: list[int], iterations: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["run", "table"])
+    parser.add_argument("what", choices=["run", "table", "ceiling", "ceiling-table"])
     parser.add_argument("--root", default=os.path.join(ROOT, "runs", "selfplay"))
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--seeds", default="0,1")
@@ -228,6 +345,10 @@ def main() -> None:
     root = os.path.abspath(args.root)
     if args.what == "run":
         run_grid(root, arms, seeds, args.iterations, args.parallel, args.sample)
+    elif args.what == "ceiling":
+        run_ceiling(root, seeds, args.iterations, args.parallel)
+    elif args.what == "ceiling-table":
+        print(ceiling_table(root, arms, seeds, args.iterations))
     else:
         print(table(root, arms, seeds, args.iterations))
 

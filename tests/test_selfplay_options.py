@@ -1,11 +1,13 @@
 """Issue 28's self-play options together in one shrunk toy evolution (2 iterations): the
-cross-iteration memory of the repetition term, label-confidence advantages, and the solver
-restarting from the base on the union of the curricula. Each option's maths is tested by hand
+cross-iteration memory of the repetition term, label-confidence advantages, the solver
+restarting from the base on the union of the curricula, and the challenger's vocabulary
+dropout. Each option's maths is tested by hand
 in its own file (test_rewards.py, test_curriculum.py, test_solver.py; replay, which excludes
 the union, there too); this checks that the evolution wires them."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -20,6 +22,8 @@ OPTIONS = [
     "--model.init_args.label_confidence=1.0",
     "--evolution.solver_from_base=true",
     "--data.init_args.union=true",
+    "--evolution.challenger.init_args.vocab_dropout="
+    '{rate: 0.3, keep: ["<question>", "</question>", " \\\\boxed{}", "What is?"]}',
 ]
 
 
@@ -44,3 +48,19 @@ def test_the_options_run_remember_and_restart_the_solver_from_the_base(tmp_path,
     scalars = tensorboard_scalars(os.path.join(tmp_path, "run", "tensorboard"))
     memory = scalars["challenger/repetition/memory_max_similarity"]
     assert len(memory) == 2 and all(0.0 < e.value <= 1.0 for e in memory)
+    # Vocabulary dropout reached the curriculum: iteration 1's candidates were written under
+    # round 0's mask (Curriculum.build's round seed: 1009 x the iteration), so no question
+    # holds a masked digit or operator. (The toy's words and spaces are kept: without its
+    # space the toy model writes no valid question at all.)
+    from rzero_pl.toy.tokenizer import build_tokenizer
+    from rzero_pl.vocab_dropout import VocabularyDropout
+
+    tok = build_tokenizer()
+    dropout = VocabularyDropout(
+        rate=0.3, keep=("<question>", "</question>", " \\boxed{}", "What is?")
+    )
+    masked = set(tok.convert_ids_to_tokens(list(dropout.banned(tok, 1009))))
+    path = tmp_path / "run" / "iter1" / "curriculum" / "questions.jsonl"
+    questions = [json.loads(line)["question"] for line in path.read_text().splitlines()]
+    written = "".join(q for q in questions if q)
+    assert written and masked & set("0123456789+-*()") and not masked & set(written)
