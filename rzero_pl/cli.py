@@ -29,13 +29,13 @@ from rzero_pl.run.build import TRAINER_DEFAULTS, RunBuilder
 from rzero_pl.run.evolution import INTERRUPTED_EXIT_CODE, Evolution
 from rzero_pl.run.io import read_json
 from rzero_pl.run.state import config_fingerprint
-from rzero_pl.run.trackers import run_logger
+from rzero_pl.run.trackers import as_one_logger, run_logger
 from rzero_pl.scale.distributed import is_rank_zero
 
 # Settings that may change between a run and its resumption without changing its results.
 # The trainer's other settings (callbacks, precision, gradient clipping) and the seed are part
 # of the fingerprint.
-RESUMABLE_CHANGES = ("ckpt_path", "config", "threads")
+RESUMABLE_CHANGES = ("ckpt_path", "config", "threads", "progress_interval")
 RESUMABLE_TRAINER = (
     "logger",
     "enable_progress_bar",
@@ -118,10 +118,16 @@ class RZeroCLI(RunBuilder):
             )
         folder = os.path.join(self.trainer.default_root_dir, "eval", "test")
         strategy = self.trainer.strategy
-        logger = self.trainer.logger
-        if isinstance(logger, TensorBoardLogger) and _is_default_logger(logger):
-            # The default's save_dir is ./runs: the scores belong beside eval.json instead.
-            logger = TensorBoardLogger(save_dir=folder, name="tensorboard", version="")
+        # Every configured tracker gets the scores; the default TensorBoard's save_dir is
+        # ./runs: its scores belong beside eval.json instead.
+        logger = as_one_logger(
+            [
+                TensorBoardLogger(save_dir=folder, name="tensorboard", version="")
+                if isinstance(one, TensorBoardLogger) and _is_default_logger(one)
+                else one
+                for one in self.trainer.loggers
+            ]
+        )
 
         def score() -> None:  # on every rank: process group and device first, as fit does
             strategy.setup_environment()

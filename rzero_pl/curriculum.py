@@ -25,6 +25,7 @@ from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_ITERATIONS, check_number
 from rzero_pl.grading.answers import matches_many
 from rzero_pl.label_filters import LabelFilter
+from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.questions import QuestionSource, Truth
 from rzero_pl.rewards import MajorityVote, QuestionFormat, bleu_distance_matrix
@@ -279,9 +280,10 @@ class Curriculum:
         questions = [question for question, _ in parsed]
         valid = [i for i, q in enumerate(questions) if q is not None]
         before = sum(gather_objects(len(valid))[:rank])  # valid questions of lower ranks
-        votes, answers = vote.vote(
-            [questions[i] for i in valid], actor, seed + 1 + before * vote.votes
-        )
+        with Progress(len(valid), "curriculum votes", "questions", per=vote.votes):
+            votes, answers = vote.vote(
+                [questions[i] for i in valid], actor, seed + 1 + before * vote.votes
+            )
         voted = {i: (v, a) for i, v, a in zip(valid, votes, answers, strict=True)}
         reasons = {
             i: drop_reason(questions[i], v.label, v.share, vote.band, self.filters)
@@ -337,7 +339,8 @@ class Curriculum:
         params = replace(
             self.challenger_sampling, n=max(count, 1), seed=seed, banned_token_ids=banned
         )
-        written = actor.generate([prompt] if count else [], role="challenger", params=params)
+        with Progress(count, "curriculum questions", "written"):
+            written = actor.generate([prompt] if count else [], role="challenger", params=params)
         return written[0].completions if written else []
 
 

@@ -79,3 +79,26 @@ def test_activation_checkpointing_is_read_without_the_deprecated_name():
         assert recomputes_activations(_RenamedCheckpointing())
     assert recomputes_activations(_OldCheckpointing())
     assert not recomputes_activations(object())
+
+
+def test_the_memory_estimate_is_printed_once_per_role_not_per_phase(
+    tiny_model_dir, toy_questions_file, tmp_path, caplog
+):
+    """Every phase of a role is a fit of the same module with the same settings: its memory
+    estimate is printed at the first, and again only when it changes (here: micro-batches)."""
+    from rzero_pl.datamodules import LabelledQuestionsDataModule
+    from test_solver import _module, _trainer
+
+    from rzero_pl.questions import JsonlQuestions
+
+    module = _module(tiny_model_dir, loss=None)
+    data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=2)
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch.utilities.rank_zero"):
+        for phase, micro_batch in enumerate((4, 4, 4, 8)):
+            module.micro_batch_size = micro_batch
+            trainer = _trainer(tmp_path / f"phase{phase}", epochs=1, enable_checkpointing=False)
+            trainer.fit(module, data)
+    lines = [r.getMessage() for r in caplog.records if "estimated peak memory" in r.getMessage()]
+    assert len(lines) == 2, lines  # the first phase's, and the one after the change
+    assert all(line.startswith("[solver] estimated peak memory per rank: ") for line in lines)
+    assert lines[0] != lines[1]

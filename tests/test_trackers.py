@@ -13,9 +13,11 @@ import yaml
 from conftest import tensorboard_scalars
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from test_kill_resume import _config
+from test_red_team import TOY, _refused
+from test_red_team_bounds import no_model  # noqa: F401  (a fixture)
 
 from rzero_pl.cli import main
-from rzero_pl.run.trackers import Trackers, run_logger
+from rzero_pl.run.trackers import Trackers, check_outside, run_logger
 
 
 def _csv_scalars(folder: str) -> dict[str, list[tuple[int, float]]]:
@@ -101,7 +103,71 @@ def test_a_tracker_writing_into_the_run_folder_is_one_line(tmp_path):
     run_dir = str(tmp_path / "run")
     inside = CSVLogger(save_dir=os.path.join(run_dir, "csv"))
     with pytest.raises(ValueError, match=r"^trainer.logger: CSVLogger writes to .*save_dir"):
-        run_logger([inside], run_dir)
+        check_outside(inside, run_dir)
+    check_outside(CSVLogger(save_dir=str(tmp_path / "csv")), run_dir)  # beside it: fine
+
+
+@pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize("as_list", [False, True], ids=["one logger", "a list"])
+def test_a_tracker_inside_the_run_folder_is_refused_before_the_model_loads(tmp_path, as_list):
+    """``rzero-pl fit`` refuses it in one line while checking the settings (``check_fit``),
+    not once the model has loaded (``no_model``: loading the policy fails the test)."""
+    run_dir = tmp_path / "run"
+    csv_logger = {
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
+        "init_args": {"save_dir": str(run_dir / "csv")},
+    }
+    tensorboard = {"class_path": "lightning.pytorch.loggers.TensorBoardLogger"}
+    extra = tmp_path / "logger.yaml"
+    logger = [tensorboard, csv_logger] if as_list else csv_logger
+    extra.write_text(yaml.safe_dump({"trainer": {"logger": logger}}))
+    args = ["fit", "--config", TOY, "--config", str(extra), f"--evolution.run_dir={run_dir}"]
+    _refused(args, "trainer.logger: CSVLogger writes to", str(run_dir / "csv"), "save_dir")
+    assert not run_dir.exists()
+
+
+def test_rzero_pl_test_scores_go_to_every_configured_tracker(tmp_path):
+    """``rzero-pl test`` with a list of trackers: each one gets the benchmark's scalars (the
+    list's first one alone got them before)."""
+    extra = tmp_path / "logger.yaml"
+    extra.write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {
+                    "logger": [
+                        {
+                            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                            "init_args": {
+                                "save_dir": str(tmp_path / "tb"),
+                                "name": "eval",
+                                "version": "",
+                            },
+                        },
+                        {
+                            "class_path": "lightning.pytorch.loggers.CSVLogger",
+                            "init_args": {"save_dir": str(tmp_path / "csv"), "name": "eval"},
+                        },
+                    ]
+                }
+            }
+        )
+    )
+    config = os.path.join(os.path.dirname(TOY), "toy_eval.yaml")
+    main(
+        [
+            "test",
+            "--config",
+            config,
+            "--config",
+            str(extra),
+            f"--trainer.default_root_dir={tmp_path}",
+            "--evaluation.init_args.max_samples=8",
+            "--evaluation.init_args.max_new_tokens=16",
+        ]
+    )
+    expected = tensorboard_scalars(str(tmp_path / "tb" / "eval"))
+    assert "eval/toy/accuracy" in expected
+    _same(expected, _csv_scalars(str(tmp_path / "csv" / "eval")))
 
 
 @pytest.mark.slow  # two processes of a one-iteration toy run (about 30 s)

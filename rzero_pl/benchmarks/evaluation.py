@@ -42,6 +42,7 @@ from rzero_pl.benchmarks import (
 from rzero_pl.engines.base import Engine, SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_TOKENS, check_number
 from rzero_pl.grading.extraction import ANSWER_RULES, AnswerRule
+from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.run.io import write_json_atomic, write_jsonl_atomic
 from rzero_pl.scale.distributed import (
@@ -132,7 +133,8 @@ def score_problems(
     """
     mine = [rows[i] for i in problems]
     texts = [template.render(tokenizer, problem=benchmark_prompt(bench, row)) for row in mine]
-    generations = engine.generate(texts, role=role, params=params)  # every rank joins it
+    with Progress(len(problems) * params.n, f"{bench.name} scoring", "answers"):
+        generations = engine.generate(texts, role=role, params=params)  # every rank joins it
     if not problems:
         return []
     n = params.n

@@ -45,6 +45,7 @@ from rzero_pl.engines.vllm_support import (
     cpu_kv_cache_bytes,
     kept_process_state,
     lora_slot_rank,
+    progress_bar,
     request_seeds,
     require_vllm,
     vllm_sampling_kwargs,
@@ -343,7 +344,7 @@ class VLLMEngine:
             version = self.version(role)
             requests = [{"prompt_token_ids": ids} for ids in encoded]
             outputs = (
-                self.llm.generate(requests, sampling, lora_request=lora, use_tqdm=False)
+                self.llm.generate(requests, sampling, lora_request=lora, use_tqdm=progress_bar())
                 if requests
                 else []
             )

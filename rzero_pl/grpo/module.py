@@ -41,6 +41,7 @@ from rzero_pl.grpo.rollout import (
 from rzero_pl.grpo.rollout_log import combine_rank_metrics, rollout_metrics, write_rollout_table
 from rzero_pl.models.actor import Actor
 from rzero_pl.models.policy import Policy
+from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.run.guards import UpdateGuard
 from rzero_pl.scale import distributed, memory, sharding
@@ -137,6 +138,7 @@ class GRPOModule(L.LightningModule):
         self.vocab_dropout = vocab_dropout
         self.strict_loading = False  # checkpoints hold only the trainable weights
         self._restored = False  # weights restored from a checkpoint, not yet pushed
+        self._memory_line: str | None = None  # the memory estimate last printed
         if actor is not None:
             self.bind(actor)
 
@@ -178,7 +180,11 @@ class GRPOModule(L.LightningModule):
         # from_pretrained leaves models in eval mode; training forwards run in train mode
         # (log-prob recomputation switches to eval itself), so Lightning finds none in eval.
         self.policy.train()
-        rank_zero_info(f"[{self.role}] {memory.estimate_for(self, trainer).describe()}")
+        # Once per role: every phase of a run gives the same estimate (printed again if not).
+        estimate = f"[{self.role}] {memory.estimate_for(self, trainer).describe()}"
+        if estimate != self._memory_line:
+            rank_zero_info(estimate)
+            self._memory_line = estimate
 
     def _prepare_reference(self) -> None:
         """Point the KL reference at the base, or copy this role's phase-start weights.
@@ -253,7 +259,8 @@ class GRPOModule(L.LightningModule):
         params = replace(
             self.sampling, n=self.group_size, seed=seed, banned_token_ids=self.banned_tokens()
         )
-        generations = self.engine.generate(prompts, role=self.role, params=params)
+        with Progress(len(prompts) * params.n, f"{self.role} generation", "completions"):
+            generations = self.engine.generate(prompts, role=self.role, params=params)
         generated = time.perf_counter()
         rollouts = to_rollouts(generations, self.engine.version(self.role))
         self._check_sampler_logprobs(rollouts)

@@ -21,6 +21,7 @@ from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_SAMPLES, check_number
 from rzero_pl.grading.extraction import AnswerRule, extract_final
 from rzero_pl.grading.votes import Vote, majority_votes
+from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt, solver_prompt
 
 
@@ -119,7 +120,8 @@ class MajorityVote:
         share = np.full(len(questions), np.nan)
         labels: list[str | None] = [None] * len(questions)
         seed += before * self.votes
-        votes, answers = self.vote([questions[i] for i in index], actor, seed)
+        with Progress(len(index), "challenger's votes", "questions", per=self.votes):
+            votes, answers = self.vote([questions[i] for i in index], actor, seed)
         metrics: dict[str, float] = {}
         if index:
             share[index] = [v.share for v in votes]

@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from rzero_pl.benchmarks.evaluation import Evaluation
@@ -28,8 +29,10 @@ from rzero_pl.errors import ConfigError, one_line
 from rzero_pl.grpo.challenger import ChallengerGRPO
 from rzero_pl.grpo.module import GRPOModule
 from rzero_pl.models.actor import Actor
+from rzero_pl.progress import INTERVAL, set_interval
 from rzero_pl.run.evolution import Evolution
 from rzero_pl.run.selection import resolve_weights
+from rzero_pl.run.trackers import check_outside, configured_loggers
 from rzero_pl.scale.sharding import new_strategy
 
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -84,9 +87,18 @@ class RunBuilder(LightningCLI):
             help="Torch threads of each rank; default: its share of the CPUs (on CPU each "
             "local rank is pinned to 1/L of them; see rzero_pl.scale.threads).",
         )
+        parser.add_argument(
+            "--progress_interval",
+            type=float,
+            default=INTERVAL,
+            help="Seconds between two progress lines of a long step (generation, votes, "
+            "scoring) in a log that is not a terminal (a terminal gets a live bar); 0: a line "
+            "at every finished batch.",
+        )
 
     def before_instantiate_classes(self) -> None:
-        """Threads before any model loads: each CPU rank on its own share of the cores."""
+        """Threads before any model loads: each CPU rank on its own share of the cores; the
+        progress lines' interval."""
         import torch
 
         from rzero_pl.scale.threads import configure_threads
@@ -96,6 +108,7 @@ class RunBuilder(LightningCLI):
         on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
         local = (int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         configure_threads(config.get("threads"), *(local if on_cpu else (0, 1)))
+        set_interval(config.get("progress_interval", INTERVAL))  # before the toy base builds
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse; a bad key or value is reported as one line naming the key (exit status 2)."""
@@ -211,6 +224,10 @@ def check_fit(config: Any) -> None:
         )
     modules = [m for m in (model, getattr(evolution, "challenger", None)) if m is not None]
     _check_accumulation(trainer, [m for m in modules if isinstance(m, GRPOModule)])
+    if evolution is not None:  # the run's own TensorBoard goes there; another tracker never
+        for logger in configured_loggers(trainer.get("logger")):
+            if not isinstance(logger, TensorBoardLogger):
+                check_outside(logger, evolution.run_dir)
 
 
 def _check_accumulation(trainer: Any, modules: list[GRPOModule]) -> None:

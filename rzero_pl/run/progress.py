@@ -5,11 +5,15 @@ over every process that worked on it). The *ETA* gives each phase still ahead (t
 starting included) the mean time of the finished phases of its kind (challenger, curriculum,
 solver, evaluation; a skipped phase took none); while a kind ahead has no timed phase yet it is
 ``?``. It assumes all K iterations run (the collapse guard may stop sooner).
+
+The live progress inside a phase (generation, votes, scoring) is ``rzero_pl.progress``'s.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from rzero_pl.progress import duration
 
 TRAINING = ("challenger", "curriculum", "solver")
 
@@ -46,18 +50,6 @@ def eta_seconds(phases: dict[str, Any], ahead: list[str]) -> float | None:
     if any(kind(phase) not in timed for phase in ahead):
         return None
     return sum(sum(timed[kind(p)]) / len(timed[kind(p)]) for p in ahead)
-
-
-def duration(seconds: float | None) -> str:
-    """``?``, ``42s``, ``3m 05s`` or ``2h 07m``."""
-    if seconds is None:
-        return "?"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s"
-    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
 
 
 def progress(phases: dict[str, Any], phase: str, iterations: int, evaluated: bool) -> str:

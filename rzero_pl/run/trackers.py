@@ -20,12 +20,29 @@ def run_logger(configured: list[Logger], run_dir: str) -> Logger:
     """The logger the evolution logs through: the run folder's TensorBoard, with every
     configured logger that is not TensorBoard (a configured TensorBoard becomes the run
     folder's). Another tracker's files go where it is configured, never into the run folder
-    (which holds only what rzero-pl writes)."""
+    (which holds only what rzero-pl writes): ``check_outside``, which ``rzero-pl fit`` runs
+    before any model loads (``rzero_pl.run.build.check_fit``)."""
     tensorboard = TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="")
     others = [one for one in configured if not isinstance(one, TensorBoardLogger)]
-    for one in others:
-        check_outside(one, run_dir)
     return Trackers([tensorboard, *others]) if others else tensorboard
+
+
+def as_one_logger(loggers: list[Logger]) -> Logger | None:
+    """Several loggers as one (``Trackers``), one as itself, none as None (``rzero-pl
+    test``'s scores go to every configured tracker)."""
+    if len(loggers) > 1:
+        return Trackers(loggers)
+    return loggers[0] if loggers else None
+
+
+def configured_loggers(logger: Any) -> list[Logger]:
+    """``trainer.logger`` as a list: one logger, a list of them, or none (``False``, ``None``;
+    ``True`` is Lightning's default, a TensorBoard, which rzero-pl replaces with the run's)."""
+    if isinstance(logger, Logger):
+        return [logger]
+    if isinstance(logger, (list, tuple)):
+        return [one for one in logger if isinstance(one, Logger)]
+    return []
 
 
 def check_outside(logger: Logger, run_dir: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from rzero_pl.progress import Progress
 from rzero_pl.toy.arithmetic import DEFAULT_MIX
 from rzero_pl.toy.corpus import documents
 from rzero_pl.toy.tokenizer import build_tokenizer
@@ -120,29 +121,6 @@ def _optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas)
 
 
-def _progress(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = [
-        TextColumn("toy pretraining"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ]
-    console = Console(stderr=True)  # stdout stays clean for what the caller prints
-    return Progress(*columns, console=console, disable=not enabled, transient=False)
-
-
 def pretrain(
     folder: str,
     size: str = "xs",
@@ -190,8 +168,8 @@ def _train(
     """The optimisation loop; returns the loss of every step."""
     model.train()
     optimizer, losses = _optimizer(model, recipe), []
-    with _progress(progress) as bar:
-        task = bar.add_task("pretrain", total=steps, loss=float("nan"))
+    # a live bar on a terminal, a line every 30 s in a log (rzero_pl.progress); 0: none
+    with Progress(steps if progress else 0, "toy base build", "steps") as bar:
         for step in range(steps):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, steps, recipe)
@@ -205,10 +183,7 @@ def _train(
             optimizer.step()
             losses.append(loss.item())
             recent = sum(losses[-50:]) / len(losses[-50:])
-            bar.update(task, advance=1, loss=recent)
-            if progress and not bar.console.is_terminal and (step + 1) % max(1, steps // 10) == 0:
-                # no live bar in logs and pipes: a line every tenth of the run instead
-                bar.console.print(f"toy pretraining: step {step + 1}/{steps}, loss {recent:.3f}")
+            bar.advance(1, note=f"loss {recent:.3f}")
     return losses
 
 
