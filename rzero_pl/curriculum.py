@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import time
 import warnings
 from dataclasses import MISSING, dataclass, fields, replace
@@ -24,7 +23,7 @@ from rzero_pl import prompts as role_prompts
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_ITERATIONS, check_number
 from rzero_pl.grading.answers import matches_many
-from rzero_pl.label_filters import LabelFilter
+from rzero_pl.label_filters import LabelFilter, TextFilters
 from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.questions import QuestionSource, Truth
@@ -40,22 +39,26 @@ from rzero_pl.scale.distributed import (
 )
 from rzero_pl.vocab_dropout import VocabularyDropout
 
-PROOF = re.compile(r"\bprove\b|\bproof\b|\bshow that\b|证明", re.IGNORECASE)
-
 
 def drop_reason(
-    question: str | None, label: str | None, share: float, band: tuple[float, float], filters: bool
+    question: str | None,
+    label: str | None,
+    share: float,
+    band: tuple[float, float],
+    filters: bool | TextFilters,
 ) -> str:
-    """Why a candidate is dropped, or ``kept``: the curriculum's filter as one pure rule."""
+    """Why a candidate is dropped, or ``kept``: the curriculum's filter as one pure rule
+    (``filters``: the text filters, ``True`` for the default ones, ``False`` for none)."""
+    rules = TextFilters() if filters is True else filters or None
     if question is None:
         return "malformed"
-    if filters and PROOF.search(question):
+    if rules and rules.asks_for_proof(question):
         return "asks_for_proof"
-    if filters and "box" in question.lower():
+    if rules and rules.mentions_box(question):
         return "mentions_box"
     if label is None:
         return "no_answer"
-    if filters and "\\text" in label:
+    if rules and rules.has_text(label):
         return "text_label"
     if share < band[0]:
         return "below_band"
@@ -153,6 +156,8 @@ class Curriculum:
         min_kept: Fewest kept questions wanted; below it more rounds are generated.
         max_rounds: Most rounds of N candidates per build.
         filters: Drop proof questions, questions mentioning a box, labels with ``\\text``.
+        text_filters: How those filters read the text (``TextFilters``: rzero-pl's rules by
+            default; ``{proof: release, text_label: release}`` for the released code's).
         challenger_sampling: Question sampling (reference: T 1.0, top-p 0.95).
         truth: Exact answers, when the task has them (the toy world): label accuracy.
         labelled: Labelled questions served with the kept ones in every iteration (counted
@@ -174,6 +179,7 @@ class Curriculum:
         labelled: QuestionSource | None = None,
         seed: int = 0,
         label_filters: list[LabelFilter] | None = None,
+        text_filters: TextFilters | None = None,
     ) -> None:
         check_number("Curriculum.candidates", candidates, at_least=1, at_most=MAX_ITEMS)
         check_number("Curriculum.max_rounds", max_rounds, at_least=1, at_most=MAX_ITERATIONS)
@@ -189,10 +195,14 @@ class Curriculum:
         self.labelled = labelled
         self.seed = seed
         self.label_filters = list(label_filters or [])
+        self.text_filters = text_filters or TextFilters()
         # How the challenger is asked and read (``bound_to`` sets the challenger's own).
         self.challenger_prompt: RolePrompt = role_prompts.challenger_prompt()
         self.question_format = QuestionFormat()
         self.vocab_dropout: VocabularyDropout | None = None
+
+    def _text_rules(self) -> TextFilters | bool:
+        return self.text_filters if self.filters else False
 
     def bound_to(
         self,
@@ -286,7 +296,7 @@ class Curriculum:
             )
         voted = {i: (v, a) for i, v, a in zip(valid, votes, answers, strict=True)}
         reasons = {
-            i: drop_reason(questions[i], v.label, v.share, vote.band, self.filters)
+            i: drop_reason(questions[i], v.label, v.share, vote.band, self._text_rules())
             for i, (v, _) in voted.items()
         }
         agrees = self.greedy_agreement(actor, vote, questions, voted, reasons)
@@ -294,7 +304,9 @@ class Curriculum:
         for i, question in enumerate(questions):
             v, answers_i = voted.get(i, (None, []))
             label, share = (v.label, v.share) if v else (None, 0.0)
-            reason = reasons.get(i) or drop_reason(question, label, share, vote.band, self.filters)
+            reason = reasons.get(i) or drop_reason(
+                question, label, share, vote.band, self._text_rules()
+            )
             if reason == "kept":
                 refused = [f for f in self.label_filters if not f.keeps(v, agrees.get(i))]
                 reason = refused[0].reason if refused else reason

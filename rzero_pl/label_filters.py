@@ -11,12 +11,56 @@ quality").
   (a 4-3-3 split of 10 wins with 0.4 but leads by only 0.1).
 - ``GreedyAgreement``: the solver's greedy answer must match the label (one extra greedy
   generation per candidate in the band).
+
+``TextFilters`` are the curriculum's rules on the text itself (``Curriculum.text_filters``),
+checked before the band: a question that asks for a proof or mentions a box, a label with
+text markup. Their two typed options give either rzero-pl's rule or the released code's.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Literal
+
 from rzero_pl.errors import check_number
 from rzero_pl.grading.votes import Vote
+
+# rzero-pl's proof rule: English words as whole words in any case, or the Chinese word.
+PROOF_WORDS = re.compile(r"\bprove\b|\bproof\b|\bshow that\b|证明", re.IGNORECASE)
+RELEASED_PROOF = "证明"  # "proof": the released rule's only word
+
+
+@dataclass(frozen=True)
+class TextFilters:
+    """The curriculum's filters on a candidate's text (on when ``Curriculum.filters``).
+
+    The released rule (``question_evaluate/evaluate.py`` of Chengsong-Huang/R-Zero at
+    5699329) drops a question holding the Chinese word for proof, a question holding "box"
+    in any case, and a label holding "text" in any case.
+
+    Args:
+        proof: ``words``: the question says prove, proof or show that (whole words, any
+            case) or the Chinese word; ``release``: only the Chinese word, as released.
+        text_label: ``latex_text``: the label holds ``\\text`` (that case); ``release``:
+            it holds "text" in any case (also ``\\textbf``, ``\\TEXT``, "context"), as released.
+    """
+
+    proof: Literal["words", "release"] = "words"
+    text_label: Literal["latex_text", "release"] = "latex_text"
+
+    def asks_for_proof(self, question: str) -> bool:
+        if self.proof == "release":
+            return RELEASED_PROOF in question
+        return PROOF_WORDS.search(question) is not None
+
+    def mentions_box(self, question: str) -> bool:
+        return "box" in question.lower()
+
+    def has_text(self, label: str) -> bool:
+        if self.text_label == "release":
+            return "text" in label.lower()
+        return "\\text" in label
 
 
 def vote_margin(vote: Vote) -> float:
