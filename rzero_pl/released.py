@@ -13,7 +13,7 @@ function, inside the branch that tests a named ``format_prompt`` marker.
     git -C ../R-Zero checkout 5699329d018d79535b7910abdedf5a6eebf355fd
 
 then, in a config, ``prompt: {class_path: rzero_pl.released.ReleasedPrompt, init_args:
-{clone: ../R-Zero, prompt: solver}}`` (``cli_configs/qwen3_4b_released.yaml``).
+{clone_dir: ../R-Zero, prompt: solver}}`` (``cli_configs/qwen3_4b_released.yaml``).
 """
 
 from __future__ import annotations
@@ -77,11 +77,14 @@ def check_clone(clone: str, commit: str, files: list[str]) -> Path:
     folder = Path(clone).expanduser()
     fetch = f"git clone {RELEASED_REPOSITORY} {clone} && git -C {clone} checkout {commit}"
     if not folder.is_dir():
-        raise ValueError(f"ReleasedPrompt.clone: no folder {clone}; get the release: {fetch}")
-    code, head = _git(folder, "rev-parse", "HEAD")
+        raise ValueError(f"ReleasedPrompt.clone_dir: no folder {clone}; get the release: {fetch}")
+    code, out = _git(folder, "rev-parse", "--show-toplevel", "HEAD")
+    top, _, head = out.partition("\n")
+    if code == 0 and Path(top).resolve() != folder.resolve():
+        code, out = 1, f"it lies inside the repository {top}"
     if code != 0:
-        first = head.splitlines()[0] if head else "no HEAD"
-        raise ValueError(f"ReleasedPrompt.clone: {clone} is not a git clone ({first}); {fetch}")
+        first = out.splitlines()[0] if out else "no HEAD"
+        raise ValueError(f"ReleasedPrompt.clone_dir: {clone} is not a git clone ({first}); {fetch}")
     if len(commit) < 7 or not head.startswith(commit.lower()):
         raise ValueError(
             f"ReleasedPrompt.commit: {clone} is at {head}, expected {commit}; run "
@@ -90,11 +93,11 @@ def check_clone(clone: str, commit: str, files: list[str]) -> Path:
     for file in files:
         restore = f"git -C {clone} checkout {commit} -- {file}"
         if not (folder / file).is_file():
-            raise ValueError(f"ReleasedPrompt.clone: {clone}/{file} is missing; {restore}")
+            raise ValueError(f"ReleasedPrompt.clone_dir: {clone}/{file} is missing; {restore}")
         code, changes = _git(folder, "status", "--porcelain", "--", file)
         if code != 0 or changes:
             raise ValueError(
-                f"ReleasedPrompt.clone: {clone}/{file} differs from commit {commit}; {restore}"
+                f"ReleasedPrompt.clone_dir: {clone}/{file} differs from commit {commit}; {restore}"
             )
     return folder
 
@@ -175,7 +178,7 @@ def read_released(clone: str, prompt: str, commit: str = RELEASED_COMMIT) -> tup
     try:
         texts = released_texts(path.read_text(encoding="utf-8"), where)
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as err:
-        raise ValueError(f"ReleasedPrompt.clone: cannot read {path} ({err})") from None
+        raise ValueError(f"ReleasedPrompt.clone_dir: cannot read {path} ({err})") from None
     if texts is None:
         branch = f", branch {where.marker!r}" if where.marker else ""
         raise ValueError(
@@ -189,7 +192,7 @@ class ReleasedPrompt(RolePrompt):
     """A prompt of the released R-Zero code, read from a local clone of its repository.
 
     Args:
-        clone: Folder of a clone of github.com/Chengsong-Huang/R-Zero.
+        clone_dir: Folder of a clone of github.com/Chengsong-Huang/R-Zero.
         prompt: ``solver`` (training, votes), ``challenger`` or ``evaluation`` (math
             benchmarks); ``SOURCES`` names the file each is read from.
         commit: The commit the clone must be at (default: ``RELEASED_COMMIT``; 7 or more
@@ -201,17 +204,17 @@ class ReleasedPrompt(RolePrompt):
 
     def __init__(
         self,
-        clone: str,
+        clone_dir: str,
         prompt: ReleasedName,
         commit: str = RELEASED_COMMIT,
         use_chat_template: bool = True,
         fallback: str | None = None,
     ) -> None:
-        system, user = read_released(clone, prompt, commit)
+        system, user = read_released(clone_dir, prompt, commit)
         fallback = RELEASED_FALLBACKS[prompt] if fallback is None else fallback
         super().__init__(system, user, use_chat_template, fallback)
-        self.clone, self.prompt, self.commit = clone, prompt, commit
-        self.user_source = f"ReleasedPrompt({prompt}) from {clone}/{SOURCES[prompt].file}"
+        self.clone_dir, self.prompt, self.commit = clone_dir, prompt, commit
+        self.user_source = f"ReleasedPrompt({prompt}) from {clone_dir}/{SOURCES[prompt].file}"
 
     def __repr__(self) -> str:
-        return f"ReleasedPrompt(prompt={self.prompt!r}, clone={self.clone!r})"
+        return f"ReleasedPrompt(prompt={self.prompt!r}, clone_dir={self.clone_dir!r})"

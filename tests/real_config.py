@@ -52,6 +52,23 @@ ALLOWED = (
     f"{EVALUATION}.max_samples",
     f"{EVALUATION}.max_new_tokens",
     f"{EVALUATION}.root",
+    f"{EVALUATION}.answer_rules",  # follows the benchmarks (it may name only those scored)
+    # Hardware: one CPU rank instead of 8 GPUs (the FSDP2 strategy itself is kept).
+    "trainer.devices",
+    "trainer.strategy.init_args.data_parallel_size",
+    # Sizes of the labels' own vote (cli_configs/qwen3_4b_released.yaml).
+    "evolution.label_vote.votes",
+    "evolution.label_vote.sampling.max_new_tokens",
+    # Where the released prompts are read: a test's fake clone and its commit.
+    *(
+        f"{prompt}.init_args.{key}"
+        for prompt in (
+            "model.init_args.prompt",
+            f"{CHALLENGER}.prompt",
+            f"{EVALUATION}.math_prompt",
+        )
+        for key in ("clone_dir", "commit")
+    ),
 )
 
 

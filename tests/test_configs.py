@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from rzero_pl.cli import RZeroCLI
+from rzero_pl.released import RELEASED_COMMIT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "cli_configs", "*.yaml")))
@@ -36,6 +37,7 @@ REAL = [
     "qwen3_8b_fsdp.yaml",
     "octothinker_8b_fsdp.yaml",
     "qwen3_8b_fsdp_2x8.yaml",
+    "qwen3_4b_released.yaml",
 ]
 
 
@@ -83,6 +85,7 @@ def header_claims(path: str) -> dict:
 
 
 REAL_GPU = [c for c in CONFIGS if "fsdp" in c or "qlora" in c]
+REAL_GPU += [c for c in CONFIGS if c.endswith("_released.yaml")]  # FSDP2 too
 
 
 @pytest.mark.parametrize("path", REAL_GPU, ids=os.path.basename)
@@ -161,3 +164,32 @@ def test_empty_config_file_names_the_file(tmp_path, capsys):
     assert (
         f"--config {path}: the file is empty" in capsys.readouterr().err
     )  # not "Unexpected config:"
+
+
+def test_released_preset_sets_the_released_choices():
+    """cli_configs/qwen3_4b_released.yaml: the settings its header promises, parsed."""
+    path = os.path.join(ROOT, "cli_configs", "qwen3_4b_released.yaml")
+    cfg = ParseOnlyCLI(args=["--config", path], run=False).config
+    evolution = cfg.evolution.init_args
+    solver, challenger = cfg.model.init_args, evolution.challenger.init_args
+    evaluation = evolution.evaluation.init_args
+    prompts = {
+        "solver": solver.prompt,
+        "challenger": challenger.prompt,
+        "evaluation": evaluation.math_prompt,
+    }
+    for name, prompt in prompts.items():
+        assert prompt.class_path == "rzero_pl.released.ReleasedPrompt"
+        assert (prompt.init_args.prompt, prompt.init_args.clone_dir) == (name, "../R-Zero")
+    assert challenger.reward_form == "reference"
+    assert (solver.format_weight, solver.loss.init_args.aggregation) == (0.1, "seq_mean_token_mean")
+    assert (
+        evolution.vote.init_args.missing_cluster and evolution.label_vote.init_args.missing_cluster
+    )
+    filters = evolution.curriculum.init_args.text_filters
+    assert (filters.proof, filters.text_label) == ("release", "release")
+    math = ["math500", "gsm8k", "amc23", "minerva_math", "olympiadbench", "aime2024", "aime2025"]
+    assert evaluation.answer_rules == {name: "first_box" for name in math}
+    assert set(math) < set(evaluation.benchmarks) and evaluation.reference_compat
+    text = open(path).read()
+    assert "# reward_form: gated" in text and "git -C ../R-Zero checkout " + RELEASED_COMMIT in text

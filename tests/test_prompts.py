@@ -97,3 +97,42 @@ def test_fit_refuses_a_bad_prompt_file_in_one_line_before_any_model_loads(
     assert str(path) in errors[0]
     key = "RolePrompt.user_file" if problem == "missing file" else "SolverGRPO.prompt"
     assert key in errors[0]
+
+
+class _RecordingEngine:
+    """Answers every prompt with one fixed text and keeps the prompts it was given."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def generate(self, prompts, *, role, params):
+        from rzero_pl.engines.base import Completion, Generation
+
+        self.prompts += prompts
+        return [Generation(p, [], [Completion("\\boxed{A}", [], "stop", 0)]) for p in prompts]
+
+
+def test_math_prompt_wraps_only_the_math_benchmarks(tmp_path):
+    import json
+
+    from rzero_pl.benchmarks.evaluation import Evaluation, evaluate
+    from rzero_pl.engines.base import SamplingParams
+
+    rows = {
+        "gsm8k": {"problem": "MATH Q", "answer": "1"},
+        "mmlu_pro": {"problem": "CHOICE Q", "answer": "A", "options": ["x", "y"]},
+    }
+    for name, row in rows.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "test.jsonl").write_text(json.dumps(row) + "\n")
+    plain = dict(use_chat_template=False, fallback="[{system}] {user}")
+    math = RolePrompt(system="MATH SYSTEM", user="{problem}", **plain)
+    engine = _RecordingEngine()
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=4)
+    evaluate(engine, None, list(rows), sampling=greedy, root=str(tmp_path), math_prompt=math)
+    assert engine.prompts[0] == "[MATH SYSTEM] MATH Q"
+    assert engine.prompts[1].startswith("system: \nuser: CHOICE Q")  # its own, unchanged
+    with pytest.raises(ValueError, match=r"^Evaluation.math_prompt: prompt already wraps"):
+        Evaluation(["gsm8k"], prompt=math, math_prompt=math)
+    with pytest.raises(ValueError, match=r"^Evaluation.math_prompt: RolePrompt.user has no"):
+        Evaluation(["gsm8k"], math_prompt=RolePrompt(user="Solve."))

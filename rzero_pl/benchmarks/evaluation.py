@@ -180,11 +180,13 @@ def evaluate(
     reference_compat: bool = False,
     answer_rules: dict[str, AnswerRule] | None = None,
     report_rules: bool = False,
+    math_prompt: RolePrompt | None = None,
 ) -> EvaluationResult:
     """Evaluate ``role`` on each benchmark; see the module docstring for k, sampling, ranks.
 
     ``answer_rules`` names a math benchmark's answer rule (default ``boxed``, the paper's);
     ``report_rules`` adds ``accuracy_by_rule`` (every rule) to each math benchmark's entry.
+    ``prompt`` wraps every benchmark's text; else ``math_prompt`` the math benchmarks'.
     Every rank must call it with the same arguments (it joins collectives).
     """
     sampling = sampling or SamplingParams(temperature=0.0, max_new_tokens=4096)
@@ -204,7 +206,9 @@ def evaluate(
             strided_indices(len(rows), rank, world_size),  # for load balance
             role=role,
             params=replace(sampling, n=n, seed=seed),
-            template=prompt or role_prompt(bench),
+            template=prompt
+            or (math_prompt if bench.kind == "math" else None)
+            or role_prompt(bench),
             reference_compat=reference_compat,
             seed=seed,
             rule=(answer_rules or {}).get(name, "boxed"),
@@ -244,6 +248,9 @@ class Evaluation:
         max_new_tokens: Longest response.
         k: Samples per problem when sampling (default: the benchmark's own k).
         prompt: Prompt override for every benchmark (e.g. the toy world's short prompt).
+        math_prompt: Prompt override for the math benchmarks only (the general ones keep
+            theirs: one user message, as released), e.g. the released evaluation prompt
+            (``rzero_pl.released.ReleasedPrompt``); not with ``prompt``.
         baseline: Also evaluate before the first update.
         output_dir: Where results go (default: the logger's folder, else the working folder),
             under ``eval/<tag>``.
@@ -275,6 +282,7 @@ class Evaluation:
         reference_compat: bool = False,
         answer_rules: dict[str, AnswerRule] | None = None,
         report_rules: bool = False,
+        math_prompt: RolePrompt | None = None,
     ) -> None:
         name = type(self).__name__
         check_number(
@@ -292,6 +300,14 @@ class Evaluation:
                     f"{type(self).__name__}.root: no file {bench.local_path(root)} for "
                     f"benchmark {name!r}; put it there, or unset root to look elsewhere"
                 )
+        if prompt is not None and math_prompt is not None:
+            raise ValueError(
+                f"{type(self).__name__}.math_prompt: prompt already wraps every benchmark; "
+                "remove one of prompt and math_prompt"
+            )
+        for key, given in (("prompt", prompt), ("math_prompt", math_prompt)):
+            if given is not None:
+                given.check_problem_slot(f"{type(self).__name__}.{key}")
         for name, rule in (answer_rules or {}).items():
             if name not in benchmarks or rule not in ANSWER_RULES:
                 raise ValueError(
@@ -313,6 +329,7 @@ class Evaluation:
         self.reference_compat = reference_compat
         self.answer_rules = dict(answer_rules or {})
         self.report_rules = report_rules
+        self.math_prompt = math_prompt
 
     def run(
         self, actor: Any, tag: str, step: int, logger: Any = None, folder: str | None = None
@@ -336,6 +353,7 @@ class Evaluation:
             reference_compat=self.reference_compat,
             answer_rules=self.answer_rules,
             report_rules=self.report_rules,
+            math_prompt=self.math_prompt,
         )
         if not is_rank_zero():  # also a rank launched before any process group exists
             return result
