@@ -120,6 +120,18 @@ def test_the_loop_and_the_command_give_the_same_rows(tmp_path):
         accumulator.Reload()
         tags.update(accumulator.Tags()["scalars"])
     assert {"analysis/label_accuracy", "analysis/fixed_share_mean"} <= tags
+    # The probe is iteration 1's sample, voted on with the analysis' seed: at iteration 1 its
+    # p̂ is the iteration solver's on the same questions, and the base's is the fixed one's.
+    assert in_loop["probe_questions"] == 8
+    assert in_loop["probe_share_mean"] == pytest.approx(in_loop["iteration_share_mean"])
+    base = json.loads((run / "analysis" / "probe_base.json").read_text())
+    assert base["share_mean"] == pytest.approx(in_loop["fixed_share_mean"])
+    assert "analysis/probe_share_mean" in tags
+    # --probe-only recomputes the probe and keeps every other column of the row
+    row = {**in_loop, "label_accuracy": -1.0}
+    (run / "analysis" / "iter1.json").write_text(json.dumps(row))
+    main(["analyze", str(run), "--sample=8", "--probe-only"])
+    assert json.loads((run / "analysis" / "iter1.json").read_text()) == row
     (run / "analysis" / "iter1.json").unlink()
     main(["analyze", str(run), "--sample=8"])
     again = json.loads((run / "analysis" / "iter1.json").read_text())

@@ -25,6 +25,7 @@ from rzero_pl.analysis.dynamics import (
     vote_and_judge,
     write_row,
 )
+from rzero_pl.analysis.probe import probe_row
 from rzero_pl.errors import MAX_ITEMS, check_number
 from rzero_pl.models.sources import ModelSource
 from rzero_pl.run.io import read_json, write_text_atomic
@@ -108,10 +109,16 @@ class Analysis:
             actor.load_role("solver", restore)
             row.update(solver_columns("iteration", rows, *iteration))
             row.update(solver_columns("fixed", rows, *fixed))
+            row.update(self.probe(run_dir, actor, vote, restore))
         if is_rank_zero():
             write_row(os.path.join(run_dir, "analysis"), row)
             write_table(run_dir)
         return row
+
+    def probe(self, run_dir: str, actor: Any, vote: Any, restore: str) -> dict:
+        """The label-free probe columns of the actor's current solver, whose weights are
+        ``restore`` (``rzero_pl.analysis.probe``)."""
+        return probe_row(run_dir, self.sample, actor, vote, self.base_folder(run_dir), restore)
 
 
 def write_table(run_dir: str) -> str:

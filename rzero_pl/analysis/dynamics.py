@@ -131,7 +131,8 @@ def markdown_table(rows: list[dict]) -> str:
     head = (
         "| iteration | questions | fixed-solver accuracy | fixed p̂ | iteration-solver "
         "accuracy | iteration p̂ | labelling p̂ | label accuracy | kept-label accuracy | "
-        "words | diversity | near-duplicates | labels judged by |\n|" + "---|" * 13 + "\n"
+        "words | diversity | near-duplicates | probe p̂ | probe agreement with the base | "
+        "labels judged by |\n|" + "---|" * 15 + "\n"
     )
 
     def pct(x: float | None) -> str:
@@ -146,7 +147,8 @@ def markdown_table(rows: list[dict]) -> str:
         f"{num(r.get('iteration_share_mean'))} | {num(r.get('label_share_mean'))} | "
         f"{pct(r.get('label_accuracy'))} | {pct(r.get('kept_label_accuracy'))} | "
         f"{num(r.get('question_words_mean'))} | {num(r.get('diversity'))} | "
-        f"{pct(r.get('near_duplicates'))} | {r.get('judge', '–')} |"
+        f"{pct(r.get('near_duplicates'))} | {num(r.get('probe_share_mean'))} | "
+        f"{pct(r.get('probe_base_agreement'))} | {r.get('judge', '–')} |"
         for r in rows
     ]
     judged = {r.get("judge") for r in rows}

@@ -205,6 +205,11 @@ class Evolution:
         self.allow_config_change = allow_config_change
         self.train_challenger = train_challenger
         self.selection = selection or BestIteration()
+        if self.selection.signal == "probe_share" and analysis is None:
+            raise ConfigError(
+                "evolution.selection.signal probe_share reads the analysis' probe: set "
+                "evolution.analysis (e.g. {sample: 100})"
+            )
         self.analysis = analysis
         self.solver_from_base = solver_from_base
         self._summarised = False  # Lightning's model summary: the first phase's trainer only
@@ -292,11 +297,11 @@ class Evolution:
 
     def _select(self, state: RunState, it: int) -> bool:
         """Record the best iteration so far; True when the guard stops the run here."""
-        if self.evaluation is None:
+        if self.evaluation is None and self.selection.signal == "benchmark":
             return False
         phases = ["baseline"] + [f"iter{k}/eval" for k in range(1, it + 1)]
         folders = [self._eval_folder(p) for p in phases]
-        decision = on_rank_zero(lambda: self.selection.decide([read_summary(f) for f in folders]))
+        decision = on_rank_zero(lambda: self.selection.decide_run(self.run_dir, it, folders))
         if state.done(f"iter{it + 1}/eval") and not decision.stop:
             return False  # a resumed run records the best once it reaches its last evaluation
         state.data["best"] = self.selection.record(self.run_dir, decision)

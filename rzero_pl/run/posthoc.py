@@ -17,7 +17,7 @@ import os
 import yaml
 
 from rzero_pl.analysis.analyze import Analysis, latest_solver, write_table
-from rzero_pl.analysis.dynamics import scalars
+from rzero_pl.analysis.dynamics import scalars, write_row
 from rzero_pl.run.build import build_run
 from rzero_pl.run.io import read_json
 
@@ -63,7 +63,12 @@ def analyze_run(args: argparse.Namespace) -> str:
     for it in iterations_of(run_dir):
         weights = latest_solver(run_dir, it) or analysis.base_folder(run_dir)
         actor.load_role("solver", weights)
-        row = analysis.iteration(it, run_dir, actor, vote, evolution.curriculum.truth, weights)
+        kept = read_json(os.path.join(run_dir, "analysis", f"iter{it}.json"))
+        if args.probe_only and kept is not None:  # only the probe columns, added to the row
+            row = {**kept, **analysis.probe(run_dir, actor, vote, weights)}
+            write_row(os.path.join(run_dir, "analysis"), row)
+        else:
+            row = analysis.iteration(it, run_dir, actor, vote, evolution.curriculum.truth, weights)
         logger.log_metrics(scalars(row), step=eval_step(run_dir, it))
         print(f"[analyze] iter{it}: {row['questions']} questions", flush=True)
     logger.finalize("success")
@@ -81,5 +86,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--fixed", help="saved solver weights of the fixed solver (default: base)")
     parser.add_argument("--reference", help="a model folder or hub id: the reference solver")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--probe-only",
+        action="store_true",
+        help="add the label-free probe columns to rows already analysed (the rest is kept)",
+    )
     analyze_run(parser.parse_args(argv))
     return 0

@@ -12,7 +12,11 @@ lost accuracy after the 1st). After every evaluation the evolution asks ``BestIt
 
 The metric is a benchmark's accuracy from ``eval.json`` (its Wilson interval), or the mean
 accuracy over every benchmark evaluated (the interval: the mean of their bounds, which is
-wider than the mean's own interval, so the rule errs towards "not beaten"). The decision is a
+wider than the mean's own interval, so the rule errs towards "not beaten"), or, with no
+labelled benchmark at all, the label-free probe p̂ (``signal: probe_share``: the solver's mean
+vote share on a fixed probe of the run's own questions, ``rzero_pl.analysis.probe``; the
+evolution needs ``analysis`` for it). bench/RESULTS.md reports how each signal tracks true
+accuracy on the toy world before it is trusted. The decision is a
 pure function of the evaluation files, so a resumed run decides exactly as the first did.
 The best iteration is written to ``RUN_DIR/best.json`` and to ``state.json``'s ``best``;
 ``RUN_DIR/best`` as a role's weights folder loads it (``resolve_weights``).
@@ -22,8 +26,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from typing import Literal
 
-from rzero_pl.errors import MAX_ITERATIONS, check_number
+from rzero_pl.errors import MAX_ITERATIONS, ConfigError, check_number
 from rzero_pl.run.io import read_json, write_json_atomic
 
 
@@ -76,26 +81,71 @@ def decide(scores: list[Score], patience: int | None) -> Decision:
     return Decision(best, scores[best], stale, stop)
 
 
+def probe_scores(run_dir: str, it: int) -> list[Score]:
+    """The probe p̂ of the base and of iterations 1..``it`` (``analysis/probe_base.json`` and
+    ``analysis/iterK.json``); a missing one is one line naming the file."""
+    folder = os.path.join(run_dir, "analysis")
+    base = read_json(os.path.join(folder, "probe_base.json"))
+    if base is None:
+        raise FileNotFoundError(
+            f"{os.path.join(folder, 'probe_base.json')}: missing; selection.signal probe_share "
+            "reads the probe the analysis writes (set evolution.analysis)"
+        )
+    scores = [Score(base["share_mean"], *base["share_ci95"])]
+    for k in range(1, it + 1):
+        path = os.path.join(folder, f"iter{k}.json")
+        row = read_json(path) or {}
+        if "probe_share_mean" not in row:
+            raise ValueError(f"{path}: no probe_share_mean; run rzero-pl analyze --probe-only")
+        scores.append(Score(row["probe_share_mean"], *row["probe_share_ci95"]))
+    return scores
+
+
 class BestIteration:
-    """Keep the best iteration by a benchmark's accuracy; optionally stop early.
+    """Keep the best iteration by a benchmark's accuracy (or a label-free signal); optionally
+    stop early.
 
     Args:
         benchmark: The benchmark whose accuracy decides (None: the mean accuracy over every
             benchmark the evolution evaluates).
         patience: Stop after this many iterations in a row that did not beat the best
             (beyond its 95 % interval); None never stops early.
+        signal: ``benchmark`` (the evaluation's accuracy) or ``probe_share`` (the label-free
+            probe p̂ of the analysis; see bench/RESULTS.md for how it tracks accuracy).
     """
 
-    def __init__(self, benchmark: str | None = None, patience: int | None = None) -> None:
+    def __init__(
+        self,
+        benchmark: str | None = None,
+        patience: int | None = None,
+        signal: Literal["benchmark", "probe_share"] = "benchmark",
+    ) -> None:
         check_number(
             "selection.patience", patience, at_least=1, at_most=MAX_ITERATIONS, optional=True
         )
+        if signal not in ("benchmark", "probe_share"):
+            raise ConfigError(
+                f"selection.signal: {signal!r} is not one of 'benchmark', 'probe_share'"
+            )
+        if signal == "probe_share" and benchmark is not None:
+            raise ConfigError(
+                "selection.benchmark: set with signal probe_share, which reads no benchmark; "
+                "remove one of them"
+            )
         self.benchmark = benchmark
         self.patience = patience
+        self.signal = signal
 
     def decide(self, summaries: list[dict]) -> Decision:
         """The decision after the evaluations ``summaries`` (the base's first)."""
         return decide([score_of(s, self.benchmark) for s in summaries], self.patience)
+
+    def decide_run(self, run_dir: str, it: int, eval_folders: list[str]) -> Decision:
+        """The decision after iteration ``it``, read from the run folder by ``signal``:
+        the evaluations ``eval_folders`` (the base's first) or the probe."""
+        if self.signal == "probe_share":
+            return decide(probe_scores(run_dir, it), self.patience)
+        return self.decide([read_summary(f) for f in eval_folders])
 
     def record(self, run_dir: str, decision: Decision) -> dict:
         """Write ``best.json`` (rank 0 only writes; every rank returns the record)."""
@@ -104,7 +154,9 @@ class BestIteration:
         it = decision.best
         record = {
             "iteration": it,
-            "metric": self.benchmark or "mean accuracy",
+            "metric": "probe p̂ (label-free)"
+            if self.signal == "probe_share"
+            else self.benchmark or "mean accuracy",
             "score": asdict(decision.best_score),
             "stale": decision.stale,
             "weights": {
