@@ -4,6 +4,7 @@ a terminal and a line at most every 30 s in a log, with a fake clock. The lines 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import re
@@ -170,6 +171,34 @@ def test_vllms_bar_hands_finished_completions_to_the_open_work():
             assert bar.format_dict["elapsed"] >= 0
         bar.close()
     assert work.done == 12 and stream.getvalue() == ""
+
+
+@pytest.mark.slow  # vLLM's CPU start-up (about 15 s)
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed")
+def test_the_vllm_engine_reports_each_request_as_it_finishes(tmp_path):
+    """A request of n samples is a question's votes: it counts when vLLM finishes it."""
+    from conftest import build_tiny_model
+
+    from rzero_pl.engines import SamplingParams
+    from rzero_pl.engines.vllm import VLLMEngine
+    from rzero_pl.models import PretrainedModel
+    from rzero_pl.models.policy import Policy
+
+    folder = build_tiny_model(str(tmp_path / "model"), hidden=128)  # vLLM's CPU head sizes
+    engine = VLLMEngine(dtype="float32", kv_cache_memory_bytes=64 << 20, enforce_eager=True)
+    engine.attach(Policy(PretrainedModel(folder, dtype="float32"), lora=None))
+    params = SamplingParams(n=4, max_new_tokens=16, seed=0)
+    stream = io.StringIO()
+    try:
+        with Progress(6, "curriculum votes", "questions", 4, interval=0, stream=stream) as work:
+            engine.generate([f"Solve: 1 + {i}\n" for i in range(6)], role="solver", params=params)
+        engine.generate(["Solve: 2 + 2\n"], role="solver", params=params)  # none open: no bar
+    finally:
+        engine.close()
+    assert work.done == 6
+    assert [x.split(" · ")[0] for x in stream.getvalue().splitlines()] == [
+        f"curriculum votes: {k}/6 questions ({100 * k // 6}%)" for k in range(1, 7)
+    ]
 
 
 def test_the_hf_engine_reports_each_batch_as_it_finishes(tiny_model_dir):
