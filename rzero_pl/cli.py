@@ -138,6 +138,8 @@ class RZeroCLI(RunBuilder):
             strategy.launcher.launch(score, trainer=self.trainer)
         else:
             score()
+        if logger is not None and is_rank_zero():
+            logger.finalize("success")  # e.g. MLflow's run is marked finished, not left running
 
     def _fingerprint(self) -> str:
         # As --print_config writes it: a default object (e.g. the repetition penalty's

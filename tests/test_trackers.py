@@ -126,9 +126,12 @@ def test_a_tracker_inside_the_run_folder_is_refused_before_the_model_loads(tmp_p
     assert not run_dir.exists()
 
 
-def test_rzero_pl_test_scores_go_to_every_configured_tracker(tmp_path):
+def test_rzero_pl_test_scores_go_to_every_configured_tracker(tmp_path, monkeypatch):
     """``rzero-pl test`` with a list of trackers: each one gets the benchmark's scalars (the
-    list's first one alone got them before)."""
+    list's first one alone got them before), and MLflow's run ends finished."""
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3: file store opt-in
+    uri = f"file:{tmp_path / 'mlruns'}"
     extra = tmp_path / "logger.yaml"
     extra.write_text(
         yaml.safe_dump(
@@ -146,6 +149,10 @@ def test_rzero_pl_test_scores_go_to_every_configured_tracker(tmp_path):
                         {
                             "class_path": "lightning.pytorch.loggers.CSVLogger",
                             "init_args": {"save_dir": str(tmp_path / "csv"), "name": "eval"},
+                        },
+                        {
+                            "class_path": "lightning.pytorch.loggers.MLFlowLogger",
+                            "init_args": {"experiment_name": "toy", "tracking_uri": uri},
                         },
                     ]
                 }
@@ -168,6 +175,7 @@ def test_rzero_pl_test_scores_go_to_every_configured_tracker(tmp_path):
     expected = tensorboard_scalars(str(tmp_path / "tb" / "eval"))
     assert "eval/toy/accuracy" in expected
     _same(expected, _csv_scalars(str(tmp_path / "csv" / "eval")))
+    _same(expected, _mlflow_scalars(uri))  # and its one run is FINISHED
 
 
 @pytest.mark.slow  # two processes of a one-iteration toy run (about 30 s)
