@@ -43,6 +43,8 @@ ARMS: dict[str, list[str]] = {
     "base_challenger": ["--evolution.train_challenger=false"],
     "adpo": ["--model.init_args.label_confidence=1.0"],
     "replay": ["--data.init_args.replay=0.3"],
+    # R-Diverse's replay relabelled by the current solver: 300 earlier kept questions voted again
+    "replay_vote": ["--evolution.curriculum.revote=0.3"],
     "memory": [
         "--evolution.challenger.init_args.repetition.init_args.memory_max=0.3",
         "--evolution.challenger.init_args.repetition.init_args.memory_mean=0.1",

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import copy
 import os
+import random
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
@@ -28,7 +30,7 @@ from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.questions import QuestionSource, Truth
 from rzero_pl.rewards import MajorityVote, QuestionFormat, bleu_distance_matrix
-from rzero_pl.run.io import read_json, write_json_atomic, write_jsonl_atomic
+from rzero_pl.run.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
 from rzero_pl.scale import distributed
 from rzero_pl.scale.distributed import (
     barrier,
@@ -166,6 +168,10 @@ class Curriculum:
         seed: Seed of the candidates' sampling (with the iteration).
         label_filters: Rules beyond the band that drop doubtful labels
             (``rzero_pl.label_filters``: ``MarginRule``, ``GreedyAgreement``); none by default.
+        revote: Share of N: that many questions kept by earlier iterations' curricula (a
+            seeded sample) are voted on again by the current solver, labelled by its
+            majority and kept by the same band and filters (R-Diverse's replay, relabelled;
+            ``revoted`` in ``questions.jsonl``). 0: none.
     """
 
     def __init__(
@@ -180,6 +186,7 @@ class Curriculum:
         seed: int = 0,
         label_filters: list[LabelFilter] | None = None,
         text_filters: TextFilters | None = None,
+        revote: float = 0.0,
     ) -> None:
         check_number("Curriculum.candidates", candidates, at_least=1, at_most=MAX_ITEMS)
         check_number("Curriculum.max_rounds", max_rounds, at_least=1, at_most=MAX_ITERATIONS)
@@ -195,7 +202,9 @@ class Curriculum:
         self.labelled = labelled
         self.seed = seed
         self.label_filters = list(label_filters or [])
+        check_number("Curriculum.revote", revote, at_least=0, at_most=1)
         self.text_filters = text_filters or TextFilters()
+        self.revote = revote
         # How the challenger is asked and read (``bound_to`` sets the challenger's own).
         self.challenger_prompt: RolePrompt = role_prompts.challenger_prompt()
         self.question_format = QuestionFormat()
@@ -217,8 +226,17 @@ class Curriculum:
         bound.vocab_dropout = vocab_dropout
         return bound
 
-    def build(self, actor: Any, vote: MajorityVote, folder: str, seed: int = 0) -> CurriculumReport:
-        """Write (or reuse) ``folder/questions.jsonl`` and ``folder/curriculum.jsonl``.
+    def build(
+        self,
+        actor: Any,
+        vote: MajorityVote,
+        folder: str,
+        seed: int = 0,
+        earlier: Sequence[str] = (),
+    ) -> CurriculumReport:
+        """Write (or reuse) ``folder/questions.jsonl`` and ``folder/curriculum.jsonl``;
+        with ``revote``, earlier curricula's kept questions (``earlier``: their folders) are
+        voted on again.
 
         Collective: under several ranks each one writes and votes on its share of the N
         candidates, rank 0 gathers the records and writes the files, and every rank returns
@@ -245,6 +263,12 @@ class Curriculum:
                     f"{self.min_kept}; generating another {self.candidates} candidates",
                     stacklevel=2,
                 )
+        again = revote_sample(earlier, round(self.revote * self.candidates), seed)
+        if again:
+            revote_seed = (self.seed * 1_000_003 + seed) * 1009 + 1000  # apart from the rounds
+            records += gather_lists(
+                self.round(actor, vote, revote_seed, len(records), given=again)
+            )[0]
         report = self._report(records, extra, rounds, vote.votes, time.perf_counter() - start)
         if is_rank_zero():
             kept_rows = [
@@ -281,12 +305,25 @@ class Curriculum:
             **curriculum_stats(records, votes),
         )
 
-    def round(self, actor: Any, vote: MajorityVote, seed: int, offset: int) -> list[dict]:
-        """This rank's share of one round's N candidates: written, voted on, judged."""
+    def round(
+        self,
+        actor: Any,
+        vote: MajorityVote,
+        seed: int,
+        offset: int,
+        given: Sequence[str] | None = None,
+    ) -> list[dict]:
+        """This rank's share of one round's N candidates: written, voted on, judged. With
+        ``given``, those questions are voted on and judged instead (``revoted`` in their
+        records), nothing is written."""
         rank, world = distributed.world()
-        first, stop = distributed.shard_bounds(self.candidates, rank, world, even=False)
-        written = self.write_questions(actor, stop - first, seed + first, seed)
-        parsed = [self.question_format.parse(c.text) for c in written]
+        count = self.candidates if given is None else len(given)
+        first, stop = distributed.shard_bounds(count, rank, world, even=False)
+        if given is None:
+            written = self.write_questions(actor, stop - first, seed + first, seed)
+            parsed = [self.question_format.parse(c.text) for c in written]
+        else:
+            parsed = [(q, None) for q in given[first:stop]]
         questions = [question for question, _ in parsed]
         valid = [i for i, q in enumerate(questions) if q is not None]
         before = sum(gather_objects(len(valid))[:rank])  # valid questions of lower ranks
@@ -321,6 +358,8 @@ class Curriculum:
             }
             if i in agrees:
                 record["greedy_agrees"] = agrees[i]
+            if given is not None:
+                record["revoted"] = True
             if question is None:
                 record["completion"] = written[i].text
                 record["malformed"] = parsed[i][1]
@@ -354,6 +393,22 @@ class Curriculum:
         with Progress(count, "curriculum questions", "written"):
             written = actor.generate([prompt] if count else [], role="challenger", params=params)
         return written[0].completions if written else []
+
+
+def revote_sample(folders: Sequence[str], count: int, seed: int) -> list[str]:
+    """A seeded sample of at most ``count`` distinct questions kept by the curricula in
+    ``folders`` (R-Diverse's replay, to be labelled by the current solver's vote)."""
+    if count <= 0:
+        return []
+    seen: dict[str, None] = {}
+    for folder in folders:
+        path = os.path.join(folder, "curriculum.jsonl")
+        if os.path.exists(path):
+            for row in read_jsonl(path):
+                if row.get("problem") and row.get("share") is not None:  # not labelled extras
+                    seen.setdefault(row["problem"])
+    questions = list(seen)
+    return random.Random(f"revote-{seed}").sample(questions, min(count, len(questions)))
 
 
 def finished_report(folder: str) -> dict | None:

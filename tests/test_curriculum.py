@@ -223,3 +223,47 @@ def test_union_serves_every_earlier_kept_question(tmp_path):
     assert sorted(r["problem"] for r in pool[1:]) == [o["problem"] for o in old]
     with pytest.raises(ValueError, match="replay or union"):
         CurriculumDataModule(replay=0.2, union=True)
+
+
+def _kept_row(problem: str, answer: str, share: float | None) -> dict:
+    return {"problem": problem, "answer": answer, "share": share}
+
+
+def test_revote_sample_takes_distinct_kept_questions_seeded(tmp_path):
+    from rzero_pl.curriculum import revote_sample
+
+    one, two = tmp_path / "iter1", tmp_path / "iter2"
+    _write_kept(
+        one, [_kept_row("1+1", "2", 0.5), _kept_row("2+2", "4", 0.6), _kept_row("real", "9", None)]
+    )
+    _write_kept(two, [_kept_row("2+2", "5", 0.4), _kept_row("3+3", "6", 0.5)])
+    folders = [str(one), str(two), str(tmp_path / "iter3")]  # iter3 has no curriculum yet
+    # the labelled extras (share None) are not replayed; 2+2 counts once
+    assert sorted(revote_sample(folders, 10, seed=1)) == ["1+1", "2+2", "3+3"]
+    picked = revote_sample(folders, 2, seed=1)
+    assert len(picked) == 2 and picked == revote_sample(folders, 2, seed=1)
+    assert revote_sample(folders, 0, seed=1) == []
+
+
+def test_revote_labels_earlier_questions_by_the_current_vote(tmp_path):
+    earlier = tmp_path / "iter1"
+    _write_kept(earlier, [_kept_row("3+3", "6", 0.5)])  # stored label 6: the current solver says 7
+    engine = ScriptedEngine(
+        ["<question>1+1</question> \\boxed{2}"],
+        {"1+1": ["\\boxed{2}", "\\boxed{3}"], "3+3": ["\\boxed{7}", "\\boxed{5}"]},
+    )
+    folder = tmp_path / "iter2"
+    report = _curriculum(candidates=2, revote=0.5).build(
+        _actor(engine), _vote(2), str(folder), seed=2, earlier=[str(earlier)]
+    )
+    rows = [json.loads(x) for x in (folder / "questions.jsonl").read_text().splitlines()]
+    assert [r["question"] for r in rows] == ["1+1", "1+1", "3+3"]  # round(0.5 * 2) = 1 revoted
+    assert rows[2]["revoted"] and rows[2]["label"] == "7" and rows[2]["share"] == 0.5
+    assert rows[2]["kept"] and "revoted" not in rows[0]
+    assert {"problem": "3+3", "answer": "7", "share": 0.5} in _served(folder)
+    assert report.kept == 3
+
+
+def test_revote_is_a_share():
+    with pytest.raises(ValueError, match="Curriculum.revote"):
+        Curriculum(revote=1.5)

@@ -1,7 +1,7 @@
 """Issue 28's self-play options together in one shrunk toy evolution (2 iterations): the
 cross-iteration memory of the repetition term, label-confidence advantages, the solver
-restarting from the base on the union of the curricula, and the challenger's vocabulary
-dropout. Each option's maths is tested by hand
+restarting from the base on the union of the curricula, the challenger's vocabulary
+dropout, and replay relabelled by the current solver's vote (``curriculum.revote``). Each option's maths is tested by hand
 in its own file (test_rewards.py, test_curriculum.py, test_solver.py; replay, which excludes
 the union, there too); this checks that the evolution wires them."""
 
@@ -22,6 +22,7 @@ OPTIONS = [
     "--model.init_args.label_confidence=1.0",
     "--evolution.solver_from_base=true",
     "--data.init_args.union=true",
+    "--evolution.curriculum.revote=0.5",
     "--evolution.challenger.init_args.vocab_dropout="
     '{rate: 0.3, keep: ["<question>", "</question>", " \\\\boxed{}", "What is?"]}',
 ]
@@ -64,3 +65,10 @@ def test_the_options_run_remember_and_restart_the_solver_from_the_base(tmp_path,
     questions = [json.loads(line)["question"] for line in path.read_text().splitlines()]
     written = "".join(q for q in questions if q)
     assert written and masked & set("0123456789+-*()") and not masked & set(written)
+    # Replay relabelled: iteration 2 votes again on iteration 1's kept questions (half of N).
+    rows = (tmp_path / "run" / "iter2" / "curriculum" / "questions.jsonl").read_text()
+    revoted = [json.loads(line) for line in rows.splitlines() if '"revoted"' in line]
+    kept_before = (tmp_path / "run" / "iter1" / "curriculum" / "curriculum.jsonl").read_text()
+    assert revoted and {r["question"] for r in revoted} <= {
+        json.loads(line)["problem"] for line in kept_before.splitlines()
+    }

@@ -527,7 +527,9 @@ class Evolution:
             rank_zero_info(f"[{phase}] {curriculum.candidates} candidates · {where}")
         # Every rank writes and votes on its share of the candidates; rank 0 writes the files.
         with actor.gathered():  # FSDP: ranks generate unequal amounts
-            report = curriculum.build(actor, vote, written, seed=it)
+            report = curriculum.build(
+                actor, vote, written, seed=it, earlier=self._earlier_curricula(it)
+            )
         fault_point(f"phase:{phase}:built")
         kept_file = os.path.join(written, "curriculum.jsonl")
         if done:  # the solver must train on the questions that were recorded, all of them
