@@ -11,7 +11,17 @@ skipped and an interrupted one resumes (the run folder resumes itself), then
 ``rzero-pl analyze`` adds the analysis columns. ``table`` prints, per arm and iteration, the
 mean and 95 % t-interval over seeds of every column of bench/dynamics_table.py, the paired
 difference against the ``rzero`` arm (same seed) with its interval, and a per-problem sign test
-of the solver's evaluation against ``rzero``'s, pooled over seeds.
+of the solver's evaluation against ``rzero``'s, pooled over seeds, and Spearman's rho of each
+label-free signal with the solver's accuracy over every (run, iteration).
+
+    python bench/selfplay.py probe --root runs/screen --arms … --seeds …    # probe columns
+    python bench/selfplay.py ceiling --root runs/confirm --seeds 0,1,2,3,4 --iterations 5
+    python bench/selfplay.py ceiling-table --root runs/confirm --arms … --seeds … --iterations 5
+
+``probe`` adds the label-free probe columns to analysed runs (``analyze --probe-only``);
+``ceiling`` runs the solver on true labels (cli_configs/toy_solver.yaml) for as many rollout
+steps as ``--iterations`` self-play iterations give it, and ``ceiling-table`` compares each
+arm's last iteration with it.
 """
 
 from __future__ import annotations
@@ -122,6 +132,24 @@ def run_grid(root: str, arms: list[str], seeds: list[int], iterations: int, para
                 f"{sys.executable} -m rzero_pl analyze {shlex.quote(folder)} --sample {sample}"
             )
             jobs.append((folder, f"{fit} && {analyze}"))
+    run_jobs(root, jobs, parallel)
+
+
+def run_probe(root: str, arms: list[str], seeds: list[int], parallel: int, sample: int) -> None:
+    """Add the label-free probe columns to every analysed run (``analyze --probe-only``)."""
+    jobs = []
+    for seed in seeds:
+        for arm in arms:
+            folder = run_dir(root, arm, seed)
+            if os.path.isdir(os.path.join(folder, "analysis")):
+                quoted = shlex.quote(folder)
+                jobs.append(
+                    (
+                        folder + "_probe",
+                        f"{sys.executable} -m rzero_pl analyze {quoted} --sample {sample} "
+                        "--probe-only --threads 1",
+                    )
+                )
     run_jobs(root, jobs, parallel)
 
 
@@ -276,6 +304,8 @@ SIGNALS = (
     ("labelling p̂ (the previous solver's, when it labelled)", "label_share_mean"),
     ("fixed p̂ (the base solver's: difficulty)", "fixed_share_mean"),
     ("kept of N", "kept"),
+    ("probe p̂ (the iteration's solver on a fixed probe: iteration 1's sample)", "probe_share_mean"),
+    ("probe agreement with the base's majority answers", "probe_base_agreement"),
 )
 
 
@@ -331,7 +361,7 @@ def comparisons(root: str, arms: list[str], seeds: list[int], iterations: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["run", "table", "ceiling", "ceiling-table"])
+    parser.add_argument("what", choices=["run", "table", "ceiling", "ceiling-table", "probe"])
     parser.add_argument("--root", default=os.path.join(ROOT, "runs", "selfplay"))
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--seeds", default="0,1")
@@ -347,6 +377,8 @@ def main() -> None:
     root = os.path.abspath(args.root)
     if args.what == "run":
         run_grid(root, arms, seeds, args.iterations, args.parallel, args.sample)
+    elif args.what == "probe":
+        run_probe(root, arms, seeds, args.parallel, args.sample)
     elif args.what == "ceiling":
         run_ceiling(root, seeds, args.iterations, args.parallel)
     elif args.what == "ceiling-table":
