@@ -18,8 +18,8 @@ import os
 
 from rzero_pl.curriculum import drop_reason
 from rzero_pl.grading.votes import majority_votes
+from rzero_pl.ground.io import read_jsonl
 from rzero_pl.label_filters import MarginRule
-from rzero_pl.run.io import read_jsonl
 
 MARGINS = (0.0, 0.1, 0.2, 0.3, 0.4)
 BAND = (0.3, 0.7)

@@ -15,7 +15,7 @@ from typing import Any
 from rzero_pl.datamodules.base import RolloutDataModule
 
 from rzero_pl.errors import MAX_ITEMS, check_number
-from rzero_pl.run.io import read_jsonl
+from rzero_pl.ground.io import read_jsonl
 
 
 class CurriculumDataModule(RolloutDataModule):

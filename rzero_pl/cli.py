@@ -25,9 +25,9 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from rzero_pl import __version__
 from rzero_pl.errors import describe_os_error, one_line
+from rzero_pl.ground.io import read_json
 from rzero_pl.run.build import TRAINER_DEFAULTS, RunBuilder
 from rzero_pl.run.evolution import INTERRUPTED_EXIT_CODE, Evolution
-from rzero_pl.run.io import read_json
 from rzero_pl.run.state import config_fingerprint
 from rzero_pl.run.trackers import as_one_logger, run_logger
 from rzero_pl.scale.distributed import is_rank_zero

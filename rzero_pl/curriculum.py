@@ -25,12 +25,12 @@ from rzero_pl import prompts as role_prompts
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_ITERATIONS, check_number
 from rzero_pl.grading.answers import matches_many
+from rzero_pl.ground.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
 from rzero_pl.label_filters import LabelFilter, TextFilters
 from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.questions import QuestionSource, Truth
 from rzero_pl.rewards import MajorityVote, QuestionFormat, bleu_distance_matrix
-from rzero_pl.run.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
 from rzero_pl.scale import distributed
 from rzero_pl.scale.distributed import (
     barrier,

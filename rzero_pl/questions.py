@@ -9,7 +9,7 @@ import os
 from abc import ABC, abstractmethod
 
 from rzero_pl.errors import MAX_QUESTION_CHARS
-from rzero_pl.run.io import iter_jsonl
+from rzero_pl.ground.io import iter_jsonl
 
 MAX_FILE_BYTES = 1 << 28  # 256 MiB of questions: far beyond any curriculum's needs
 

@@ -14,10 +14,10 @@ import yaml
 from rzero_pl.cli import main as cli_main
 from rzero_pl.cli import next_steps
 from rzero_pl.export import main as export
+from rzero_pl.ground.io import read_jsonl
 from rzero_pl.models import PretrainedModel
 from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.run.checkpoints import weights_digest
-from rzero_pl.run.io import read_jsonl
 
 PROMPTS = ["Solve: What is 3 + 4?\n", "Solve: What is 12 - 5 * 2?\n", "Solve: What is 7 * 8?\n"]
 

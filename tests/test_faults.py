@@ -19,10 +19,10 @@ import torch
 
 from rzero_pl.cli import main
 from rzero_pl.errors import one_line
+from rzero_pl.ground.faults import parse_fault
+from rzero_pl.ground.io import read_json, remove_stale_temps, write_text_atomic
 from rzero_pl.models import PretrainedModel
 from rzero_pl.run.checkpoints import checkpoint_step
-from rzero_pl.run.faults import parse_fault
-from rzero_pl.run.io import read_json, remove_stale_temps, write_text_atomic
 from rzero_pl.run.state import RunFolderBusy, RunLock, RunState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,7 +145,7 @@ def test_a_torn_write_leaves_the_old_file_and_a_temp_that_is_cleaned(tmp_path, m
     def crash(name):
         raise KeyboardInterrupt  # dies mid-write, as a kill would
 
-    monkeypatch.setattr("rzero_pl.run.io.fault_point", crash)
+    monkeypatch.setattr("rzero_pl.ground.io.fault_point", crash)
     with pytest.raises(KeyboardInterrupt):
         write_text_atomic(str(path), '{"a": 2}\n' * 1000)
     assert path.read_text() == '{"a": 1}\n'

@@ -20,6 +20,7 @@ from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsD
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.grading.answers import extract_boxed
 from rzero_pl.grading.votes import majority_votes
+from rzero_pl.ground.guards import NonFiniteUpdates, UpdateGuard, finite_gradients
 from rzero_pl.grpo import module as grpo_module
 from rzero_pl.grpo.challenger import ChallengerGRPO
 from rzero_pl.grpo.module import GRPOLoss
@@ -29,7 +30,6 @@ from rzero_pl.models.actor import Actor
 from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
 from rzero_pl.rewards import MajorityVote, QuestionFormat
-from rzero_pl.run.guards import NonFiniteUpdates, UpdateGuard, finite_gradients
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 # ---------------------------------------------------------------------- numbers

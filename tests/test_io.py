@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rzero_pl.run.io import iter_jsonl, read_jsonl
+from rzero_pl.ground.io import iter_jsonl, read_jsonl
 
 
 def _write(tmp_path, text: str | bytes):

@@ -4,7 +4,7 @@ One run folder lives through a chain of processes. Each process runs the same
 ``rzero-pl fit`` command (forked from an interpreter that has imported the CLI once,
 tests/preloaded.py; the reference run and the chain's last process are new interpreters,
 ``python -m rzero_pl``) with ``RZERO_PL_FAULT`` naming the moment it dies at
-(``rzero_pl.run.faults``): SIGKILL mid-batch, mid-checkpoint (the new checkpoint written under its
+(``rzero_pl.ground.faults``): SIGKILL mid-batch, mid-checkpoint (the new checkpoint written under its
 temporary name), between a phase's weights and its ``state.json`` entry, mid-write of
 ``questions.jsonl``/``curriculum.jsonl``/the evaluation files, and SIGTERM (what SLURM sends
 before pre-emption) in training and in curriculum writing. The named points are the same on
@@ -28,9 +28,9 @@ import preloaded
 import pytest
 import yaml
 
+from rzero_pl.ground.io import TMP_MARK
 from rzero_pl.run.checkpoints import checkpoint_step
 from rzero_pl.run.evolution import PREEMPTED_EXIT_CODE
-from rzero_pl.run.io import TMP_MARK
 
 pytestmark = pytest.mark.slow
 

@@ -95,3 +95,38 @@ def test_named_crossings_run_down():
     assert all("rzero_pl.cli" not in _reaches(edges, name) for name in analysis)
     assert not any(e.startswith("rzero_pl.engines") for e in edges["rzero_pl.models.policy"])
     assert edges["rzero_pl.roles"] == set()
+
+
+# The house's floors (README "Layout"; ../shared/DESIGN.md), ground first. A room is a top-level
+# module or package of rzero_pl (callbacks/ and datamodules/ as installed).
+FLOORS = {
+    "ground": "errors grading scale prompts roles config_yaml questions vocab_dropout progress "
+    "released ground",
+    "engines": "engines",
+    "models": "models",
+    "roles": "rewards grpo label_filters",
+    "data": "curriculum benchmarks analysis toy",
+    "top": "run cli export callbacks datamodules __main__ __init__",
+}
+# Arrows allowed to run up a floor, each with its reason. None is needed today.
+NAMED_UPWARD: dict[tuple[str, str], str] = {}
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_floors_only_go_down():
+    edges, _ = _graph()
+    floor = {room: i for i, rooms in enumerate(FLOORS.values()) for room in rooms.split()}
+    rooms = {_room(name) for name in edges}
+    assert sorted(rooms - set(floor)) == []  # a new room is given its floor here
+    upward = {
+        (_room(a), _room(b))
+        for a, targets in edges.items()
+        for b in targets
+        if floor[_room(b)] > floor[_room(a)]
+    }
+    assert upward <= set(NAMED_UPWARD), sorted(upward - set(NAMED_UPWARD))
+    assert len(NAMED_UPWARD) <= 3

@@ -17,9 +17,9 @@ import torch
 from test_red_team import TOY, _cli, _copy, _edit_state, _refused, _tree_hash, _weights
 
 from rzero_pl.errors import ConfigError
+from rzero_pl.ground.io import is_temp_name, remove_stale_temps
+from rzero_pl.ground.weights import resolve_weights
 from rzero_pl.run.checkpoints import IDENTITY_KEY, resume_point
-from rzero_pl.run.io import is_temp_name, remove_stale_temps
-from rzero_pl.run.selection import resolve_weights
 from rzero_pl.run.state import check_run_folder
 
 # ------------------------------------------------------------------ item 1: the user's files

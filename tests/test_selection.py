@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from rzero_pl.run.selection import BestIteration, Score, decide, resolve_weights, score_of
+from rzero_pl.ground.weights import resolve_weights
+from rzero_pl.run.selection import BestIteration, Score, decide, score_of
 
 
 def _summary(**accuracies: tuple[float, float, float]) -> dict:

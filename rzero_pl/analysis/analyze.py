@@ -27,8 +27,8 @@ from rzero_pl.analysis.dynamics import (
 )
 from rzero_pl.analysis.probe import probe_row
 from rzero_pl.errors import MAX_ITEMS, check_number
+from rzero_pl.ground.io import read_json, write_text_atomic
 from rzero_pl.models.sources import ModelSource
-from rzero_pl.run.io import read_json, write_text_atomic
 from rzero_pl.scale.distributed import is_rank_zero
 
 

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from rzero_pl.curriculum import curriculum_stats
+from rzero_pl.ground.io import read_jsonl, write_json_atomic
 from rzero_pl.questions import Truth
 from rzero_pl.rewards import MajorityVote, cluster_labels
 from rzero_pl.rewards.repetition import REPETITION_THRESHOLD, bleu_distance_matrix
-from rzero_pl.run.io import read_jsonl, write_json_atomic
 
 VOTE_SEED = 20_250_805  # one seed for every iteration: the same draws on every sample
 

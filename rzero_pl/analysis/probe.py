@@ -27,7 +27,7 @@ import numpy as np
 
 from rzero_pl.analysis.dynamics import VOTE_SEED, sample_questions
 from rzero_pl.grading.answers import matches_many
-from rzero_pl.run.io import read_json, write_json_atomic
+from rzero_pl.ground.io import read_json, write_json_atomic
 from rzero_pl.scale.distributed import is_rank_zero
 
 Z95 = 1.959964  # the normal quantile of a 95 % two-sided interval

@@ -3,7 +3,7 @@
 A run may still be in progress, or resumed after a kill: a file that does not exist yet is
 ``None`` (the report says "not yet"), and a file that does not parse becomes a line of
 ``RunData.notes`` instead of an error, so that one damaged file never hides the rest. The
-readers import neither torch nor Lightning (``rzero_pl.run.io`` and ``rzero_pl.benchmarks`` do,
+readers import neither torch nor Lightning (``rzero_pl.ground.io`` and ``rzero_pl.benchmarks`` do,
 and cost seconds to import), so a report is quick to make on a login node.
 
 What is read, and from where (see ``rzero_pl.run.evolution`` for the run folder)::

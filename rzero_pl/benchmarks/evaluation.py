@@ -42,9 +42,9 @@ from rzero_pl.benchmarks import (
 from rzero_pl.engines.base import Engine, SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_TOKENS, check_number
 from rzero_pl.grading.extraction import ANSWER_RULES, AnswerRule
+from rzero_pl.ground.io import write_json_atomic, write_jsonl_atomic
 from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
-from rzero_pl.run.io import write_json_atomic, write_jsonl_atomic
 from rzero_pl.scale.distributed import (
     gather_objects,
     is_rank_zero,

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rzero_pl.ground.io import iter_jsonl
 from rzero_pl.prompts import RolePrompt, solver_prompt
-from rzero_pl.run.io import iter_jsonl
 
 Kind = Literal["math", "multiple_choice", "bbeh"]
 KINDS: tuple[str, ...] = ("math", "multiple_choice", "bbeh")
@@ -319,7 +319,7 @@ def check_row(benchmark: Benchmark, record: dict, where: str, index: int) -> Ben
 
 
 def read_benchmark_jsonl(benchmark: Benchmark, path: str | os.PathLike[str]) -> list[BenchmarkRow]:
-    """All rows of a uniform-schema JSONL file (read by ``rzero_pl.run.io``), typed and checked.
+    """All rows of a uniform-schema JSONL file (read by ``rzero_pl.ground.io``), typed and checked.
 
     Raises:
         ValueError: naming ``file:line`` for bad JSON or a missing/invalid field.

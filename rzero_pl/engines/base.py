@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from rzero_pl.errors import MAX_ITEMS, MAX_TOKENS, check_number
-from rzero_pl.roles import check_role  # noqa: F401  (hf.py still imports it from here)
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ from rzero_pl.engines.base import (
     Completion,
     Generation,
     SamplingParams,
-    check_role,
     context_length,
     token_budgets,
 )
 from rzero_pl.errors import MAX_TOKENS, check_number
 from rzero_pl.progress import advance
+from rzero_pl.roles import check_role
 from rzero_pl.vocab_dropout import mask_logits
 
 MAX_BATCH_TOKENS = MAX_TOKENS << 10  # a billion tokens a batch: beyond any accelerator

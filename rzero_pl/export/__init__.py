@@ -32,8 +32,8 @@ from rzero_pl.export.model import (
     write_weights,
 )
 from rzero_pl.export.run_files import Choice, Run, choose, open_run
+from rzero_pl.ground.io import fsync_tree, remove_path
 from rzero_pl.roles import ROLES
-from rzero_pl.run.io import fsync_tree, remove_path
 
 DESCRIPTION = "Write a trained role as a Hugging Face model folder, or the curricula as a dataset."
 

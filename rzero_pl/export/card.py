@@ -17,7 +17,7 @@ import yaml
 
 from rzero_pl import __version__
 from rzero_pl.export.run_files import Choice, Run, model_spec, section
-from rzero_pl.run.io import read_json
+from rzero_pl.ground.io import read_json
 
 KINDS = {
     "base": "the base model itself, untrained",

@@ -21,7 +21,7 @@ import yaml
 
 from rzero_pl import __version__
 from rzero_pl.export.run_files import Run, section
-from rzero_pl.run.io import read_json, read_jsonl
+from rzero_pl.ground.io import read_json, read_jsonl
 from rzero_pl.run.state import check_recorded_file
 
 FILES = {"questions": "questions.jsonl", "curriculum": "curriculum.jsonl"}

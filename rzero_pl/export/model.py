@@ -15,7 +15,7 @@ import shutil
 from typing import Any
 
 from rzero_pl.export.run_files import Choice, Run, model_source, section
-from rzero_pl.run.io import read_json, write_json_atomic
+from rzero_pl.ground.io import read_json, write_json_atomic
 
 ADAPTER_CONFIG = "adapter_config.json"
 

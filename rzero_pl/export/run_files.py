@@ -15,11 +15,11 @@ from typing import Any
 import yaml
 
 from rzero_pl.errors import one_line
+from rzero_pl.ground.io import read_json
+from rzero_pl.ground.weights import resolve_weights
 from rzero_pl.models.sources import ModelSource
 from rzero_pl.roles import ROLES
 from rzero_pl.run.checkpoints import check_weights
-from rzero_pl.run.io import read_json
-from rzero_pl.run.selection import resolve_weights
 from rzero_pl.run.state import check_state
 
 

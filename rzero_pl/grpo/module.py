@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from rzero_pl.engines.base import Engine, Generation, SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_STEPS, check_number
+from rzero_pl.ground.guards import UpdateGuard
 from rzero_pl.grpo import loss as grpo
 from rzero_pl.grpo.loss import GRPOLoss
 from rzero_pl.grpo.rollout import (
@@ -43,7 +44,6 @@ from rzero_pl.models.actor import Actor
 from rzero_pl.models.policy import Policy
 from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
-from rzero_pl.run.guards import UpdateGuard
 from rzero_pl.scale import distributed, memory, sharding
 from rzero_pl.vocab_dropout import VocabularyDropout, mask_logits
 
@@ -66,7 +66,7 @@ class GRPOModule(L.LightningModule):
         log_rollouts_every: Write a text table of a few rollouts every k rollout steps.
         seed: Base seed for rollout sampling.
         max_bad_updates: NaN/inf updates in a row (each one skipped) that stop the run; 0 never
-            stops (``rzero_pl.run.guards.UpdateGuard``).
+            stops (``rzero_pl.ground.guards.UpdateGuard``).
         skip_signal_free: Train only on rollouts with a non-zero advantage (groups that
             scored alike carry no policy gradient; needs ``loss.kl_coef`` 0). Saves their
             forward/backward passes; a minibatch then averages over fewer tokens.

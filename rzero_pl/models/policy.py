@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from rzero_pl.errors import MAX_TOKENS, check_number
+from rzero_pl.ground.weights import resolve_weights
 from rzero_pl.models import role_weights
 from rzero_pl.models.sources import ModelSource
 from rzero_pl.roles import ROLES, check_role
-from rzero_pl.run.selection import resolve_weights
 from rzero_pl.scale import sharding
 from rzero_pl.scale.sharding import FullyShard
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from rzero_pl.run.io import fsync_dir, fsync_tree, remove_path
+from rzero_pl.ground.io import fsync_dir, fsync_tree, remove_path
 from rzero_pl.scale import sharding
 from rzero_pl.scale.distributed import is_rank_zero
 

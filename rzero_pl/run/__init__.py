@@ -4,8 +4,8 @@
 - ``state``: ``state.json`` (finished phases, step axis, fingerprint), the run lock, the
   TensorBoard step offsets.
 - ``selection``: the collapse guard (best iteration, patience, ``best.json``).
-- ``checkpoints``, ``io``: atomic checkpoints and atomic file writes.
-- ``guards``: the NaN/inf and signal-free update guard; ``faults``: named kill points.
+- ``checkpoints``: atomic checkpoints (the atomic files, kill points, update guard and
+  weights resolution they build on are ``rzero_pl.ground``, below every floor).
 - ``build``: a run built from its configuration (``RunBuilder``, ``build_run``), for ``fit``,
   ``test`` and ``analyze``; ``posthoc``: ``rzero-pl analyze RUN_DIR``.
 - ``trackers``: the loggers a run logs through (its TensorBoard, plus any configured);

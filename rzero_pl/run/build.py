@@ -26,12 +26,12 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from rzero_pl.benchmarks.evaluation import Evaluation
 from rzero_pl.config_yaml import MAX_YAML_CHARS, check_yaml, use_bounded_yaml
 from rzero_pl.errors import ConfigError, one_line
+from rzero_pl.ground.weights import resolve_weights
 from rzero_pl.grpo.challenger import ChallengerGRPO
 from rzero_pl.grpo.module import GRPOModule
 from rzero_pl.models.actor import Actor
 from rzero_pl.progress import INTERVAL, set_interval
 from rzero_pl.run.evolution import Evolution
-from rzero_pl.run.selection import resolve_weights
 from rzero_pl.run.trackers import check_outside, configured_loggers
 from rzero_pl.scale.sharding import new_strategy
 

@@ -23,8 +23,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rzero_pl.run.faults import fault_point
-from rzero_pl.run.io import TMP_MARK, fsync_tree, remove_path, replace_durably, set_aside
+from rzero_pl.ground.faults import fault_point
+from rzero_pl.ground.io import TMP_MARK, fsync_tree, remove_path, replace_durably, set_aside
 from rzero_pl.scale.distributed import is_rank_zero
 
 IDENTITY_KEY = "rzero_identity"  # the phase attempt a checkpoint belongs to

@@ -20,7 +20,7 @@ solver phase). Everything lives in one run folder::
 
 Re-running the same command resumes: finished phases are skipped (their weights are
 loaded), a phase in progress restarts from its last checkpoint, a written curriculum is
-reused. Every file is written atomically (``rzero_pl.run.io``, ``AtomicCheckpoint``), so a kill
+reused. Every file is written atomically (``rzero_pl.ground.io``, ``AtomicCheckpoint``), so a kill
 at any moment leaves each file whole or absent; temporary files of a killed writer are
 deleted on the next start. SIGTERM (what SLURM sends before pre-emption) stops the run at
 the next safe point and exits with status 143; the next run resumes from the last finished
@@ -48,13 +48,13 @@ from rzero_pl.analysis.dynamics import scalars
 from rzero_pl.benchmarks.evaluation import Evaluation
 from rzero_pl.curriculum import Curriculum, CurriculumReport
 from rzero_pl.errors import MAX_ITERATIONS, MAX_STEPS, ConfigError, check_number
+from rzero_pl.ground.faults import fault_callbacks, fault_point
+from rzero_pl.ground.io import read_json, read_jsonl, remove_stale_temps, set_aside
 from rzero_pl.grpo.challenger import ChallengerGRPO
 from rzero_pl.grpo.solver import SolverGRPO
 from rzero_pl.models.actor import Actor
 from rzero_pl.rewards import MajorityVote
 from rzero_pl.run.checkpoints import AtomicCheckpoint, check_weights, resume_point, weights_digest
-from rzero_pl.run.faults import fault_callbacks, fault_point
-from rzero_pl.run.io import read_json, read_jsonl, remove_stale_temps, set_aside
 from rzero_pl.run.progress import progress
 from rzero_pl.run.selection import BestIteration, read_summary
 from rzero_pl.run.state import (

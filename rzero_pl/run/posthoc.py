@@ -18,8 +18,8 @@ import yaml
 
 from rzero_pl.analysis.analyze import Analysis, latest_solver, write_table
 from rzero_pl.analysis.dynamics import scalars, write_row
+from rzero_pl.ground.io import read_json
 from rzero_pl.run.build import build_run
-from rzero_pl.run.io import read_json
 
 
 def iterations_of(run_dir: str) -> list[int]:

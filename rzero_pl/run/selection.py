@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from rzero_pl.errors import MAX_ITERATIONS, ConfigError, check_number
-from rzero_pl.run.io import read_json, write_json_atomic
+from rzero_pl.ground.io import read_json, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -167,28 +167,6 @@ class BestIteration:
         if is_rank_zero():
             write_json_atomic(os.path.join(run_dir, "best.json"), record)
         return record
-
-
-def resolve_weights(folder: str, role: str) -> str | None:
-    """``folder`` itself, or for ``RUN_DIR/best`` the best iteration's ``role`` weights
-    (None: the best is the base, nothing to load)."""
-    if os.path.basename(os.path.normpath(folder)) != "best" or os.path.isdir(folder):
-        return folder
-    path = os.path.join(os.path.dirname(os.path.normpath(folder)), "best.json")
-    record = read_json(path)
-    if record is None:
-        raise FileNotFoundError(f"{folder}: no such weights folder, and no {path} to resolve it")
-    state_path = os.path.join(os.path.dirname(path), "state.json")
-    recorded = (read_json(state_path) or {}).get("best")
-    if recorded is not None and recorded != record:  # a hand-edited best.json: never trusted
-        raise ValueError(
-            f"{path}: differs from the best iteration {state_path} recorded "
-            f"(iteration {recorded.get('iteration')}); restore it from state.json's 'best'"
-        )
-    relative = record["weights"].get(role)
-    if relative is None:
-        return None
-    return os.path.join(os.path.dirname(path), relative)
 
 
 def read_summary(folder: str) -> dict:

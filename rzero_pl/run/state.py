@@ -24,8 +24,8 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 
 from rzero_pl.errors import ConfigError
-from rzero_pl.run.faults import fault_point
-from rzero_pl.run.io import is_temp_name, read_json, write_json_atomic
+from rzero_pl.ground.faults import fault_point
+from rzero_pl.ground.io import is_temp_name, read_json, write_json_atomic
 from rzero_pl.scale.distributed import is_rank_zero
 
 STATE_VERSION = 2  # 2: the curriculum and each evaluation own one step of the axis

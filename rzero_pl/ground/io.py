@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from rzero_pl.run.faults import fault_point
+from rzero_pl.ground.faults import fault_point
 
 TMP_MARK = ".tmp-"  # in the name of every temporary file or folder, and of nothing else
 # The exact shapes of the temporary names rzero-pl writes: ``.<name>.tmp-<mkstemp suffix>``

@@ -28,7 +28,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rzero_pl.run.io import read_jsonl, write_jsonl_atomic
+from rzero_pl.ground.io import read_jsonl, write_jsonl_atomic
 
 ROWS_LOGGED = 8  # rollouts of a bad update written to bad_updates.jsonl
 TEXT_CHARS = 400
