@@ -3,7 +3,9 @@
 Both roles train the same ``Policy`` (one base model, a challenger and a solver adapter or
 model) and sample it through the same ``Engine``. The CLI builds one ``Actor`` from the
 config's ``actor:`` section and hands it to the solver, the challenger, the curriculum and
-the evaluation; nothing else builds or owns either part.
+the evaluation; nothing else builds either part. (Not yet the only holder: ``GRPOModule``
+keeps ``policy`` and ``engine`` references to the same objects and calls the engine itself;
+issue 24's second step.)
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ Reward terms (the vocabulary's ``uncertainty``, ``repetition``, ``format``):
 - ``repetition``: ``RepetitionPenalty``, BLEU-distance clusters of the whole rollout batch.
 - ``question_format``: ``QuestionFormat``, a completion's question or why it is malformed.
 
-``challenger_reward`` combines them. The solver's ``correct`` term is in
-``rzero_pl.grpo.loss.solver``.
+``challenger_reward`` combines them. The solver's ``correct`` term (and the released code's
+``format`` term for the solver) is ``rzero_pl.grpo.solver.correctness_rewards``.
 """
 
 from __future__ import annotations
