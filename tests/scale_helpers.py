@@ -97,7 +97,7 @@ class _FixedChallenger:
         out = []
         for prompt in prompts:
             texts = [self.texts[(first + k) % len(self.texts)] for k in range(params.n)]
-            version = self.actor.engine.version(role)
+            version = self.actor.version(role)
             completions = [Completion(t, [], "stop", version) for t in texts]
             out.append(Generation(prompt, [], completions))
         return out

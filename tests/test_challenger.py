@@ -65,7 +65,7 @@ def test_one_step_runs_with_both_terms(module, tmp_path):
     assert "challenger/reward_mean" in scalars
     assert "challenger/repetition/clusters" in scalars
     assert "challenger/vote/seconds" in scalars
-    assert module.engine.version("challenger") == 1
+    assert module.actor.version("challenger") == 1
 
 
 def _logged_scalars(folder) -> set[str]:
@@ -126,9 +126,12 @@ def test_score_applies_the_question_format_and_counts_each_reason(module):
             return share, [None] * len(questions), {}
 
     module.vote, module.repetition = Shares(), None
-    metrics = module.score([{}, {}], [], rollouts)
+    scores = module.score([{}, {}], rollouts)
+    metrics = scores.metrics
     assert seen[0] == ["What is 1 + 1?", "What is 2 * 3?", None, None, None, "What is 5 + 5?"]
-    assert [r.reward for r in rollouts] == [1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    assert scores.answers == seen[0]
+    assert scores.rewards == [1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    assert [r.reward for r in rollouts] == [0.0] * 6  # read, never written
     assert metrics["valid_fraction"] == pytest.approx(3 / 6)
     assert metrics["invalid_reason/no_answer"] == pytest.approx(1 / 6)
     assert metrics["invalid_reason/empty_question"] == pytest.approx(1 / 6)
@@ -136,7 +139,7 @@ def test_score_applies_the_question_format_and_counts_each_reason(module):
     assert metrics["invalid_reason/several_questions"] == 0.0
     # the stricter, older rules: one block only, no answer needed
     module.question_format = QuestionFormat(blocks="single", require_answer=False)
-    metrics = module.score([{}, {}], [], rollouts)
+    metrics = module.score([{}, {}], rollouts).metrics
     assert seen[1][1:3] == [None, "What is 4 - 1?"]
     assert metrics["invalid_reason/several_questions"] == pytest.approx(1 / 6)
     assert metrics["invalid_reason/no_answer"] == 0.0
@@ -158,10 +161,10 @@ def test_gated_form_scores_only_when_the_majority_is_the_last_character(module):
             return np.array([0.3, 0.4, 0.1, np.nan]), ["2", "12", "7", None], {}
 
     module.vote, module.repetition, module.reward_form = Shares(), None, "gated"
-    module.score([{}], [], rollouts)
+    scores = module.score([{}], rollouts)
     # min(0.3, 0.7) = 0.3; gated to 0 -> 0; 0.1 not > 0.1 -> 0; malformed -> -1
-    assert [r.reward for r in rollouts] == pytest.approx([0.3, 0.0, 0.0, -1.0])
-    assert [r.terms["gate"] for r in rollouts] == [1.0, 0.0, 1.0, 0.0]
+    assert scores.rewards == pytest.approx([0.3, 0.0, 0.0, -1.0])
+    assert [t["gate"] for t in scores.terms] == [1.0, 0.0, 1.0, 0.0]
 
 
 def test_vote_in_band_uses_the_configured_band():

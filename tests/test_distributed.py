@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from rzero_pl.grpo.rollout import Scores
 from rzero_pl.rewards import RepetitionPenalty
 from rzero_pl.scale import distributed
 from rzero_pl.scale.sharding import FullyShard, check_strategy
@@ -176,8 +177,9 @@ def test_a_sharded_checkpoint_before_the_first_update_leaves_adamw_untouched():
 
 
 def _alternating_reward(rollouts):
-    for i, r in enumerate(rollouts):  # 0, 1, 0, 1 within every group: each step has signal
-        r.reward = float(i % 2)
+    # 0, 1, 0, 1 within every group: each step has signal
+    rewards = [float(i % 2) for i in range(len(rollouts))]
+    return Scores(rewards, [None] * len(rollouts), [{} for _ in rollouts])
 
 
 def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model_dir, tmp_path):
@@ -195,12 +197,12 @@ def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model
         def on_fit_start(self) -> None:  # no solver votes here: the reward is _alternating_reward
             pass
 
-        def score(self, items, generations, rollouts):
-            _alternating_reward(rollouts)
+        def score(self, items, rollouts):
+            return _alternating_reward(rollouts)
 
     class Solver(SolverGRPO):
-        def score(self, items, generations, rollouts):
-            _alternating_reward(rollouts)
+        def score(self, items, rollouts):
+            return _alternating_reward(rollouts)
 
     policy = Policy(
         PretrainedModel(tiny_model_dir, dtype="float32"),

@@ -222,7 +222,7 @@ def _rank_worker(rank: int, root: str, answers: dict[str, str], out: str) -> Non
     )
     try:
         evaluation = Evaluation(SUITE, root=root, max_new_tokens=8)
-        actor = types.SimpleNamespace(engine=FakeEngine(answers), tokenizer=None)
+        actor = types.SimpleNamespace(generate=FakeEngine(answers).generate, tokenizer=None)
         result = evaluation.run(actor, "test", 0, folder=f"{out}/rank{rank}")
         compat = evaluate(
             FakeEngine(answers),

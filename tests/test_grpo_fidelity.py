@@ -11,6 +11,7 @@ from rzero_pl.datamodules import LabelledQuestionsDataModule
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.grpo import loss as grpo
 from rzero_pl.grpo.module import GRPOLoss
+from rzero_pl.grpo.rollout import Scores
 from rzero_pl.grpo.solver import SolverGRPO
 from rzero_pl.models import PretrainedModel
 from rzero_pl.models.actor import Actor
@@ -89,10 +90,10 @@ class _FirstGradients(Callback):
             self.grads = [p.grad.detach().clone() for p in params]
 
 
-def _score_by_length(items, generations, rollouts):
-    for r in rollouts:  # varied rewards inside each group: every update has a gradient
-        r.reward = float(sum(r.completion_ids) % 2)
-    return {}
+def _score_by_length(items, rollouts):
+    # varied rewards inside each group: every update has a gradient
+    rewards = [float(sum(r.completion_ids) % 2) for r in rollouts]
+    return Scores(rewards, [None] * len(rollouts), [{} for _ in rollouts])
 
 
 def _solver(tiny_model_dir, **kwargs):

@@ -10,6 +10,7 @@ from rzero_pl.datamodules import LabelledQuestionsDataModule
 
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.grpo.module import GRPOLoss
+from rzero_pl.grpo.rollout import Scores
 from rzero_pl.grpo.solver import SolverGRPO, correctness_rewards, label_confidence_weights
 from rzero_pl.models import PretrainedModel
 from rzero_pl.models.actor import Actor
@@ -67,7 +68,7 @@ def test_solver_trains_pushes_and_logs(tiny_model_dir, toy_questions_file, tmp_p
     trainer.fit(module, data)
     # 2 rollout steps x (4 questions x G=4 = 16 rollouts / 8 per update) = 4 updates
     assert trainer.global_step == 4
-    assert module.engine.version("solver") == 2
+    assert module.actor.version("solver") == 2
     now = module.policy.trainable_parameters("solver")
     assert any(not torch.equal(a, b) for a, b in zip(solver, now, strict=True))
     for a, b in zip(challenger, module.policy.trainable_parameters("challenger"), strict=True):
@@ -129,10 +130,13 @@ def test_benchmark_evaluation_scores_the_start_and_the_end_of_a_fit(
     assert os.listdir(os.path.join(trainer2.logger.log_dir, "eval")) == ["step4"]
 
 
-def _score_first_group_only(items, generations, rollouts):
+def _scores(rewards: list[float]) -> Scores:
+    return Scores(rewards, [None] * len(rewards), [{} for _ in rewards])
+
+
+def _score_first_group_only(items, rollouts):
     # group 0 (the first G = 4 rollouts) scores 0, 1, 0, 1; every other group scores 0
-    for i, r in enumerate(rollouts):
-        r.reward = float(r.group == 0 and i % 2)
+    return _scores([float(r.group == 0 and i % 2) for i, r in enumerate(rollouts)])
 
 
 def test_skip_signal_free_trains_only_on_informative_groups(tiny_model_dir, toy_questions_file):
@@ -143,7 +147,7 @@ def test_skip_signal_free_trains_only_on_informative_groups(tiny_model_dir, toy_
     assert len(trained) == 4 and {r.group for r in trained} == {0}
     assert all(r.advantage != 0 for r in trained)
     # nothing informative: one row is kept, so the step still runs and the guard skips it
-    module.score = lambda items, generations, rollouts: None
+    module.score = lambda items, rollouts: _scores([0.0] * len(rollouts))
     trained = module.rollout(items).rollouts
     assert len(trained) == 1 and trained[0].advantage == 0.0
     # off (the default): every rollout is trained on
@@ -204,9 +208,9 @@ def test_label_confidence_weights_by_hand():
     assert label_confidence_weights([0.2, 0.6], 1.0, floor=0.3) == [0.3, 0.6]
 
 
-def _score_alternating(items, generations, rollouts):
-    for i, r in enumerate(rollouts):  # every group scores 0, 1, 0, 1: advantages -+-+ equal
-        r.reward = float(i % 2)
+def _score_alternating(items, rollouts):
+    # every group scores 0, 1, 0, 1: advantages -+-+ equal
+    return _scores([float(i % 2) for i in range(len(rollouts))])
 
 
 def test_label_confidence_scales_each_groups_advantages(tiny_model_dir, toy_questions_file):
@@ -248,12 +252,14 @@ def test_format_weight_mixes_the_released_format_term():
 
     texts = ["<think>a</think> \\boxed{5}", "\\boxed{5}", "<think>a</think> \\boxed{4}"]
     rollouts = [Rollout([1], [2], t, 0, 0) for t in texts]
-    SolverGRPO().score([{"answer": "5"}], [], rollouts)
-    assert [r.reward for r in rollouts] == [1.0, 1.0, 0.0]  # default: binary
-    SolverGRPO(format_weight=0.1).score([{"answer": "5"}], [], rollouts)
+    plain = SolverGRPO().score([{"answer": "5"}], rollouts)
+    assert plain.rewards == [1.0, 1.0, 0.0]  # default: binary
+    assert plain.answers == ["5", "5", "4"] and "format" not in plain.terms[0]
+    mixed = SolverGRPO(format_weight=0.1).score([{"answer": "5"}], rollouts)
     # 0.9 * correct + 0.1 * format: 0.9 + 0.1; 0.9 + 0; 0 + 0.1
-    assert [r.reward for r in rollouts] == pytest.approx([1.0, 0.9, 0.1])
-    assert [r.terms["format"] for r in rollouts] == [1.0, 0.0, 1.0]
+    assert mixed.rewards == pytest.approx([1.0, 0.9, 0.1])
+    assert [t["format"] for t in mixed.terms] == [1.0, 0.0, 1.0]
+    assert [t["correct"] for t in mixed.terms] == [1.0, 1.0, 0.0]
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="SolverGRPO.format_weight"):
             SolverGRPO(format_weight=bad)

@@ -39,7 +39,7 @@ from rzero_pl.benchmarks import (
     score_entry,
     summarize,
 )
-from rzero_pl.engines.base import Engine, SamplingParams
+from rzero_pl.engines.base import Sampler, SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_TOKENS, check_number
 from rzero_pl.grading.extraction import ANSWER_RULES, AnswerRule
 from rzero_pl.ground.io import write_json_atomic, write_jsonl_atomic
@@ -111,7 +111,7 @@ def _grade(
 
 
 def score_problems(
-    engine: Engine,
+    sampler: Sampler,
     tokenizer: Any,
     bench: Benchmark,
     rows: Sequence[BenchmarkRow],
@@ -134,7 +134,7 @@ def score_problems(
     mine = [rows[i] for i in problems]
     texts = [template.render(tokenizer, problem=benchmark_prompt(bench, row)) for row in mine]
     with Progress(len(problems) * params.n, f"{bench.name} scoring", "answers"):
-        generations = engine.generate(texts, role=role, params=params)  # every rank joins it
+        generations = sampler.generate(texts, role=role, params=params)  # every rank joins it
     if not problems:
         return []
     n = params.n
@@ -166,7 +166,7 @@ def score_problems(
 
 
 def evaluate(
-    engine: Engine,
+    sampler: Sampler,
     tokenizer: Any,
     benchmarks: Sequence[str],
     *,
@@ -199,7 +199,7 @@ def evaluate(
         n = 1 if sampling.temperature == 0 else (k or bench.k)
         start = time.perf_counter()
         mine = score_problems(
-            engine,
+            sampler,
             tokenizer,
             bench,
             rows,
@@ -230,7 +230,7 @@ def evaluate(
 
 
 class Evaluation:
-    """A benchmark suite run through the actor's engine, logged as ``eval/<bench>/…``.
+    """A benchmark suite run through the actor, logged as ``eval/<bench>/…``.
 
     Results go to the logger (the scalars of :func:`eval_metrics`, computed by torchmetrics)
     and to ``eval.json`` with a samples JSONL per benchmark. The evolution calls ``run`` on
@@ -340,7 +340,7 @@ class Evaluation:
         ``folder`` defaults to ``<output_dir or the logger's folder>/eval/<tag>``.
         """
         result = evaluate(
-            actor.engine,
+            actor,
             actor.tokenizer,
             self.benchmarks,
             role=self.role,

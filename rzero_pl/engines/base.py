@@ -66,6 +66,16 @@ class Generation:
 
 
 @runtime_checkable
+class Sampler(Protocol):
+    """Anything that samples a role: an ``Engine``, or the ``Actor`` that owns one."""
+
+    def generate(
+        self, prompts: Sequence[str], *, role: str, params: SamplingParams
+    ) -> list[Generation]:
+        """One ``Generation`` per prompt, each with ``params.n`` completions."""
+
+
+@runtime_checkable
 class Engine(Protocol):
     """What a generation backend provides (``HFEngine``, ``VLLMEngine``).
 

@@ -22,10 +22,9 @@ from typing import Any, Literal
 import numpy as np
 from jsonargparse import lazy_instance
 
-from rzero_pl.engines.base import Generation
 from rzero_pl.grading.extraction import extract_boxed
 from rzero_pl.grpo.module import GRPOModule
-from rzero_pl.grpo.rollout import Rollout
+from rzero_pl.grpo.rollout import Rollout, Scores
 from rzero_pl.models.actor import Actor
 from rzero_pl.prompts import RolePrompt, challenger_prompt
 from rzero_pl.rewards import (
@@ -91,9 +90,7 @@ class ChallengerGRPO(GRPOModule):
         if self.vote is None:
             raise ValueError("ChallengerGRPO has no MajorityVote: bind(actor, vote) first")
 
-    def score(
-        self, items: Sequence[dict], generations: list[Generation], rollouts: list[Rollout]
-    ) -> dict[str, float]:
+    def score(self, items: Sequence[dict], rollouts: list[Rollout]) -> Scores:
         parsed = [self.question_format.parse(r.completion) for r in rollouts]
         questions = [question for question, _ in parsed]
         everyone, offset = gather_lists(questions)
@@ -112,10 +109,13 @@ class ChallengerGRPO(GRPOModule):
             gate = released_gate(labels, [extract_boxed(r.completion) for r in rollouts])
             terms["gate"] = gate * 1.0
         rewards = challenger_reward(share, terms["repetition"], valid, self.reward_form, gate)
-        for i, r in enumerate(rollouts):
-            r.answer = questions[i]
-            r.terms = {k: float(v[i]) for k, v in terms.items() if not np.isnan(v[i])}
-            r.reward = float(rewards[i])
         for reason in INVALID_REASONS:
             metrics[f"invalid_reason/{reason}"] = sum(w == reason for _, w in parsed) / max(n, 1)
-        return {"valid_fraction": float(valid.mean()) if n else 0.0, **metrics}
+        return Scores(
+            rewards=[float(x) for x in rewards],
+            answers=questions,
+            terms=[
+                {k: float(v[i]) for k, v in terms.items() if not np.isnan(v[i])} for i in range(n)
+            ],
+            metrics={"valid_fraction": float(valid.mean()) if n else 0.0, **metrics},
+        )

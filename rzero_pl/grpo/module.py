@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from rzero_pl.engines.base import Engine, Generation, SamplingParams
+from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_STEPS, check_number
 from rzero_pl.ground.guards import UpdateGuard
 from rzero_pl.grpo import loss as grpo
@@ -30,6 +30,7 @@ from rzero_pl.grpo.loss import GRPOLoss
 from rzero_pl.grpo.rollout import (
     Rollout,
     RolloutDataset,
+    Scores,
     collate,
     completion_logprobs,
     keep_informative,
@@ -116,7 +117,6 @@ class GRPOModule(L.LightningModule):
             )
         self.actor: Actor | None = None
         self.policy: Policy | None = None
-        self.engine: Engine | None = None
         self.prompt = prompt
         self.group_size = group_size
         self.sampling = sampling or SamplingParams(temperature=1.0, top_p=0.99)
@@ -143,10 +143,11 @@ class GRPOModule(L.LightningModule):
             self.bind(actor)
 
     def bind(self, actor: Actor) -> None:
-        """Train ``actor``'s policy, sample through its engine (shared by both roles)."""
+        """Train ``actor``'s policy and sample through the actor (shared by both roles)."""
         self.actor = actor
-        self.policy = actor.policy  # a submodule: Lightning moves, checkpoints and fits it
-        self.engine = actor.engine
+        # The actor's own policy, registered here too because Lightning moves, checkpoints
+        # and fits a module's submodules; every generation and push goes through the actor.
+        self.policy = actor.policy
         if self.loss_settings.kl_coef > 0:
             actor.policy.enable_reference(self.loss_settings.reference)
 
@@ -231,14 +232,13 @@ class GRPOModule(L.LightningModule):
         self._restored = True
 
     def on_train_epoch_end(self) -> None:
-        self.engine.push(self.role)
+        self.actor.push(self.role)
 
     # ---- the rollout step ---------------------------------------------------------------
 
-    def score(
-        self, items: Sequence[dict], generations: list[Generation], rollouts: list[Rollout]
-    ) -> dict[str, float] | None:
-        """Fill ``terms`` and ``reward`` of every rollout; return extra metrics to log."""
+    def score(self, items: Sequence[dict], rollouts: list[Rollout]) -> Scores:
+        """The role's rewards, answers, terms and metrics for this rank's ``rollouts`` of
+        ``items`` (rollout ``r`` answers ``items[r.group]``); reads, never writes them."""
         raise NotImplementedError
 
     def advantage_weights(self, items: Sequence[dict]) -> list[float] | None:
@@ -249,7 +249,7 @@ class GRPOModule(L.LightningModule):
         """Sample, score and prepare this rank's shard of one rollout step's ``items``."""
         start = time.perf_counter()
         if self._restored:
-            self.engine.push(self.role)
+            self.actor.push(self.role)
             self._restored = False
         items, first = distributed.shard(items, *distributed.world())
         tok = self.policy.tokenizer
@@ -260,25 +260,35 @@ class GRPOModule(L.LightningModule):
             self.sampling, n=self.group_size, seed=seed, banned_token_ids=self.banned_tokens()
         )
         with Progress(len(prompts) * params.n, f"{self.role} generation", "completions"):
-            generations = self.engine.generate(prompts, role=self.role, params=params)
+            generations = self.actor.generate(prompts, role=self.role, params=params)
         generated = time.perf_counter()
-        rollouts = to_rollouts(generations, self.engine.version(self.role))
+        rollouts = to_rollouts(generations, self.actor.version(self.role))
         self._check_sampler_logprobs(rollouts)
-        extra = self.score(items, generations, rollouts) or {}
+        scores = self.score(items, rollouts)
         # Groups never span ranks, but scale="batch" needs the whole batch's rewards.
-        rewards, at = distributed.gather_lists([r.reward for r in rollouts])
+        rewards, at = distributed.gather_lists(scores.rewards)
         advantages = grpo.group_advantages(
             torch.tensor(rewards, dtype=torch.float32),
             self.group_size,
             scale=self.loss_settings.advantage_scale,
-        )[at : at + len(rollouts)]
+        )[at : at + len(rollouts)].tolist()
         weights = self.advantage_weights(items)  # one per question (group), or None
-        for r, a in zip(rollouts, advantages.tolist(), strict=True):
-            r.advantage = a if weights is None else a * weights[r.group]
+        rollouts = [
+            replace(
+                r,
+                answer=answer,
+                terms=terms,
+                reward=reward,
+                advantage=a if weights is None else a * weights[r.group],
+            )
+            for r, answer, terms, reward, a in zip(
+                rollouts, scores.answers, scores.terms, scores.rewards, advantages, strict=True
+            )
+        ]
         trained = self._trained_rollouts(rollouts)
         mismatch = self._record_logprobs(trained)
         metrics = rollout_metrics(rollouts, generated - start, time.perf_counter() - start)
-        metrics.update(extra)
+        metrics.update(scores.metrics)
         metrics.update({f"mismatch/{k}": v for k, v in mismatch.items()})
         if self.skip_signal_free:
             metrics["trained_fraction"] = len(trained) / max(len(rollouts), 1)

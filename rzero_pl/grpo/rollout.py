@@ -44,6 +44,18 @@ class Rollout:
     minibatch_size: int = 0
 
 
+@dataclass(frozen=True)
+class Scores:
+    """A role's verdict on its shard of one rollout step (``GRPOModule.score``): per rollout,
+    in order, its reward, the answer the scorer read (a boxed answer, a question) and its
+    reward terms; and the step's metrics to log. The module writes them into the rollouts."""
+
+    rewards: list[float]
+    answers: list[str | None]
+    terms: list[dict[str, float]]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
 class RolloutDataset(Dataset):
     """A finished, map-style dataset of rollouts (one rollout step's worth)."""
 

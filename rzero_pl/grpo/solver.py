@@ -13,12 +13,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from rzero_pl.engines.base import Generation
 from rzero_pl.errors import check_number
 from rzero_pl.grading.answers import matches_many
 from rzero_pl.grading.extraction import AnswerRule, extract_final
 from rzero_pl.grpo.module import GRPOModule
-from rzero_pl.grpo.rollout import Rollout
+from rzero_pl.grpo.rollout import Rollout, Scores
 from rzero_pl.models.actor import Actor
 from rzero_pl.prompts import RolePrompt, solver_prompt
 
@@ -136,20 +135,20 @@ class SolverGRPO(GRPOModule):
             return None
         return label_confidence_weights([i.get("share") for i in items], self.label_confidence)
 
-    def score(
-        self, items: Sequence[dict], generations: list[Generation], rollouts: list[Rollout]
-    ) -> None:
+    def score(self, items: Sequence[dict], rollouts: list[Rollout]) -> Scores:
         labels = [items[r.group].get("answer") for r in rollouts]
         labels = [None if a is None else str(a) for a in labels]
-        answers, rewards = correctness_rewards(
+        answers, correct = correctness_rewards(
             [r.completion for r in rollouts], labels, self.answer_timeout, self.answer_rule
         )
-        for r, answer, reward in zip(rollouts, answers, rewards, strict=True):
-            r.answer = answer
-            r.terms["correct"] = reward
-            r.terms["answered"] = float(answer is not None)
-            r.reward = reward
-            if self.format_weight:
-                r.terms["format"] = think_box_format(r.completion)
-                w = self.format_weight
-                r.reward = (1 - w) * reward + w * r.terms["format"]
+        terms = [
+            {"correct": c, "answered": float(a is not None)}
+            for a, c in zip(answers, correct, strict=True)
+        ]
+        rewards = list(correct)
+        if self.format_weight:
+            w = self.format_weight
+            for k, r in enumerate(rollouts):
+                terms[k]["format"] = think_box_format(r.completion)
+                rewards[k] = (1 - w) * correct[k] + w * terms[k]["format"]
+        return Scores(rewards=rewards, answers=answers, terms=terms)

@@ -50,6 +50,14 @@ class Actor:
             return contextlib.nullcontext()
         return self.policy.gathered()
 
+    def version(self, role: str) -> int:
+        """The weight version the engine serves for ``role`` (stale rollouts are refused)."""
+        return self.engine.version(role)
+
+    def engine_memory(self, weight_bytes: float) -> tuple[int, float | None]:
+        """The engine's memory inputs (``Engine.memory_bytes``) for the memory estimate."""
+        return self.engine.memory_bytes(weight_bytes)
+
     def push(self, role: str) -> int:
         """Hand ``role``'s trainer weights to the engine; return the new weight version."""
         return self.engine.push(role)

@@ -135,7 +135,7 @@ def estimate_for(module: Any, trainer: Any) -> MemoryEstimate:
     shape = ModelShape.of(base.get_base_model() if policy.is_lora else base)
     lora = sum(p.numel() for p in policy.trainable_parameters(module.role)) if policy.is_lora else 0
     dtype = next(p for p in base.parameters() if p.is_floating_point()).dtype
-    engine_tokens, engine_share = module.engine.memory_bytes(shape.params * dtype.itemsize)
+    engine_tokens, engine_share = module.actor.engine_memory(shape.params * dtype.itemsize)
     return estimate_memory(
         shape,
         lora_params=lora,
