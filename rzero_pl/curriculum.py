@@ -26,6 +26,7 @@ from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_ITERATIONS, check_number
 from rzero_pl.grading.answers import matches_many
 from rzero_pl.ground.io import read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
+from rzero_pl.ground.seeds import derive
 from rzero_pl.label_filters import LabelFilter, TextFilters
 from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
@@ -251,7 +252,7 @@ class Curriculum:
         rounds = 0
         while rounds < self.max_rounds:
             # The curriculum's own seed enters too: seed 0 keeps the numbers recorded before.
-            round_seed = (self.seed * 1_000_003 + seed) * 1009 + rounds
+            round_seed = derive(self.seed, seed) * 1009 + rounds
             records += gather_lists(self.round(actor, vote, round_seed, len(records)))[0]
             rounds += 1
             kept = len(extra) + sum(r["kept"] for r in records)
@@ -265,7 +266,7 @@ class Curriculum:
                 )
         again = revote_sample(earlier, round(self.revote * self.candidates), seed)
         if again:
-            revote_seed = (self.seed * 1_000_003 + seed) * 1009 + 1000  # apart from the rounds
+            revote_seed = derive(self.seed, seed) * 1009 + 1000  # apart from the rounds
             records += gather_lists(
                 self.round(actor, vote, revote_seed, len(records), given=again)
             )[0]

@@ -14,6 +14,7 @@ from test_curriculum import ScriptedEngine, _curriculum, _vote
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.engines.vllm_support import vllm_sampling_kwargs
 from rzero_pl.errors import ConfigError
+from rzero_pl.ground.seeds import derive
 from rzero_pl.models.policy import Policy
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.rewards import QuestionFormat
@@ -168,6 +169,6 @@ def test_a_rollout_steps_mask_is_drawn_from_its_seed():
     dropout = VocabularyDropout(rate=0.4)
     module = ChallengerGRPO(None, seed=5, vocab_dropout=dropout)
     module.policy = SimpleNamespace(tokenizer=CharTokenizer())
-    # no trainer: rollout step 0, whose seed is 5 * 1_000_003 (GRPOModule._rollout_seed)
-    assert module.banned_tokens() == dropout.banned(CharTokenizer(), 5 * 1_000_003)
+    # no trainer: rollout step 0, whose seed is derive(5, 0) (GRPOModule._rollout_seed)
+    assert module.banned_tokens() == dropout.banned(CharTokenizer(), derive(5, 0))
     assert ChallengerGRPO(None).banned_tokens() == ()

@@ -43,6 +43,7 @@ from rzero_pl.engines.base import Sampler, SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_TOKENS, check_number
 from rzero_pl.grading.extraction import ANSWER_RULES, AnswerRule
 from rzero_pl.ground.io import write_json_atomic, write_jsonl_atomic
+from rzero_pl.ground.seeds import derive
 from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.scale.distributed import (
@@ -105,7 +106,7 @@ def _grade(
             responses[j * n : (j + 1) * n],
             golds[j * n : (j + 1) * n],
             reference_compat=True,
-            seed=seed * 1_000_003 + problem,
+            seed=derive(seed, problem),
         )
     ]
 

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_STEPS, check_number
 from rzero_pl.ground.guards import UpdateGuard
+from rzero_pl.ground.seeds import derive
 from rzero_pl.grpo import loss as grpo
 from rzero_pl.grpo.loss import GRPOLoss
 from rzero_pl.grpo.rollout import (
@@ -345,7 +346,7 @@ class GRPOModule(L.LightningModule):
 
     def _rollout_seed(self) -> int:
         epoch = self.trainer.current_epoch if self._trainer is not None else 0
-        return self.seed * 1_000_003 + epoch
+        return derive(self.seed, epoch)
 
     def _check_sampler_logprobs(self, rollouts: list[Rollout]) -> None:
         """Refuse a sampler correction without the engine's log-probs (one line, the fix)."""
