@@ -17,7 +17,7 @@ solver adapter and TRL gets the same ``peft.LoraConfig`` (its ``peft_config``); 
 perturbed by N(0, 0.02) (a fresh one has B = 0, so A would get no gradient) and copied into
 TRL's, so both sides start from the same weights.
 
-- rzero-pl: ``SolverGRPO.training_step`` (log-probs + ``grpo.policy_loss``) on ``collate``d
+- rzero-pl: ``SolverGRPO.training_step`` (log-probs + ``loss.policy_loss``) on ``collate``d
   rollouts, the loss divided by the accumulation steps and ``backward()`` as Lightning's
   automatic optimisation does, ``clip_grad_norm_``, ``AdamW.step``.
 - TRL: ``GRPOTrainer.training_step`` (``compute_loss`` + ``accelerator.backward``) on prepared

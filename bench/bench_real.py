@@ -32,7 +32,7 @@ import torch
 
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.engines.vllm import VLLMEngine
-from rzero_pl.grpo import loss as grpo
+from rzero_pl.grpo import loss as loss_math
 from rzero_pl.grpo.rollout import Rollout, collate
 from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.models.sources import GGUFModel
@@ -86,7 +86,9 @@ def logprob_difference(policy, engine, prompts: list[str], tokens: int) -> tuple
     model = policy.module("solver").eval()
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    trainer = grpo.token_logprobs(logits.logits[:, :-1].float(), batch["input_ids"][:, 1:], 0.7)
+    trainer = loss_math.token_logprobs(
+        logits.logits[:, :-1].float(), batch["input_ids"][:, 1:], 0.7
+    )
     engine_lp = torch.zeros_like(trainer)
     returned = [c.logprobs for g in gens for c in g.completions]
     for i, (r, lps) in enumerate(zip(rollouts, returned, strict=True)):

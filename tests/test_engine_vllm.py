@@ -18,7 +18,7 @@ from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsD
 
 from rzero_pl.engines import HFEngine, SamplingParams, vllm_support
 from rzero_pl.engines import vllm as vllm_engine
-from rzero_pl.grpo import loss as grpo
+from rzero_pl.grpo import loss as loss_math
 from rzero_pl.grpo.challenger import ChallengerGRPO
 from rzero_pl.grpo.module import GRPOLoss
 from rzero_pl.grpo.rollout import Rollout, collate
@@ -227,7 +227,7 @@ class TestLoraRoles:
         model = policy.module("solver").eval()
         with torch.no_grad():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        trainer = grpo.token_logprobs(logits.logits[:, :-1], batch["input_ids"][:, 1:], 0.7)
+        trainer = loss_math.token_logprobs(logits.logits[:, :-1], batch["input_ids"][:, 1:], 0.7)
         engine_lp = torch.zeros_like(trainer)
         returned = [c.logprobs for g in gens for c in g.completions]
         for i, (r, lps) in enumerate(zip(rollouts, returned, strict=True)):

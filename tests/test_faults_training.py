@@ -71,14 +71,14 @@ def _weights(module):
 
 def _nan_loss(monkeypatch, bad_calls):
     """Make the policy loss NaN on the given calls (0-based), real otherwise."""
-    real, calls = grpo_module.grpo.policy_loss, []
+    real, calls = grpo_module.loss_math.policy_loss, []
 
     def loss(*args, **kwargs):
         out, metrics = real(*args, **kwargs)
         calls.append(len(calls))
         return (out * float("nan") if calls[-1] in bad_calls else out), metrics
 
-    monkeypatch.setattr(grpo_module.grpo, "policy_loss", loss)
+    monkeypatch.setattr(grpo_module.loss_math, "policy_loss", loss)
 
 
 def _labelled(path):
@@ -126,13 +126,13 @@ class _InfiniteGradient(torch.autograd.Function):
 def test_an_infinite_gradient_under_a_finite_loss_is_skipped_and_logged(
     tiny_model_dir, toy_questions_file, tmp_path, monkeypatch
 ):
-    real = grpo_module.grpo.policy_loss
+    real = grpo_module.loss_math.policy_loss
 
     def loss(*args, **kwargs):
         out, metrics = real(*args, **kwargs)
         return _InfiniteGradient.apply(out), metrics
 
-    monkeypatch.setattr(grpo_module.grpo, "policy_loss", loss)
+    monkeypatch.setattr(grpo_module.loss_math, "policy_loss", loss)
     module = _solver(tiny_model_dir, max_bad_updates=0)  # 0: skip, never stop
     before = _weights(module)
     trainer = _trainer(tmp_path, 2)

@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from rzero_pl.datamodules import LabelledQuestionsDataModule
 
 from rzero_pl.engines import HFEngine, SamplingParams
-from rzero_pl.grpo import loss as grpo
+from rzero_pl.grpo import loss as loss_math
 from rzero_pl.grpo.module import GRPOLoss
 from rzero_pl.grpo.rollout import Scores
 from rzero_pl.grpo.solver import SolverGRPO
@@ -34,14 +34,14 @@ def test_micro_batch_losses_add_up_to_the_minibatch_loss(aggregation):
     mask = (torch.arange(t) < lengths[:, None]).float()
     settings = dict(kl_coef=0.1, aggregation=aggregation, norm_length=12)
 
-    whole, _ = grpo.policy_loss(logprobs, old, advantages, mask, ref_logprobs=ref, **settings)
+    whole, _ = loss_math.policy_loss(logprobs, old, advantages, mask, ref_logprobs=ref, **settings)
     (grad_whole,) = torch.autograd.grad(whole, logprobs)
     for split in ([3, 3], [1, 2, 3], [4, 2]):
         total = torch.zeros(())
         start = 0
         for size in split:
             rows = slice(start, start + size)
-            part, _ = grpo.policy_loss(
+            part, _ = loss_math.policy_loss(
                 logprobs[rows],
                 old[rows],
                 advantages[rows],
@@ -58,10 +58,10 @@ def test_micro_batch_losses_add_up_to_the_minibatch_loss(aggregation):
         assert torch.allclose(grad_split, grad_whole, atol=1e-7)
     # Without the minibatch's counts, the old per-micro-batch means differ for token_mean.
     if aggregation == "token_mean":
-        first, _ = grpo.policy_loss(
+        first, _ = loss_math.policy_loss(
             logprobs[:3], old[:3], advantages[:3], mask[:3], ref_logprobs=ref[:3], **settings
         )
-        second, _ = grpo.policy_loss(
+        second, _ = loss_math.policy_loss(
             logprobs[3:], old[3:], advantages[3:], mask[3:], ref_logprobs=ref[3:], **settings
         )
         assert ((first + second) / 2).item() != pytest.approx(whole.item(), abs=1e-4)
@@ -71,9 +71,9 @@ def test_dr_grpo_divides_by_the_configured_length_not_the_padded_width():
     values = torch.ones(2, 4)
     mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
     # token sums 2 and 1, over the constant 10, averaged over 2 sequences
-    got = grpo.aggregate(values, mask, "seq_mean_token_sum_norm", norm_length=10)
+    got = loss_math.aggregate(values, mask, "seq_mean_token_sum_norm", norm_length=10)
     assert got.item() == pytest.approx((2 / 10 + 1 / 10) / 2)
-    assert grpo.aggregate(values, mask, "seq_mean_token_sum_norm").item() == pytest.approx(
+    assert loss_math.aggregate(values, mask, "seq_mean_token_sum_norm").item() == pytest.approx(
         (2 / 4 + 1 / 4) / 2
     )
 

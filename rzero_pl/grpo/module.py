@@ -26,7 +26,7 @@ from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_STEPS, check_number
 from rzero_pl.ground.guards import UpdateGuard
 from rzero_pl.ground.seeds import derive
-from rzero_pl.grpo import loss as grpo
+from rzero_pl.grpo import loss as loss_math
 from rzero_pl.grpo.loss import GRPOLoss
 from rzero_pl.grpo.rollout import (
     Rollout,
@@ -268,7 +268,7 @@ class GRPOModule(L.LightningModule):
         scores = self.score(items, rollouts)
         # Groups never span ranks, but scale="batch" needs the whole batch's rewards.
         rewards, at = distributed.gather_lists(scores.rewards)
-        advantages = grpo.group_advantages(
+        advantages = loss_math.group_advantages(
             torch.tensor(rewards, dtype=torch.float32),
             self.group_size,
             scale=self.loss_settings.advantage_scale,
@@ -414,12 +414,14 @@ class GRPOModule(L.LightningModule):
         trainer_lp, mask = padded(trainer)
         sampler_lp, _ = padded([r.sampler_logprobs for r in rollouts])
         if s.sampler_correction != "none":
-            weights = grpo.sampler_weights(
+            weights = loss_math.sampler_weights(
                 trainer_lp, sampler_lp, mask, s.sampler_correction, s.sampler_cap, s.sampler_floor
             )
             for r, row in zip(rollouts, weights, strict=True):
                 r.sampler_weights = row[: len(r.completion_ids)].tolist()
-        return grpo.sampler_mismatch(trainer_lp, sampler_lp, mask, s.sampler_cap, s.sampler_floor)
+        return loss_math.sampler_mismatch(
+            trainer_lp, sampler_lp, mask, s.sampler_cap, s.sampler_floor
+        )
 
     def _logprobs(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         context = self.trainer.precision_plugin.forward_context() if self._trainer else None
@@ -433,7 +435,7 @@ class GRPOModule(L.LightningModule):
             )
         temperature = self.sampling.temperature or 1.0
         logits = mask_logits(out.logits[:, :-1].float(), self.banned_tokens())
-        return grpo.token_logprobs(logits, batch["input_ids"][:, 1:], temperature)
+        return loss_math.token_logprobs(logits, batch["input_ids"][:, 1:], temperature)
 
     # ---- the update ---------------------------------------------------------------------
 
@@ -448,7 +450,7 @@ class GRPOModule(L.LightningModule):
                 "total_tokens": batch["minibatch_tokens"][0],
                 "total_sequences": batch["minibatch_size"][0],
             }
-        loss, metrics = grpo.policy_loss(
+        loss, metrics = loss_math.policy_loss(
             logprobs,
             batch.get("old_logprobs", logprobs.detach()),
             batch["advantages"],
