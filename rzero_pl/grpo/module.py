@@ -77,7 +77,7 @@ class GRPOModule(L.LightningModule):
             the challenger's option in arXiv 2604.03472). None: every token.
     """
 
-    role = "solver"
+    role: str  # "challenger" or "solver": set by each role's subclass
 
     def __init__(
         self,
