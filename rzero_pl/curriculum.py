@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
-from rzero_pl import prompts as role_prompts
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_ITERATIONS, check_number
 from rzero_pl.grading.answers import matches_many
@@ -147,10 +146,22 @@ def curriculum_stats(records: list[dict], votes: int, sample: int = 512) -> dict
     }
 
 
+@dataclass(frozen=True)
+class ChallengerWriting:
+    """How the challenger is asked for a question, how its candidates are masked (vocabulary
+    dropout) and how they are read: what the curriculum needs from the challenger module,
+    handed over by ``Curriculum.bound_to``."""
+
+    prompt: RolePrompt
+    question_format: QuestionFormat
+    vocab_dropout: VocabularyDropout | None = None
+
+
 class Curriculum:
     """Write N questions, vote m times on each, keep the band (one ``build`` per iteration).
 
-    The challenger's prompt and question format are the challenger module's (``bound_to``),
+    The challenger's prompt, question format and vocabulary dropout are the challenger
+    module's (a ``ChallengerWriting``, handed over by ``bound_to``),
     the vote's settings the evolution's ``MajorityVote`` (``evolution.label_vote``, else
     ``evolution.vote``): neither is configured here.
 
@@ -206,26 +217,27 @@ class Curriculum:
         check_number("Curriculum.revote", revote, at_least=0, at_most=1)
         self.text_filters = text_filters or TextFilters()
         self.revote = revote
-        # How the challenger is asked and read (``bound_to`` sets the challenger's own).
-        self.challenger_prompt: RolePrompt = role_prompts.challenger_prompt()
-        self.question_format = QuestionFormat()
-        self.vocab_dropout: VocabularyDropout | None = None
+        self._writing: ChallengerWriting | None = None  # set on the copy ``bound_to`` returns
 
     def _text_rules(self) -> TextFilters | bool:
         return self.text_filters if self.filters else False
 
-    def bound_to(
-        self,
-        prompt: RolePrompt,
-        question_format: QuestionFormat,
-        vocab_dropout: VocabularyDropout | None = None,
-    ) -> Curriculum:
+    def bound_to(self, writing: ChallengerWriting) -> Curriculum:
         """A copy that asks for, samples and reads questions as the challenger's training
-        does (its vocabulary dropout too: the paper masks the candidates' sampling as well)."""
+        does."""
         bound = copy.copy(self)
-        bound.challenger_prompt, bound.question_format = prompt, question_format
-        bound.vocab_dropout = vocab_dropout
+        bound._writing = writing
         return bound
+
+    @property
+    def writing(self) -> ChallengerWriting:
+        """The challenger's writing this curriculum was bound to (one line when it was not)."""
+        if self._writing is None:
+            raise ValueError(
+                "Curriculum is not bound to a challenger: use curriculum.bound_to("
+                "ChallengerWriting(...)) (the evolution binds its curriculum itself)"
+            )
+        return self._writing
 
     def build(
         self,
@@ -322,7 +334,7 @@ class Curriculum:
         first, stop = distributed.shard_bounds(count, rank, world, even=False)
         if given is None:
             written = self.write_questions(actor, stop - first, seed + first, seed)
-            parsed = [self.question_format.parse(c.text) for c in written]
+            parsed = [self.writing.question_format.parse(c.text) for c in written]
         else:
             parsed = [(q, None) for q in given[first:stop]]
         questions = [question for question, _ in parsed]
@@ -384,9 +396,9 @@ class Curriculum:
     def write_questions(self, actor: Any, count: int, seed: int, round_seed: int) -> list[Any]:
         """``count`` challenger completions of one prompt; sample k is seeded ``seed + k``
         (a collective: a rank with no candidates still joins the engine)."""
-        prompt = self.challenger_prompt.render(actor.tokenizer)
+        prompt = self.writing.prompt.render(actor.tokenizer)
         # One mask per round: the round's seed, shared by every rank (not the shard's offset).
-        dropout = self.vocab_dropout
+        dropout = self.writing.vocab_dropout
         banned = () if dropout is None else dropout.banned(actor.tokenizer, round_seed)
         params = replace(
             self.challenger_sampling, n=max(count, 1), seed=seed, banned_token_ids=banned

@@ -14,7 +14,7 @@ from rzero_pl.grpo.module import GRPOLoss
 from rzero_pl.models import PretrainedModel
 from rzero_pl.models.actor import Actor
 from rzero_pl.models.policy import LoraSettings, Policy
-from rzero_pl.rewards import MajorityVote, RepetitionPenalty
+from rzero_pl.rewards import MajorityVote, RepetitionPenalty, SolverReading
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 
@@ -36,7 +36,7 @@ def module(tiny_model_dir):
 
 def _vote(votes: int, **kwargs) -> MajorityVote:
     sampling = SamplingParams(top_k=40, max_new_tokens=6)
-    return MajorityVote(votes, sampling, **kwargs).bound_to(TOY_SOLVER, "boxed", 5.0)
+    return MajorityVote(votes, sampling, **kwargs).bound_to(SolverReading(TOY_SOLVER))
 
 
 def _trainer(tmp_path):
@@ -190,7 +190,7 @@ def test_vote_in_band_uses_the_configured_band():
     actor = SimpleNamespace(tokenizer=None, generate=generate)
     prompt = RolePrompt(user="{problem}", system="", use_chat_template=False, fallback="{user}\n")
     for band, expected in (((0.3, 0.7), 1 / 3), ((0.25, 0.75), 1.0), ((0.5, 1.0), 2 / 3)):
-        votes = MajorityVote(votes=4, band=band).bound_to(prompt, "boxed", 5.0)
+        votes = MajorityVote(votes=4, band=band).bound_to(SolverReading(prompt))
         share, labels, metrics = votes.shares(["a", "b", None, "c"], 0, actor, 0)
         assert np.allclose(share[[0, 1, 3]], [0.25, 0.5, 0.75])
         assert labels == ["1", "1", None, "1"]

@@ -8,10 +8,16 @@ from types import SimpleNamespace
 import pytest
 from rzero_pl.datamodules.curriculum import CurriculumDataModule, replay_count
 
-from rzero_pl.curriculum import Curriculum, CurriculumReport, curriculum_stats, drop_reason
+from rzero_pl.curriculum import (
+    ChallengerWriting,
+    Curriculum,
+    CurriculumReport,
+    curriculum_stats,
+    drop_reason,
+)
 from rzero_pl.engines.base import Completion, Generation
 from rzero_pl.prompts import RolePrompt
-from rzero_pl.rewards import MajorityVote, QuestionFormat
+from rzero_pl.rewards import MajorityVote, QuestionFormat, SolverReading
 
 PLAIN = dict(system="", use_chat_template=False, fallback="{user}\n")
 
@@ -35,12 +41,13 @@ def _generation(prompt: str, texts: list[str]) -> Generation:
 
 
 def _curriculum(**kwargs) -> Curriculum:
-    return Curriculum(**kwargs).bound_to(RolePrompt(user="Write.", **PLAIN), QuestionFormat())
+    writing = ChallengerWriting(RolePrompt(user="Write.", **PLAIN), QuestionFormat())
+    return Curriculum(**kwargs).bound_to(writing)
 
 
 def _vote(votes: int, band: tuple[float, float] = (0.3, 0.7)) -> MajorityVote:
     return MajorityVote(votes, band=band).bound_to(
-        RolePrompt(user="Q: {problem}", **PLAIN), "boxed", 5.0
+        SolverReading(RolePrompt(user="Q: {problem}", **PLAIN))
     )
 
 
@@ -267,3 +274,11 @@ def test_revote_labels_earlier_questions_by_the_current_vote(tmp_path):
 def test_revote_is_a_share():
     with pytest.raises(ValueError, match="Curriculum.revote"):
         Curriculum(revote=1.5)
+
+
+def test_an_unbound_vote_or_curriculum_refuses_in_one_line(tmp_path):
+    engine = ScriptedEngine(["<question>1+1</question> \\boxed{2}"], {"1+1": ["\\boxed{2}"] * 2})
+    with pytest.raises(ValueError, match="not bound to a solver: use vote.bound_to"):
+        MajorityVote(2).vote(["1+1"], _actor(engine), 0)
+    with pytest.raises(ValueError, match="not bound to a challenger"):
+        Curriculum(candidates=1).build(_actor(engine), _vote(2), str(tmp_path))

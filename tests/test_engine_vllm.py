@@ -27,7 +27,7 @@ from rzero_pl.models import PretrainedModel
 from rzero_pl.models.actor import Actor
 from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
-from rzero_pl.rewards import MajorityVote
+from rzero_pl.rewards import MajorityVote, SolverReading
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -253,7 +253,7 @@ class TestLoraRoles:
             actor, prompt=TOY_CHALLENGER, loss=GRPOLoss(kl_coef=0.0), **common
         )
         votes = MajorityVote(votes=3, sampling=SamplingParams(max_new_tokens=6))
-        challenger.bind(actor, votes.bound_to(TOY_SOLVER, "boxed", 5.0))
+        challenger.bind(actor, votes.bound_to(SolverReading(TOY_SOLVER)))
         _trainer(tmp_path).fit(challenger, ChallengerPromptsDataModule(slots_per_step=2))
         assert engine.version("challenger") == versions["challenger"] + 1
         assert "challenger/reward_mean" in _logged(tmp_path)

@@ -29,7 +29,7 @@ from rzero_pl.models import PretrainedModel
 from rzero_pl.models.actor import Actor
 from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
-from rzero_pl.rewards import MajorityVote, QuestionFormat
+from rzero_pl.rewards import MajorityVote, QuestionFormat, SolverReading
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
 
 # ---------------------------------------------------------------------- numbers
@@ -182,7 +182,7 @@ def test_a_challenger_step_without_a_valid_question_is_a_logged_no_op(tiny_model
     )
     before = _weights(module)
     votes = MajorityVote(votes=2, sampling=SamplingParams(max_new_tokens=4))
-    module.bind(module.actor, votes.bound_to(TOY_SOLVER, "boxed", 5.0))
+    module.bind(module.actor, votes.bound_to(SolverReading(TOY_SOLVER)))
     trainer = _trainer(tmp_path, 1)
     with pytest.warns(UserWarning, match="every advantage is 0"):
         trainer.fit(module, ChallengerPromptsDataModule(slots_per_step=2))

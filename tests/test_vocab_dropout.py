@@ -11,6 +11,7 @@ import pytest
 import torch
 from test_curriculum import ScriptedEngine, _curriculum, _vote
 
+from rzero_pl.curriculum import ChallengerWriting
 from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.engines.vllm_support import vllm_sampling_kwargs
 from rzero_pl.errors import ConfigError
@@ -145,9 +146,11 @@ def test_each_curriculum_round_samples_under_its_own_mask(tmp_path):
 
     dropout = VocabularyDropout(rate=0.5, keep=("a",))
     curriculum = _curriculum(candidates=2, min_kept=5, max_rounds=3).bound_to(
-        RolePrompt(user="Write.", system="", use_chat_template=False, fallback="{user}\n"),
-        QuestionFormat(),
-        dropout,
+        ChallengerWriting(
+            RolePrompt(user="Write.", system="", use_chat_template=False, fallback="{user}\n"),
+            QuestionFormat(),
+            dropout,
+        )
     )
     actor = SimpleNamespace(tokenizer=CharTokenizer(), generate=recording)
     with pytest.warns(UserWarning, match="fewer than min_kept"):

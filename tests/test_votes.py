@@ -69,7 +69,7 @@ def test_a_scalar_never_merges_with_vectors():
 
 def test_missing_cluster_is_the_released_none_answer():
     from rzero_pl.grading.votes import MISSING
-    from rzero_pl.rewards import MajorityVote
+    from rzero_pl.rewards import MajorityVote, SolverReading
 
     six_blank = [None, "7", None, " ", "7", None, "7", None, "7", None]  # 6 unanswered, 4 × "7"
     kept = majority_votes([six_blank])[0]
@@ -83,4 +83,4 @@ def test_missing_cluster_is_the_released_none_answer():
     )
     assert [(v.label, v.share) for v in tie] == [("3", 0.4), (None, 0.5)]
     assert tie[0].clusters == [("3", 2), (MISSING, 2), ("5", 1)]
-    assert MajorityVote(missing_cluster=True).bound_to(None, "boxed", 5.0).missing_cluster
+    assert MajorityVote(missing_cluster=True).bound_to(SolverReading(None)).missing_cluster

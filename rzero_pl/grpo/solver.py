@@ -20,6 +20,7 @@ from rzero_pl.grpo.module import GRPOModule
 from rzero_pl.grpo.rollout import Rollout, Scores
 from rzero_pl.models.actor import Actor
 from rzero_pl.prompts import RolePrompt, solver_prompt
+from rzero_pl.rewards import SolverReading
 
 
 def correctness_rewards(
@@ -129,6 +130,10 @@ class SolverGRPO(GRPOModule):
         self.answer_rule = answer_rule
         self.format_weight = format_weight
         self.label_confidence = label_confidence
+
+    def reading(self) -> SolverReading:
+        """How this solver is asked and read: what the votes of the run are bound to."""
+        return SolverReading(self.prompt, self.answer_rule, self.answer_timeout)
 
     def advantage_weights(self, items: Sequence[dict]) -> list[float] | None:
         if self.label_confidence is None:

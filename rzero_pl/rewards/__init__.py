@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rzero_pl.rewards.majority_vote import MajorityVote, uncertainty
+from rzero_pl.rewards.majority_vote import MajorityVote, SolverReading, uncertainty
 from rzero_pl.rewards.question_format import INVALID_REASONS, QuestionFormat
 from rzero_pl.rewards.repetition import RepetitionPenalty, bleu_distance_matrix, cluster_labels
 
@@ -25,6 +25,7 @@ __all__ = [
     "MajorityVote",
     "QuestionFormat",
     "RepetitionPenalty",
+    "SolverReading",
     "bleu_distance_matrix",
     "challenger_reward",
     "cluster_labels",

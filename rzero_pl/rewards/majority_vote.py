@@ -4,15 +4,16 @@ One ``MajorityVote`` serves twice per iteration with the same settings: it score
 challenger's questions (the share p̂ becomes the ``uncertainty`` reward) and it labels the
 curriculum's candidates (the winning answer is the pseudo-label, the band decides what is
 kept), unless ``evolution.label_vote`` gives the labels their own (the released code's
-m = 9 and band [0.3, 0.8] against the reward's m = 10). The solver reads the answers: its prompt, answer rule and timeout are handed over by
-``bound_to`` and are never configured a second time.
+m = 9 and band [0.3, 0.8] against the reward's m = 10). The solver reads the answers: its
+prompt, answer rule and timeout (a ``SolverReading``) are handed over by ``bound_to`` and are
+never configured a second time; an unbound vote refuses to vote.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,17 @@ from rzero_pl.errors import MAX_SAMPLES, check_number
 from rzero_pl.grading.extraction import AnswerRule, extract_final
 from rzero_pl.grading.votes import Vote, majority_votes
 from rzero_pl.progress import Progress
-from rzero_pl.prompts import RolePrompt, solver_prompt
+from rzero_pl.prompts import RolePrompt
+
+
+@dataclass(frozen=True)
+class SolverReading:
+    """How the solver is asked a question and how its answers are read: what a vote needs
+    from the solver module (``SolverGRPO.reading``), handed over by ``MajorityVote.bound_to``."""
+
+    prompt: RolePrompt
+    answer_rule: AnswerRule = "boxed"
+    timeout: float = 5.0
 
 
 def uncertainty(share: float | np.ndarray) -> float | np.ndarray:
@@ -70,16 +81,28 @@ class MajorityVote:
         self.sampling = replace(sampling, n=votes)
         self.band = (float(band[0]), float(band[1]))
         self.missing_cluster = missing_cluster
-        # How the solver reads a question and its answers (``bound_to`` sets the solver's).
-        self.prompt: RolePrompt = solver_prompt()
-        self.answer_rule: AnswerRule = "boxed"
-        self.timeout = 5.0
+        self._reading: SolverReading | None = None  # set on the copy ``bound_to`` returns
 
-    def bound_to(self, prompt: RolePrompt, answer_rule: AnswerRule, timeout: float) -> MajorityVote:
+    def bound_to(self, reading: SolverReading) -> MajorityVote:
         """A copy that asks and reads as the solver does (its prompt, rule and timeout)."""
         bound = MajorityVote(self.votes, self.sampling, self.band, self.missing_cluster)
-        bound.prompt, bound.answer_rule, bound.timeout = prompt, answer_rule, timeout
+        bound._reading = reading
         return bound
+
+    @property
+    def reading(self) -> SolverReading:
+        """The solver's reading this vote was bound to (one line when it was not)."""
+        if self._reading is None:
+            raise ValueError(
+                "MajorityVote is not bound to a solver: use vote.bound_to(solver.reading()) "
+                "(the evolution binds its votes itself)"
+            )
+        return self._reading
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one answer comparison may take (the solver's ``answer_timeout``)."""
+        return self.reading.timeout
 
     def in_band(self, share: np.ndarray) -> np.ndarray:
         return (share >= self.band[0]) & (share <= self.band[1])
@@ -92,20 +115,22 @@ class MajorityVote:
         Vote ``k`` of question ``j`` is seeded ``seed + j * m + k``: callers offset ``seed``
         by the votes of lower ranks, so a vote does not depend on the number of ranks.
         """
-        prompts = [self.prompt.render(actor.tokenizer, problem=q) for q in questions]
+        reading = self.reading
+        prompts = [reading.prompt.render(actor.tokenizer, problem=q) for q in questions]
         params = replace(self.sampling, seed=seed)
         generations = actor.generate(prompts, role="solver", params=params)
-        rule = self.answer_rule
+        rule = reading.answer_rule
         answers = [[extract_final(c.text, rule) for c in g.completions] for g in generations]
         votes = majority_votes(answers, timeout=self.timeout, missing_cluster=self.missing_cluster)
         return votes, answers
 
     def greedy(self, questions: Sequence[str], actor: Any) -> list[str | None]:
         """The solver's greedy (temperature 0) answer to each question (a collective)."""
-        prompts = [self.prompt.render(actor.tokenizer, problem=q) for q in questions]
+        reading = self.reading
+        prompts = [reading.prompt.render(actor.tokenizer, problem=q) for q in questions]
         params = replace(self.sampling, n=1, temperature=0.0, seed=0)
         generations = actor.generate(prompts, role="solver", params=params)
-        return [extract_final(g.completions[0].text, self.answer_rule) for g in generations]
+        return [extract_final(g.completions[0].text, reading.answer_rule) for g in generations]
 
     def shares(
         self, questions: Sequence[str | None], before: int, actor: Any, seed: int

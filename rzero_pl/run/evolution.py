@@ -46,7 +46,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rzero_pl.analysis.analyze import Analysis, latest_solver
 from rzero_pl.analysis.dynamics import scalars
 from rzero_pl.benchmarks.evaluation import Evaluation
-from rzero_pl.curriculum import Curriculum, CurriculumReport
+from rzero_pl.curriculum import ChallengerWriting, Curriculum, CurriculumReport
 from rzero_pl.errors import MAX_ITERATIONS, MAX_STEPS, ConfigError, check_number
 from rzero_pl.ground.faults import fault_callbacks, fault_point
 from rzero_pl.ground.io import read_json, read_jsonl, remove_stale_temps, set_aside
@@ -237,13 +237,15 @@ class Evolution:
             if problem:  # raised on every rank, so that none waits for the others
                 raise ValueError(problem)
             # The vote asks and reads as the solver does; the challenger is scored by it.
-            reads = (solver.prompt, solver.answer_rule, solver.answer_timeout)
-            vote = self.vote.bound_to(*reads)
+            reading = solver.reading()
+            vote = self.vote.bound_to(reading)
             self.challenger.bind(actor, vote)
-            labels = vote if self.label_vote is None else self.label_vote.bound_to(*reads)
+            labels = vote if self.label_vote is None else self.label_vote.bound_to(reading)
             challenger = self.challenger  # the curriculum asks and reads as it trained
             curriculum = self.curriculum.bound_to(
-                challenger.prompt, challenger.question_format, challenger.vocab_dropout
+                ChallengerWriting(
+                    challenger.prompt, challenger.question_format, challenger.vocab_dropout
+                )
             )
             if self.analysis is not None:
                 self.analysis.keep_base(actor, self.run_dir)

@@ -55,7 +55,7 @@ def analyze_run(args: argparse.Namespace) -> str:
     evolution, solver, actor = run.evolution, run.model, run.actor
     if evolution is None:
         raise ValueError(f"{config}: no evolution section, nothing to analyse")
-    vote = evolution.vote.bound_to(solver.prompt, solver.answer_rule, solver.answer_timeout)
+    vote = evolution.vote.bound_to(solver.reading())
     reference = PretrainedModel(args.reference) if args.reference else None
     analysis = Analysis(args.sample, fixed_solver=args.fixed, reference=reference)
     analysis.keep_base(actor, run_dir)  # the configured model: the run's base solver
