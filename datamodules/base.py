@@ -30,8 +30,6 @@ class RolloutDataModule(L.LightningDataModule):
         check_number(
             f"{type(self).__name__}.items_per_step", items_per_step, at_least=1, at_most=MAX_ITEMS
         )
-        if items_per_step < 1:
-            raise ValueError(f"items_per_step must be >= 1, got {items_per_step}")
         self.items_per_step = items_per_step
         self.seed = seed
 

@@ -109,8 +109,6 @@ class GRPOModule(L.LightningModule):
         )
         check_number(f"{name}.max_bad_updates", max_bad_updates, at_least=0, at_most=MAX_STEPS)
         check_number(f"{name}.group_size (G)", group_size, at_least=2, at_most=MAX_SAMPLES)
-        if group_size < 2:
-            raise ValueError(f"group_size (G) must be >= 2 for group advantages, got {group_size}")
         if minibatch_size % micro_batch_size:
             raise ValueError(
                 f"minibatch_size ({minibatch_size}) must be a multiple of micro_batch_size "
