@@ -294,6 +294,8 @@ def table(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
                 cells.append(text + (f" (n={len(known)})" if 0 < len(known) < len(seeds) else ""))
             lines.append(f"| {arm} | {it or 'base'} | " + " | ".join(cells) + " |")
     lines += ["", comparisons(root, arms, seeds, iterations)]
+    if "base_challenger" in arms:  # issue 28's goal compares with the untrained challenger
+        lines += ["", comparisons(root, arms, seeds, iterations, "base_challenger")]
     lines += ["", signal_correlations(root, arms, seeds, iterations)]
     return "\n".join(lines)
 
@@ -329,26 +331,28 @@ def signal_correlations(root: str, arms: list[str], seeds: list[int], iterations
     return "\n".join(lines)
 
 
-def comparisons(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
-    """Solver accuracy minus the ``rzero`` arm's, paired by seed, and the pooled sign test."""
+def comparisons(
+    root: str, arms: list[str], seeds: list[int], iterations: int, reference: str = REFERENCE
+) -> str:
+    """Solver accuracy minus the ``reference`` arm's, paired by seed, and the pooled sign test."""
     lines = [
-        f"| arm − {REFERENCE} | iteration | paired difference (points) [95 %] | seeds | "
+        f"| arm − {reference} | iteration | paired difference (points) [95 %] | seeds | "
         "problems won / lost (pooled) | sign test p |",
         "|---|---|---|---|---|---|",
     ]
-    for arm in [a for a in arms if a != REFERENCE]:
+    for arm in [a for a in arms if a != reference]:
         for it in range(1, iterations + 1):
             acc = {
                 r: {s: value(run_dir(root, r, s), it, "eval", "accuracy") for s in seeds}
-                for r in (arm, REFERENCE)
+                for r in (arm, reference)
             }
             acc = {r: {s: v for s, v in d.items() if v is not None} for r, d in acc.items()}
-            diffs = paired_differences(acc[arm], acc[REFERENCE])
+            diffs = paired_differences(acc[arm], acc[reference])
             wins = losses = 0
             for s in seeds:
                 w, lo = sign_test(
                     problem_verdicts(run_dir(root, arm, s), it),
-                    problem_verdicts(run_dir(root, REFERENCE, s), it),
+                    problem_verdicts(run_dir(root, reference, s), it),
                 )
                 wins, losses = wins + w, losses + lo
             interval = format_interval(*t_interval(diffs), True) if diffs else "–"
