@@ -245,7 +245,16 @@ class GRPOModule(L.LightningModule):
         return None
 
     def rollout(self, items: Sequence[dict]) -> RolloutDataset:
-        """Sample, score and prepare this rank's shard of one rollout step's ``items``."""
+        """Sample, score and prepare this rank's shard of one rollout step's ``items``.
+
+        Called by the datamodule at each epoch's start (``RolloutDataModule``: one epoch is one
+        rollout step). Under several ranks every rank makes these collectives, in this order
+        (a rank with no items still joins each): ``Actor.generate`` (the engine gathers
+        sharded weights); the role's ``score`` (the challenger gathers every rank's questions,
+        then the vote's ``Actor.generate``); ``gather_lists`` of the rewards (group
+        advantages may scale by the whole batch); with ``skip_signal_free``, the informative
+        counts; the metrics. ``rollout_loader`` then gathers the minibatch counts.
+        """
         start = time.perf_counter()
         if self._restored:
             self.actor.push(self.role)
