@@ -18,6 +18,7 @@ from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsD
 
 from rzero_pl.engines import HFEngine, SamplingParams, vllm_support
 from rzero_pl.engines import vllm as vllm_engine
+from rzero_pl.engines.merged import merged_weights
 from rzero_pl.grpo import loss as loss_math
 from rzero_pl.grpo.challenger import ChallengerGRPO
 from rzero_pl.grpo.module import GRPOLoss
@@ -97,6 +98,51 @@ def test_sleep_mode_is_refused_on_cpu_at_attach(wide_model_dir):
     policy = Policy(PretrainedModel(wide_model_dir, dtype="float32"), lora=None)
     with pytest.raises(ValueError, match="engine.sleep: vLLM refuses sleep mode on CPU"):
         vllm_engine.VLLMEngine(sleep=True, **ENGINE).attach(policy)
+
+
+def _lora_policy(folder, quantization=None):
+    policy = Policy(PretrainedModel(folder, dtype="float32"), LoraSettings(4, 8), quantization)
+    _perturb(policy.trainable_parameters("challenger"), 0.3, 1)
+    _perturb(policy.trainable_parameters("solver"), 0.3, 2)
+    return policy
+
+
+def test_merged_weights_equal_peft_merge_and_unload(wide_model_dir):
+    import copy
+
+    policy = _lora_policy(wide_model_dir)
+    for role in ("challenger", "solver"):
+        weights = dict(merged_weights(policy, role))
+        peft = copy.deepcopy(policy.models["shared"]).merge_and_unload(adapter_names=[role])
+        expected = dict(peft.named_parameters(remove_duplicate=False))
+        assert set(weights) == set(expected) and "lm_head.weight" in weights  # tied: both names
+        assert all(torch.equal(weights[name], expected[name]) for name in expected), role
+    assert policy.models["shared"].active_adapter == "solver"  # the policy is left as it was
+    with pytest.raises(ValueError, match="needs a LoRA policy"):
+        next(merged_weights(Policy(PretrainedModel(wide_model_dir), lora=None), "solver"))
+
+
+def test_merged_weights_of_a_qlora_policy_merge_into_the_dequantized_base(wide_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    policy = _lora_policy(wide_model_dir, quantization="nf4")
+    plain = AutoModelForCausalLM.from_pretrained(wide_model_dir, dtype=torch.float32)
+    weights = dict(merged_weights(policy, "solver"))
+    assert all(t.dtype == torch.float32 for t in weights.values())  # no packed 4-bit left
+    assert set(weights) == {n for n, _ in plain.named_parameters(remove_duplicate=False)}
+    plain.load_state_dict(weights)
+    ids = torch.tensor([[1, 5, 7, 9, 11, 3, 4]])
+    with torch.no_grad():  # the merged model computes what the 4-bit base + adapter computes
+        expected = policy.module("solver").eval()(input_ids=ids).logits
+        assert torch.allclose(plain(input_ids=ids).logits, expected, atol=1e-4)
+
+
+@needs_vllm
+def test_lora_serving_settings_that_cannot_work_are_refused():
+    with pytest.raises(ValueError, match="engine.lora_serving must be adapter or merged"):
+        vllm_engine.VLLMEngine(lora_serving="fused")
+    with pytest.raises(ValueError, match="bitsandbytes with lora_serving: merged"):
+        vllm_engine.VLLMEngine(lora_serving="merged", base_quantization="bitsandbytes")
 
 
 def test_missing_vllm_names_the_install_command(monkeypatch):

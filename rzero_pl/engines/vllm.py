@@ -10,6 +10,11 @@ the engine loads the same base in bitsandbytes 4-bit where the installed vLLM ca
 (``base_quantization``); vLLM 0.32 has no bitsandbytes loader, so there the engine serves
 the adapters on the unquantized base (never merged into it) and says so once.
 
+With ``lora_serving="merged"`` a LoRA policy is served as full fine-tuning is: the engine
+starts without vLLM's LoRA, and before a role generates, if the engine holds another role's
+weights or an older version, the role's merged weights (base + its LoRA delta; a QLoRA base
+dequantized first, ``engines/merged.py``) are streamed into it in place.
+
 The engine starts on first use, not at ``attach``: under ``torchrun`` the trainer's process
 group must exist first, or vLLM would make one of its own with a single rank.
 
@@ -25,7 +30,7 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -38,6 +43,7 @@ from rzero_pl.engines.base import (
     token_budgets,
 )
 from rzero_pl.engines.hf import encode_prompt
+from rzero_pl.engines.merged import merged_weights
 from rzero_pl.engines.vllm_support import (
     CPU_KV_CACHE_BYTES,
     base_quantization,
@@ -81,6 +87,10 @@ class VLLMEngine:
             optimizer updates get the memory; GPU only (vLLM refuses sleep mode on CPU).
         base_quantization: With a QLoRA (nf4) policy: ``auto``, ``bitsandbytes`` or ``none``
             (see ``base_quantization``).
+        lora_serving: How a LoRA policy's roles are served: ``adapter`` (vLLM's LoRA, one
+            adapter per role, pushed as a PEFT folder) or ``merged`` (full weights without
+            vLLM's LoRA: each role's adapter merged into the base and streamed in place when
+            the role's turn comes; a QLoRA base is dequantized, the engine never quantized).
         in_process: Run the engine core in this process (fast start-up; the default).
         engine_kwargs: Further ``vllm.LLM`` keyword arguments, passed unchanged.
     """
@@ -102,6 +112,7 @@ class VLLMEngine:
         return_logprobs: bool = False,
         sleep: bool = False,
         base_quantization: Literal["auto", "bitsandbytes", "none"] = "auto",
+        lora_serving: Literal["adapter", "merged"] = "adapter",
         in_process: bool = True,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -113,6 +124,13 @@ class VLLMEngine:
         if max_loras < 2:
             raise ValueError(f"engine.max_loras must be >= 2 (one per role), got {max_loras}")
         check_number("engine.max_loras", max_loras, at_most=MAX_SAMPLES)
+        if lora_serving not in ("adapter", "merged"):
+            raise ValueError(f"engine.lora_serving must be adapter or merged, got {lora_serving!r}")
+        if lora_serving == "merged" and base_quantization == "bitsandbytes":
+            raise ValueError(
+                "engine.base_quantization: bitsandbytes with lora_serving: merged is not "
+                "supported (the merged weights are full precision); set it to auto or none"
+            )
         check_number(
             "engine.max_model_len", max_model_len, at_least=1, at_most=MAX_TOKENS, optional=True
         )
@@ -136,6 +154,7 @@ class VLLMEngine:
         self.return_logprobs = return_logprobs
         self.sleep = sleep
         self.base_quantization = base_quantization
+        self.lora_serving = lora_serving
         self.in_process = in_process
         self.engine_kwargs = dict(engine_kwargs or {})
         self.policy: Any = None
@@ -145,6 +164,7 @@ class VLLMEngine:
         self._adapters: dict[str, Any] = {}  # role -> LoRARequest being served
         self._retired: list[Any] = []  # adapters to drop before the next generation
         self._loaded: tuple[str, int] | None = None  # full weights: (role, version) held
+        self.streamed_bytes = 0  # bytes of weights streamed in place so far (full or merged)
         self._ids = itertools.count(1)
         self._tmp: str | None = None
         self._owns_process_group = False
@@ -172,10 +192,15 @@ class VLLMEngine:
         dist = torch.distributed
         self._owns_process_group = dist.is_available() and not dist.is_initialized()
         self.llm = self._start(self._llm_kwargs(self.policy))
-        if self.policy.is_lora:
+        if self._serves_adapters:
             for role in self.policy.roles:
                 self._publish_adapter(role)
         self._sleep()
+
+    @property
+    def _serves_adapters(self) -> bool:
+        """True when roles are vLLM LoRA adapters (a LoRA policy, ``lora_serving: adapter``)."""
+        return self.policy.is_lora and self.lora_serving == "adapter"
 
     def _llm_kwargs(self, policy: Any) -> dict[str, Any]:
         on_cpu = not torch.cuda.is_available()
@@ -199,14 +224,16 @@ class VLLMEngine:
             # vLLM 0.32's CPU runner crashes on a seeded request whose prefill is split across
             # steps ("CPU Generator does not use offset"): schedule whole prompts only.
             kwargs["enable_chunked_prefill"] = False
-        if policy.is_lora:
+        if self._serves_adapters:
             r = policy.lora.r
             kwargs.update(
                 enable_lora=True,
                 max_loras=self.max_loras,
                 max_lora_rank=self.max_lora_rank or lora_slot_rank(r),
             )
-        quantization = base_quantization(self.base_quantization, policy.quantization)
+        quantization = None
+        if self._serves_adapters:  # merged weights are full precision: an unquantized base
+            quantization = base_quantization(self.base_quantization, policy.quantization)
         if quantization:
             kwargs["quantization"] = quantization  # the same base in 4-bit, never merged
         kwargs.update(self._distributed_kwargs())
@@ -261,7 +288,7 @@ class VLLMEngine:
     def push(self, role: str) -> int:
         check_role(role)
         self._versions[role] = self._versions.get(role, 0) + 1
-        if self.llm is not None and self.policy.is_lora:  # before start-up: published then
+        if self.llm is not None and self._serves_adapters:  # before start-up: published then
             self._publish_adapter(role)
         return self._versions[role]
 
@@ -289,22 +316,33 @@ class VLLMEngine:
     def _serve(self, role: str) -> Any:
         """Make the engine serve ``role``'s current weights; return its LoRA request."""
         self._drop_retired()
-        if self.policy.is_lora:
+        if self._serves_adapters:
             return self._adapters[role]
         wanted = (role, self.version(role))
         if self._loaded != wanted:
             # Tied tensors under every name: vLLM's in-place reload keeps the old lm_head of a
             # tied-embedding model unless ``lm_head.weight`` itself arrives.
-            module = self.policy.module(role)
-            dtype = self.llm.llm_engine.model_config.dtype  # cast here: vLLM warns per tensor
-            named = (
-                (name, t.to(dtype))
-                for name, t in full_weights(module.named_parameters(remove_duplicate=False))
-            )
-            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named})
-            self.llm.reset_prefix_cache()  # cached blocks were computed by other weights
+            if self.policy.is_lora:
+                named = merged_weights(self.policy, role)
+            else:
+                module = self.policy.module(role)
+                named = full_weights(module.named_parameters(remove_duplicate=False))
+            self._stream(named)
             self._loaded = wanted
         return None
+
+    def _stream(self, named: Iterator[tuple[str, torch.Tensor]]) -> None:
+        """Load ``named`` weights into the running engine in place; clear the prefix cache."""
+        dtype = self.llm.llm_engine.model_config.dtype  # cast here: vLLM warns per tensor
+
+        def cast() -> Iterator[tuple[str, torch.Tensor]]:
+            for name, t in named:
+                t = t.to(dtype)
+                self.streamed_bytes += t.numel() * t.element_size()
+                yield name, t
+
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": cast()})
+        self.llm.reset_prefix_cache()  # cached blocks were computed by other weights
 
     def _sleep(self) -> None:
         if self.sleep:
