@@ -368,6 +368,66 @@ class TestFullWeights:
         assert _greedy(engine, "solver") == solver
 
 
+def _sampled_logprobs(engine, role="solver"):
+    params = SamplingParams(n=2, temperature=0.7, max_new_tokens=10, seed=1)
+    gens = engine.generate(PROMPTS, role=role, params=params)
+    return [(c.token_ids, c.logprobs) for g in gens for c in g.completions]
+
+
+@needs_vllm
+class TestMergedServing:
+    @pytest.fixture(scope="class")
+    def engines(self, wide_model_dir):
+        policy = _lora_policy(wide_model_dir)
+        adapter = vllm_engine.VLLMEngine(**ENGINE, return_logprobs=True)
+        adapter.attach(policy)
+        try:
+            served = {role: _greedy(adapter, role) for role in ("challenger", "solver")}
+            served["logprobs"] = _sampled_logprobs(adapter)
+        finally:
+            adapter.close()
+        hf, engine = _both(policy, return_logprobs=True, lora_serving="merged")
+        yield policy, hf, engine, served
+        engine.close()
+
+    def test_merged_weights_give_the_adapters_outputs_and_logprobs(self, engines):
+        _, _, engine, served = engines
+        assert engine.llm.llm_engine.vllm_config.lora_config is None  # no LoRA kernels
+        for role in ("challenger", "solver"):
+            assert _greedy(engine, role) == served[role]
+        merged = _sampled_logprobs(engine)
+        assert [t for t, _ in merged] == [t for t, _ in served["logprobs"]]
+        diff = max(
+            abs(a - b)
+            for (_, x), (_, y) in zip(merged, served["logprobs"], strict=True)
+            for a, b in zip(x, y, strict=True)
+        )
+        print(f"max |merged - adapter| log-prob difference (fp32, T=0.7): {diff:.2e}")
+        assert diff < 1e-4
+
+    def test_a_role_switch_and_a_push_stream_the_right_merged_weights(self, engines):
+        policy, hf, engine, _ = engines
+        challenger = _greedy(engine, "challenger")
+        before = _greedy(engine, "solver")
+        streamed = engine.streamed_bytes
+        assert _greedy(engine, "solver") == before and engine.streamed_bytes == streamed
+        b_matrices = [
+            p for n, p in policy.models["shared"].named_parameters() if ".lora_B.solver" in n
+        ]
+        _perturb(b_matrices, 0.3, 7)
+        assert engine.push("solver") == hf.push("solver")
+        after = _greedy(engine, "solver")
+        assert after != before and after == _greedy(hf, "solver")
+        model_bytes = sum(t.numel() * 4 for _, t in merged_weights(policy, "solver"))
+        assert engine.streamed_bytes == streamed + model_bytes  # one push: one merged model
+        assert _greedy(engine, "challenger") == challenger  # switched back, unchanged
+        assert _greedy(engine, "solver") == after
+
+    def test_memory_is_one_model_and_the_kv_cache(self, engines):
+        _, _, engine, _ = engines
+        assert engine.memory_bytes(1000.0) == (0, 1000.0 + ENGINE["kv_cache_memory_bytes"])
+
+
 @pytest.mark.slow  # starts its own vLLM engine
 @needs_vllm
 def test_qlora_adapters_are_served_on_the_unquantized_base(wide_model_dir, tmp_path):
