@@ -22,8 +22,9 @@ import ast
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
+from rzero_pl.benchmarks.general_prompt import BenchmarkPrompt, OptionLayout
 from rzero_pl.prompts import PROBLEM_SLOT, RolePrompt
 
 RELEASED_REPOSITORY = "https://github.com/Chengsong-Huang/R-Zero"
@@ -71,33 +72,34 @@ def _git(clone: Path, *args: str) -> tuple[int, str]:
     return done.returncode, (done.stdout if done.returncode == 0 else done.stderr).strip()
 
 
-def check_clone(clone: str, commit: str, files: list[str]) -> Path:
+def check_clone(clone: str, commit: str, files: list[str], owner: str = "ReleasedPrompt") -> Path:
     """The clone's folder, once it is at ``commit`` and holds ``files`` unchanged; else one
-    line that names the clone, the file or the commit, and the command that fixes it."""
+    line that names the clone, the file or the commit (as settings of ``owner``), and the
+    command that fixes it."""
     folder = Path(clone).expanduser()
     fetch = f"git clone {RELEASED_REPOSITORY} {clone} && git -C {clone} checkout {commit}"
     if not folder.is_dir():
-        raise ValueError(f"ReleasedPrompt.clone_dir: no folder {clone}; get the release: {fetch}")
+        raise ValueError(f"{owner}.clone_dir: no folder {clone}; get the release: {fetch}")
     code, out = _git(folder, "rev-parse", "--show-toplevel", "HEAD")
     top, _, head = out.partition("\n")
     if code == 0 and Path(top).resolve() != folder.resolve():
         code, out = 1, f"it lies inside the repository {top}"
     if code != 0:
         first = out.splitlines()[0] if out else "no HEAD"
-        raise ValueError(f"ReleasedPrompt.clone_dir: {clone} is not a git clone ({first}); {fetch}")
+        raise ValueError(f"{owner}.clone_dir: {clone} is not a git clone ({first}); {fetch}")
     if len(commit) < 7 or not head.startswith(commit.lower()):
         raise ValueError(
-            f"ReleasedPrompt.commit: {clone} is at {head}, expected {commit}; run "
+            f"{owner}.commit: {clone} is at {head}, expected {commit}; run "
             f"git -C {clone} checkout {commit}, or set commit to the one you mean to read"
         )
     for file in files:
         restore = f"git -C {clone} checkout {commit} -- {file}"
         if not (folder / file).is_file():
-            raise ValueError(f"ReleasedPrompt.clone_dir: {clone}/{file} is missing; {restore}")
+            raise ValueError(f"{owner}.clone_dir: {clone}/{file} is missing; {restore}")
         code, changes = _git(folder, "status", "--porcelain", "--", file)
         if code != 0 or changes:
             raise ValueError(
-                f"ReleasedPrompt.clone_dir: {clone}/{file} differs from commit {commit}; {restore}"
+                f"{owner}.clone_dir: {clone}/{file} differs from commit {commit}; {restore}"
             )
     return folder
 
@@ -218,3 +220,199 @@ class ReleasedPrompt(RolePrompt):
 
     def __repr__(self) -> str:
         return f"ReleasedPrompt(prompt={self.prompt!r}, clone_dir={self.clone_dir!r})"
+
+
+# ----------------------------------------------------------------------------- general benchmarks
+
+# The released evaluation scripts of the general benchmarks (evaluation/evaluate.bash runs
+# each): the user message is the question, its options (a helper function letters them),
+# then an instruction; without a chat template a plain "user: …" string worded apart.
+BENCHMARK_SOURCES: dict[str, str] = {
+    "supergpqa": "evaluation/eval_supergpqa.py",
+    "mmlu_pro": "evaluation/eval_mmlupro.py",
+    "bbeh": "evaluation/eval_bbeh.py",
+}
+ReleasedBenchmark = Literal["supergpqa", "mmlu_pro", "bbeh"]
+
+
+@dataclass(frozen=True)
+class ReleasedBenchmarkTexts:
+    """What a released evaluation script asks: the user text and the plain (template-less)
+    rendering around ``{problem}``, and the option layout (``None``: no options)."""
+
+    user: str
+    fallback: str
+    fallback_user: str
+    options: OptionLayout | None
+
+
+def _assignments(tree: ast.AST) -> list[tuple[str, ast.expr]]:
+    """(name, value) of each assignment to one plain name, in source order."""
+    nodes = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Assign)), key=lambda n: n.lineno)
+    return [
+        (n.targets[0].id, n.value)
+        for n in nodes
+        if len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+    ]
+
+
+def _parts(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) -> list[ast.expr]:
+    """The terms of a ``+`` chain, a name replaced by the chain it was assigned."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _parts(node.left, names, depth) + _parts(node.right, names, depth)
+    if isinstance(node, ast.Name) and node.id in names and depth < 3:
+        return _parts(names[node.id], names, depth + 1)
+    return [node]
+
+
+def _text(parts: list[ast.expr]) -> str | None:
+    """The concatenated literal strings, or None when any part is not one."""
+    if not all(isinstance(p, ast.Constant) and isinstance(p.value, str) for p in parts):
+        return None
+    return "".join(p.value for p in parts)  # type: ignore[attr-defined]
+
+
+def _option_layout(function: ast.FunctionDef, before: str) -> OptionLayout | None:
+    """The layout a ``form_options``-like helper builds: a header string, a list of letters,
+    and a loop over ``zip(options, letters)`` adding one f-string line per option."""
+    values = [n.value for n in function.body if isinstance(n, ast.Assign)]
+    header = next((v.value for v in values if isinstance(v, ast.Constant)), None)
+    letters = next((_text(v.elts) for v in values if isinstance(v, ast.List)), None)
+    loop = next((n for n in function.body if isinstance(n, ast.For)), None)
+    if not (isinstance(header, str) and letters and loop and isinstance(loop.target, ast.Tuple)):
+        return None
+    zipped, names = loop.iter, [getattr(t, "id", None) for t in loop.target.elts]
+    first = (getattr(zipped, "args", None) or [None])[0]
+    if len(names) != 2 or not isinstance(first, ast.Name) or len(loop.body) != 1:
+        return None
+    params = [a.arg for a in function.args.args]
+    option, letter = names if first.id in params else names[::-1]
+    line = getattr(loop.body[0], "value", None)
+    if not isinstance(line, ast.JoinedStr):
+        return None
+    pieces = []
+    for piece in line.values:
+        if isinstance(piece, ast.Constant):
+            pieces.append(str(piece.value).replace("{", "{{").replace("}", "}}"))
+        elif isinstance(piece, ast.FormattedValue) and getattr(piece.value, "id", None) in names:
+            pieces.append("{option}" if piece.value.id == option else "{letter}")  # type: ignore[attr-defined]
+        else:
+            return None
+    return OptionLayout(before=before + header, line="".join(pieces), separator="", letters=letters)
+
+
+class _Shape(NamedTuple):
+    """A prompt string's parts: literal text before the question, between it and the options
+    (the call of ``helper``, a function of the file; None: no options), and after."""
+
+    before: str
+    between: str
+    helper: ast.FunctionDef | None
+    after: str
+
+
+def _shape(parts: list[ast.expr], helpers: dict[str, ast.FunctionDef]) -> _Shape | None:
+    """The shape of ``parts``: one non-literal (the question), then at most a call of one of
+    ``helpers``, the rest literal strings; else None."""
+    literal = [isinstance(p, ast.Constant) and isinstance(p.value, str) for p in parts]
+    if literal.count(False) not in (1, 2):
+        return None
+    at = literal.index(False)
+    call = next((j for j in range(at + 1, len(parts)) if not literal[j]), at)
+    helper = None
+    if call != at:
+        helper = helpers.get(getattr(getattr(parts[call], "func", None), "id", ""))
+        if helper is None:
+            return None
+    before, between = _text(parts[:at]), _text(parts[at + 1 : call])
+    after = _text(parts[call + 1 :])
+    assert before is not None and between is not None and after is not None  # all literal
+    return _Shape(before, between, helper, after)
+
+
+def released_benchmark_texts(source: str) -> ReleasedBenchmarkTexts | None:
+    """The user message, plain rendering and option layout of a released evaluation script's
+    ``source``, or None when they are not there (parsed, never run)."""
+    tree = ast.parse(source)
+    messages = _messages(tree)
+    if not messages or set(messages) != {"user"}:
+        return None
+    assigned = _assignments(tree)
+    names = dict(reversed(assigned))  # a name's first value
+    helpers = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    chat = _shape(_parts(messages["user"], names), helpers)
+    if chat is None or chat.before:
+        return None
+    # The template-less string: a prefix, then the same question and options as the chat's.
+    shapes = (_shape(_parts(v, names), helpers) for _, v in assigned if isinstance(v, ast.BinOp))
+    plain = next((p for p in shapes if p and p.before and p[1:3] == chat[1:3]), None)
+    options = None if chat.helper is None else _option_layout(chat.helper, chat.between)
+    if plain is None or (chat.helper is not None and options is None):
+        return None
+    prefix = plain.before.replace("{", "{{").replace("}", "}}")  # a format string's literal
+    return ReleasedBenchmarkTexts(
+        PROBLEM_SLOT + chat.after, prefix + "{user}", PROBLEM_SLOT + plain.after, options
+    )
+
+
+def read_released_benchmark(
+    clone: str, benchmark: str, commit: str = RELEASED_COMMIT
+) -> ReleasedBenchmarkTexts:
+    """What the released evaluation script of ``benchmark`` (a key of ``BENCHMARK_SOURCES``)
+    asks, read from ``clone``; one line naming the setting and the fix when it cannot."""
+    key = "ReleasedBenchmarkPrompt"
+    if benchmark not in BENCHMARK_SOURCES:
+        raise ValueError(
+            f"{key}.benchmark: {benchmark!r} is not one of {sorted(BENCHMARK_SOURCES)}"
+        )
+    file = BENCHMARK_SOURCES[benchmark]
+    path = check_clone(clone, commit, [file], owner=key) / file
+    try:
+        texts = released_benchmark_texts(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as err:
+        raise ValueError(f"{key}.clone_dir: cannot read {path} ({err})") from None
+    if texts is None:
+        raise ValueError(
+            f"{key}.benchmark: no {benchmark} prompt in {path} (a user message built from the "
+            f"question, its options and an instruction); it is not that file as of commit {commit}"
+        )
+    return texts
+
+
+class ReleasedBenchmarkPrompt(BenchmarkPrompt):
+    """A general benchmark's prompt as the released evaluation script builds it, read from a
+    local clone: its user message, its option layout and its plain rendering.
+
+    Args:
+        clone_dir: Folder of a clone of github.com/Chengsong-Huang/R-Zero.
+        benchmark: ``supergpqa``, ``mmlu_pro`` or ``bbeh``; ``BENCHMARK_SOURCES`` names the
+            script each is read from.
+        commit: The commit the clone must be at (default: ``RELEASED_COMMIT``).
+        use_chat_template: Render with the tokenizer's chat template when it has one.
+    """
+
+    def __init__(
+        self,
+        clone_dir: str,
+        benchmark: ReleasedBenchmark,
+        commit: str = RELEASED_COMMIT,
+        use_chat_template: bool = True,
+    ) -> None:
+        texts = read_released_benchmark(clone_dir, benchmark, commit)
+        super().__init__(
+            system="",
+            user=texts.user,
+            use_chat_template=use_chat_template,
+            fallback=texts.fallback,
+            options=texts.options,
+            fallback_user=texts.fallback_user,
+        )
+        self.clone_dir, self.benchmark, self.commit = clone_dir, benchmark, commit
+        self.user_source = (
+            f"ReleasedBenchmarkPrompt({benchmark}) from {clone_dir}/{BENCHMARK_SOURCES[benchmark]}"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ReleasedBenchmarkPrompt(benchmark={self.benchmark!r}, clone_dir={self.clone_dir!r})"
+        )

@@ -66,6 +66,7 @@ ALLOWED = (
             "model.init_args.prompt",
             f"{CHALLENGER}.prompt",
             f"{EVALUATION}.math_prompt",
+            *(f"{EVALUATION}.general_prompts.{b}" for b in ("supergpqa", "mmlu_pro", "bbeh")),
         )
         for key in ("clone_dir", "commit")
     ),

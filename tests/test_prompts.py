@@ -136,3 +136,39 @@ def test_math_prompt_wraps_only_the_math_benchmarks(tmp_path):
         Evaluation(["gsm8k"], prompt=math, math_prompt=math)
     with pytest.raises(ValueError, match=r"^Evaluation.math_prompt: RolePrompt.user has no"):
         Evaluation(["gsm8k"], math_prompt=RolePrompt(user="Solve."))
+
+
+def test_general_prompts_take_only_general_benchmarks_with_a_problem_slot():
+    from rzero_pl.benchmarks.evaluation import Evaluation
+    from rzero_pl.benchmarks.general_prompt import BenchmarkPrompt
+
+    mine = BenchmarkPrompt(user="{problem}\nAnswer with a letter.")
+    Evaluation(["mmlu_pro"], general_prompts={"mmlu_pro": mine, "bbeh": mine})  # bbeh unscored
+    refusals = {
+        "gpqa": r"'gpqa' is not a general benchmark; use one of \['bbeh', 'mmlu_pro', 'supergpqa'",
+        "gsm8k": r"'gsm8k' is not a general benchmark; .*the math benchmarks take math_prompt",
+    }
+    for name, message in refusals.items():
+        with pytest.raises(ValueError, match=rf"^Evaluation.general_prompts: {message}"):
+            Evaluation(["mmlu_pro"], general_prompts={name: mine})
+    with pytest.raises(ValueError, match=r"^Evaluation.general_prompts.bbeh: BenchmarkPrompt.user"):
+        Evaluation(["bbeh"], general_prompts={"bbeh": BenchmarkPrompt(user="Answer.")})
+    with pytest.raises(ValueError, match=r"^Evaluation.general_prompts: prompt already wraps"):
+        Evaluation(["bbeh"], prompt=RolePrompt(), general_prompts={"bbeh": mine})
+
+
+def test_a_benchmark_prompt_lays_out_the_options_its_own_way():
+    from rzero_pl.benchmarks import BenchmarkRow
+    from rzero_pl.benchmarks.general_prompt import BenchmarkPrompt, OptionLayout
+    from rzero_pl.benchmarks.registry import with_options
+
+    row = BenchmarkRow("m0", with_options("Colour? ", ["red", "blue"]), "A", ["red", "blue"])
+    assert BenchmarkPrompt().question(row) == row.problem  # the default: rzero-pl's layout
+    layout = OptionLayout(before=" | ", line="[{letter}] {option}", separator=", ", letters="wxyz")
+    ours = BenchmarkPrompt(user="{problem}?", options=layout, fallback="{user}", fallback_user="P")
+    assert ours.question(row) == "Colour? | [w] red, [x] blue"
+    assert ours.render(None, "Q") == "P" and BenchmarkPrompt(fallback="{user}").render(None, "Q")
+    with pytest.raises(ValueError, match=r"^OptionLayout.line: '{n}\. {option}' is not a format"):
+        OptionLayout(line="{n}. {option}")
+    with pytest.raises(ValueError, match=r"^OptionLayout.letters: empty"):
+        OptionLayout(letters="")

@@ -7,15 +7,24 @@ import importlib.util
 import json
 import os
 import subprocess
+import types
 
 import pytest
 import yaml
 
+from rzero_pl.benchmarks import GENERAL_BENCHMARKS, BenchmarkRow
+from rzero_pl.benchmarks.evaluation import Evaluation
+from rzero_pl.benchmarks.general_prompt import OptionLayout
+from rzero_pl.benchmarks.registry import with_options
+from rzero_pl.engines.base import Completion, Generation
 from rzero_pl.released import (
+    BENCHMARK_SOURCES,
     RELEASED_COMMIT,
     SOURCES,
+    ReleasedBenchmarkPrompt,
     ReleasedPrompt,
     read_released,
+    read_released_benchmark,
 )
 
 # Shaped as the released files are (a message list per format_prompt branch, literal texts,
@@ -45,6 +54,46 @@ def main(args):
               {"role": "user", "content": question}] for question in questions]
     return chats
 """
+# Shaped as the released general-benchmark scripts are (a helper that letters the options, a
+# query built from the question, the chat message and a plain string worded apart); the words,
+# the header and the option line are placeholders.
+CHOICE_SCRIPT = """
+def form_options(options: list):
+    option_str = 'CHOICES HEADER:\\n'
+    opts = ['A', 'B', 'C', 'D']
+    for opt, o in zip(options, opts):
+        option_str += f'<{o}> {opt} {{x}};\\n'
+    return option_str
+
+if __name__ == "__main__":
+    for entry in rows:
+        query = entry['question'] + '\\n' + form_options(entry['options']) + '\\n'
+        messages = [{
+            "role": "user",
+            "content": query + '\\nCHOICE CHAT WORDS {a} \\\\boxed{}.'
+        }]
+        if tokenizer.chat_template:
+            prompt = tokenizer.apply_chat_template(messages, tokenize=False)
+        else:
+            prompt = "plain {u}: " + query + '\\nCHOICE PLAIN WORDS.'
+"""
+BBEH_SCRIPT = """
+if __name__ == "__main__":
+    for entry in rows:
+        query = entry['question'] + '\\n'
+        messages = [{"role": "user", "content": query + '\\nFREE CHAT WORDS.'}]
+        if tokenizer.chat_template:
+            prompt = tokenizer.apply_chat_template(messages, tokenize=False)
+        else:
+            prompt = "plain: " + query + '\\nFREE PLAIN WORDS.'
+"""
+RELEASE = {
+    "verl/utils/dataset.py": DATASET,
+    "evaluation/generate.py": GENERATE,
+    "evaluation/eval_supergpqa.py": CHOICE_SCRIPT.replace("CHOICE", "SUPERGPQA"),
+    "evaluation/eval_mmlupro.py": CHOICE_SCRIPT.replace("CHOICE", "MMLUPRO"),
+    "evaluation/eval_bbeh.py": BBEH_SCRIPT,
+}
 
 
 def git(folder, *args) -> str:
@@ -56,7 +105,7 @@ def git(folder, *args) -> str:
 
 def fake_clone(folder, files: dict[str, str] | None = None) -> str:
     """A git repository with the released file names holding placeholder text; its commit."""
-    files = files or {"verl/utils/dataset.py": DATASET, "evaluation/generate.py": GENERATE}
+    files = files or RELEASE
     for name, text in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,15 +185,132 @@ def test_a_file_changed_since_the_commit_is_refused(tmp_path):
 
 def test_the_sources_name_the_released_files():
     assert {s.file for s in SOURCES.values()} == {"verl/utils/dataset.py", "evaluation/generate.py"}
+    assert set(BENCHMARK_SOURCES) == set(GENERAL_BENCHMARKS)
+    assert set(BENCHMARK_SOURCES.values()) == set(RELEASE) - {s.file for s in SOURCES.values()}
     assert len(RELEASED_COMMIT) == 40
 
 
+def test_reads_each_general_benchmarks_released_prompt_and_option_layout(tmp_path):
+    clone = tmp_path / "R-Zero"
+    commit = fake_clone(clone)
+    mmlu = ReleasedBenchmarkPrompt(str(clone), "mmlu_pro", commit=commit)
+    assert mmlu.options == OptionLayout(
+        before="\nMMLUPROS HEADER:\n",
+        line="<{letter}> {option} {{x}};\n",
+        separator="",
+        letters="ABCD",
+    )
+    assert (mmlu.system, mmlu.user) == ("", "{problem}\n\nMMLUPRO CHAT WORDS {a} \\boxed{}.")
+    five = ["r", "g", "b", "y", "k"]  # the release zips the options with its 4 letters
+    row = BenchmarkRow("m0", with_options("Colour?", five), "B", five)
+    question = mmlu.question(row)
+    assert question == "Colour?\nMMLUPROS HEADER:\n<A> r {x};\n<B> g {x};\n<C> b {x};\n<D> y {x};\n"
+    assert mmlu.render(None, question) == (
+        "plain {u}: " + question + "\n\nMMLUPRO PLAIN WORDS."  # worded apart, as released
+    )
+    assert mmlu.render(ChatTokenizer(), question) == (
+        "<user>" + question + "\n\nMMLUPRO CHAT WORDS {a} \\boxed{}.</user>"
+    )
+    supergpqa = ReleasedBenchmarkPrompt(str(clone), "supergpqa", commit=commit[:8])
+    assert "SUPERGPQA CHAT WORDS" in supergpqa.user and supergpqa.options.letters == "ABCD"
+    bbeh = ReleasedBenchmarkPrompt(str(clone), "bbeh", commit=commit)
+    assert bbeh.user == "{problem}\n\nFREE CHAT WORDS."
+    assert bbeh.render(None, "Why?") == "plain: Why?\n\nFREE PLAIN WORDS."
+
+
+def test_a_general_benchmarks_clone_commit_file_or_prompt_is_refused_in_one_line(tmp_path):
+    clone = tmp_path / "R-Zero"
+    commit = fake_clone(clone)
+    key = "ReleasedBenchmarkPrompt"
+    with pytest.raises(
+        ValueError, match=rf"^{key}.commit: .* is at {commit}, expected {RELEASED_COMMIT}"
+    ):
+        ReleasedBenchmarkPrompt(str(clone), "bbeh")
+    with pytest.raises(ValueError, match=rf"^{key}.benchmark: 'gpqa' is not one of"):
+        read_released_benchmark(str(clone), "gpqa", commit)
+    (clone / "evaluation/eval_bbeh.py").write_text(BBEH_SCRIPT.replace("FREE", "EDITED"))
+    with pytest.raises(ValueError, match=rf"^{key}.clone_dir: .*eval_bbeh.py differs from commit"):
+        read_released_benchmark(str(clone), "bbeh", commit)
+    partial = tmp_path / "partial"
+    commit = fake_clone(partial, {"evaluation/eval_bbeh.py": BBEH_SCRIPT})
+    with pytest.raises(ValueError, match=rf"^{key}.clone_dir: .*eval_mmlupro.py is missing; git"):
+        read_released_benchmark(str(partial), "mmlu_pro", commit)
+    no_plain = CHOICE_SCRIPT.split("        if tokenizer")[0]  # no template-less string
+    no_layout = CHOICE_SCRIPT.replace("for opt, o in zip(options, opts):", "for o in opts:")
+    for text in ("print('no messages')\n", no_plain, no_layout):
+        other = tmp_path / f"other{len(text)}"
+        commit = fake_clone(other, {"evaluation/eval_supergpqa.py": text})
+        with pytest.raises(ValueError) as refused:
+            read_released_benchmark(str(other), "supergpqa", commit)
+        line = str(refused.value)
+        assert line.startswith(f"{key}.benchmark: no supergpqa prompt in ") and "\n" not in line
+
+
+class ChatTokenizer:
+    """A tokenizer whose chat template wraps each message in role tags."""
+
+    chat_template = "tags"
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
+
+
+class RecordingEngine:
+    """Answers every prompt with one fixed text and keeps the prompts it was given."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer, self.prompts = answer, []
+
+    def generate(self, prompts, *, role, params):
+        self.prompts += prompts
+        return [Generation(p, [], [Completion(self.answer, [], "stop", 0)]) for p in prompts]
+
+
+def test_evaluation_asks_the_general_benchmarks_with_the_clones_prompts(tmp_path):
+    clone = tmp_path / "R-Zero"
+    commit = fake_clone(clone)
+    options = ["x", "y"]
+    rows = {
+        "mmlu_pro": {"problem": with_options("Pick?", options), "answer": "B", "options": options},
+        "bbeh": {"problem": "Why?", "answer": "b"},
+        "gsm8k": {"problem": "Sum?", "answer": "1"},
+    }
+    for name, row in rows.items():
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (tmp_path / "data" / name / "test.jsonl").write_text(json.dumps(row) + "\n")
+    released = {b: ReleasedBenchmarkPrompt(str(clone), b, commit) for b in ("mmlu_pro", "bbeh")}
+    evaluation = Evaluation(list(rows), root=str(tmp_path / "data"), general_prompts=released)
+    engine = RecordingEngine("\\boxed{B}")
+    actor = types.SimpleNamespace(generate=engine.generate, tokenizer=ChatTokenizer())
+    result = evaluation.run(actor, "baseline", 0, folder=str(tmp_path / "eval"))
+    assert engine.prompts[0] == (
+        "<user>Pick?\nMMLUPROS HEADER:\n<A> x {x};\n<B> y {x};\n"
+        "\n\nMMLUPRO CHAT WORDS {a} \\boxed{}.</user>"
+    )
+    assert engine.prompts[1] == "<user>Why?\n\nFREE CHAT WORDS.</user>"
+    assert engine.prompts[2].startswith("<system>") and "<user>Sum?</user>" in engine.prompts[2]
+    assert result.accuracies() == {"mmlu_pro": 1.0, "bbeh": 1.0, "gsm8k": 0.0}
+
+
+def test_the_preset_reads_each_general_benchmarks_prompt_from_the_clone():
+    from test_configs import ParseOnlyCLI
+
+    path = os.path.join(os.path.dirname(__file__), "..", "cli_configs", "qwen3_4b_released.yaml")
+    evolution = ParseOnlyCLI(args=["--config", path], run=False).config.evolution.init_args
+    prompts = evolution.evaluation.init_args.general_prompts
+    assert set(prompts) == set(GENERAL_BENCHMARKS)
+    for name, prompt in prompts.items():
+        assert prompt.class_path == "rzero_pl.released.ReleasedBenchmarkPrompt"
+        assert (prompt.init_args.benchmark, prompt.init_args.clone_dir) == (name, "../R-Zero")
+
+
 def released_clone_changes(clone: str, commit: str) -> dict:
-    """Point the preset's three released prompts at a (fake) clone and its commit."""
+    """Point the preset's six released prompts at a (fake) clone and its commit."""
     prompts = (
         "model.init_args.prompt",
         "evolution.challenger.init_args.prompt",
         "evolution.evaluation.init_args.math_prompt",
+        *(f"evolution.evaluation.init_args.general_prompts.{b}" for b in GENERAL_BENCHMARKS),
     )
     return {
         f"{p}.init_args.{k}": v

@@ -30,15 +30,16 @@ from rzero_pl.benchmarks import (
     Benchmark,
     BenchmarkAccuracy,
     BenchmarkRow,
-    benchmark_prompt,
     extract_answer,
     get_benchmark,
     grade_many,
+    known_benchmarks,
     load_rows,
     role_prompt,
     score_entry,
     summarize,
 )
+from rzero_pl.benchmarks.general_prompt import BenchmarkPrompt, question_text
 from rzero_pl.engines.base import Sampler, SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_TOKENS, check_number
 from rzero_pl.grading.extraction import ANSWER_RULES, AnswerRule
@@ -133,7 +134,9 @@ def score_problems(
     with ``report_rules`` on a math benchmark also ``correct_by_rule`` (every answer rule).
     """
     mine = [rows[i] for i in problems]
-    texts = [template.render(tokenizer, problem=benchmark_prompt(bench, row)) for row in mine]
+    texts = [
+        template.render(tokenizer, problem=question_text(bench, row, template)) for row in mine
+    ]
     with Progress(len(problems) * params.n, f"{bench.name} scoring", "answers"):
         generations = sampler.generate(texts, role=role, params=params)  # every rank joins it
     if not problems:
@@ -182,12 +185,14 @@ def evaluate(
     answer_rules: dict[str, AnswerRule] | None = None,
     report_rules: bool = False,
     math_prompt: RolePrompt | None = None,
+    general_prompts: dict[str, BenchmarkPrompt] | None = None,
 ) -> EvaluationResult:
     """Evaluate ``role`` on each benchmark; see the module docstring for k, sampling, ranks.
 
     ``answer_rules`` names a math benchmark's answer rule (default ``boxed``, the paper's);
     ``report_rules`` adds ``accuracy_by_rule`` (every rule) to each math benchmark's entry.
-    ``prompt`` wraps every benchmark's text; else ``math_prompt`` the math benchmarks'.
+    ``prompt`` wraps every benchmark's text; else ``math_prompt`` the math benchmarks' and
+    ``general_prompts`` a general benchmark's, by name (its question, options and wording).
     Every rank must call it with the same arguments (it joins collectives).
     """
     sampling = sampling or SamplingParams(temperature=0.0, max_new_tokens=4096)
@@ -208,6 +213,7 @@ def evaluate(
             role=role,
             params=replace(sampling, n=n, seed=seed),
             template=prompt
+            or (general_prompts or {}).get(name)
             or (math_prompt if bench.kind == "math" else None)
             or role_prompt(bench),
             reference_compat=reference_compat,
@@ -228,6 +234,25 @@ def evaluate(
                 for r in ANSWER_RULES
             }
     return EvaluationResult(summarize(entries), samples)
+
+
+def check_general_prompts(
+    key: str, prompts: dict[str, RolePrompt] | None, prompt: RolePrompt | None
+) -> None:
+    """Refuse in one line naming ``key`` a name that is no general benchmark, a prompt with
+    no ``{problem}`` slot, or any of them beside ``prompt`` (which wraps every benchmark)."""
+    if prompts and prompt is not None:
+        raise ValueError(
+            f"{key}: prompt already wraps every benchmark; remove one of prompt and general_prompts"
+        )
+    for name, given in (prompts or {}).items():
+        known = [n for n in known_benchmarks() if get_benchmark(n).kind != "math"]
+        if name not in known:
+            raise ValueError(
+                f"{key}: {name!r} is not a general benchmark; use one of {sorted(known)} "
+                "(the math benchmarks take math_prompt)"
+            )
+        given.check_problem_slot(f"{key}.{name}")
 
 
 class Evaluation:
@@ -252,6 +277,11 @@ class Evaluation:
         math_prompt: Prompt override for the math benchmarks only (the general ones keep
             theirs: one user message, as released), e.g. the released evaluation prompt
             (``rzero_pl.released.ReleasedPrompt``); not with ``prompt``.
+        general_prompts: A general benchmark's whole prompt by name (``supergpqa``,
+            ``mmlu_pro``, ``bbeh``): its wording and option layout
+            (``rzero_pl.benchmarks.general_prompt.BenchmarkPrompt``), e.g. the released
+            evaluation scripts' (``rzero_pl.released.ReleasedBenchmarkPrompt``); not with
+            ``prompt``. A name left out keeps rzero-pl's.
         baseline: Also evaluate before the first update.
         output_dir: Where results go (default: the logger's folder, else the working folder),
             under ``eval/<tag>``.
@@ -284,6 +314,7 @@ class Evaluation:
         answer_rules: dict[str, AnswerRule] | None = None,
         report_rules: bool = False,
         math_prompt: RolePrompt | None = None,
+        general_prompts: dict[str, BenchmarkPrompt] | None = None,
     ) -> None:
         name = type(self).__name__
         check_number(
@@ -309,6 +340,7 @@ class Evaluation:
         for key, given in (("prompt", prompt), ("math_prompt", math_prompt)):
             if given is not None:
                 given.check_problem_slot(f"{type(self).__name__}.{key}")
+        check_general_prompts(f"{type(self).__name__}.general_prompts", general_prompts, prompt)
         for name, rule in (answer_rules or {}).items():
             if name not in benchmarks or rule not in ANSWER_RULES:
                 raise ValueError(
@@ -331,6 +363,7 @@ class Evaluation:
         self.answer_rules = dict(answer_rules or {})
         self.report_rules = report_rules
         self.math_prompt = math_prompt
+        self.general_prompts = dict(general_prompts or {})
 
     def run(
         self, actor: Any, tag: str, step: int, logger: Any = None, folder: str | None = None
@@ -355,6 +388,7 @@ class Evaluation:
             answer_rules=self.answer_rules,
             report_rules=self.report_rules,
             math_prompt=self.math_prompt,
+            general_prompts=self.general_prompts,
         )
         if not is_rank_zero():  # also a rank launched before any process group exists
             return result
