@@ -18,6 +18,7 @@ import yaml
 from rzero_pl import __version__
 from rzero_pl.export.run_files import Choice, Run, model_spec, section
 from rzero_pl.ground.io import read_json
+from rzero_pl.released import RELEASED_REPOSITORY, SOURCES, ReleasedPrompt
 
 KINDS = {
     "base": "the base model itself, untrained",
@@ -26,6 +27,7 @@ KINDS = {
     "adapter": "a LoRA adapter alone: load it on the base model with PEFT",
 }
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+RELEASED_PROMPT = f"{ReleasedPrompt.__module__}.{ReleasedPrompt.__name__}"
 
 
 def eval_scores(run_dir: str) -> dict[int, dict[str, dict[str, Any]]]:
@@ -126,11 +128,29 @@ def sampling_text(generation: dict[str, Any]) -> str:
 
 
 def prompt_text(run: Run, role: str) -> str:
-    """How the run prompted ``role`` (its ``RolePrompt``), for the card."""
+    """How the run prompted ``role`` (its ``RolePrompt``), for the card: the wording, or where
+    it was read from (a prompt file, or the released repository's clone, whose wording the
+    card does not copy: that repository has no licence file)."""
     keys = ("model", "prompt") if role == "solver" else ("evolution", "challenger", "prompt")
     prompt = section(run.config, *keys) or {}
-    fields = {k: prompt.get(k) for k in ("system", "user", "use_chat_template", "fallback")}
-    return "\n".join(f"- `{k}`: {v!r}" for k, v in fields.items() if v is not None)
+    lines = []
+    if prompt.get("class_path") == RELEASED_PROMPT:
+        clone, name = prompt.get("clone_dir"), prompt.get("prompt")
+        file = SOURCES[name].file if name in SOURCES else "?"
+        lines.append(
+            f"- released prompt {name!r} read from `{clone}/{file}` at commit "
+            f"`{prompt.get('commit')}` ({RELEASED_REPOSITORY}; its wording is not copied here, "
+            "as that repository has no licence file)"
+        )
+    for text in ("system", "user"):
+        path = prompt.get(f"{text}_file")
+        if path:
+            lines.append(f"- `{text}`: read from the file `{path}`")
+        elif prompt.get(text) is not None:
+            lines.append(f"- `{text}`: {prompt[text]!r}")
+    fields = {k: prompt.get(k) for k in ("use_chat_template", "fallback")}
+    lines += [f"- `{k}`: {v!r}" for k, v in fields.items() if v is not None]
+    return "\n".join(lines)
 
 
 def model_card(run: Run, choice: Choice, kind: str, generation: dict[str, Any]) -> str:
