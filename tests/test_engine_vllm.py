@@ -137,6 +137,25 @@ def test_merged_weights_of_a_qlora_policy_merge_into_the_dequantized_base(wide_m
         assert torch.allclose(plain(input_ids=ids).logits, expected, atol=1e-4)
 
 
+def test_merged_weights_of_an_fsdp2_sharded_policy_are_whole(wide_model_dir, tmp_path):
+    from torch.distributed.device_mesh import init_device_mesh
+
+    policy = _lora_policy(wide_model_dir)
+    expected = {name: t.clone() for name, t in merged_weights(policy, "solver")}
+    dist = torch.distributed
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/rdv", rank=0, world_size=1)
+    try:
+        policy.fully_shard(init_device_mesh("cpu", (1,)))
+        assert policy.is_sharded
+        weights = dict(merged_weights(policy, "solver"))  # gathered (a collective per tensor)
+        assert set(weights) == set(expected)
+        for name, tensor in expected.items():
+            assert type(weights[name]) is torch.Tensor, name
+            torch.testing.assert_close(weights[name], tensor, rtol=0, atol=1e-6, msg=name)
+    finally:
+        dist.destroy_process_group()
+
+
 @needs_vllm
 def test_lora_serving_settings_that_cannot_work_are_refused():
     with pytest.raises(ValueError, match="engine.lora_serving must be adapter or merged"):
@@ -426,6 +445,23 @@ class TestMergedServing:
     def test_memory_is_one_model_and_the_kv_cache(self, engines):
         _, _, engine, _ = engines
         assert engine.memory_bytes(1000.0) == (0, 1000.0 + ENGINE["kv_cache_memory_bytes"])
+
+
+@pytest.mark.slow  # starts its own vLLM engine
+@needs_vllm
+def test_a_merged_qlora_role_is_served_as_its_dequantized_base_plus_adapter(wide_model_dir):
+    import warnings
+
+    qlora = _lora_policy(wide_model_dir, quantization="nf4")
+    hf, engine = _both(qlora, lora_serving="merged")  # HF: the 4-bit layers and the adapter
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "served on the unquantized base" warning
+            assert engine._llm_kwargs(qlora).get("quantization") is None
+        for role in ("challenger", "solver"):
+            assert _greedy(engine, role) == _greedy(hf, role)
+    finally:
+        engine.close()
 
 
 @pytest.mark.slow  # starts its own vLLM engine

@@ -39,9 +39,8 @@ def merged_weights(policy: Any, role: str) -> Iterator[tuple[str, torch.Tensor]]
         raise ValueError("merged_weights needs a LoRA policy; full weights are served as they are")
     model = policy.module(role)
     modules = dict(model.named_modules(remove_duplicate=False))
-    for name, tensor in full_weights(model.named_parameters(remove_duplicate=False)):
-        if is_adapter_parameter(name):
-            continue
+    named = model.named_parameters(remove_duplicate=False)
+    for name, tensor in full_weights((n, t) for n, t in named if not is_adapter_parameter(n)):
         owner_name, _, leaf = name.rpartition(".")
         owner = modules[owner_name]
         value = _dequantized(owner) if _is_4bit(owner, leaf) else tensor
@@ -50,9 +49,14 @@ def merged_weights(policy: Any, role: str) -> Iterator[tuple[str, torch.Tensor]]
             if role in getattr(layer, "lora_A", {}) or role in getattr(
                 layer, "lora_embedding_A", {}
             ):
-                delta = layer.get_delta_weight(role)
+                delta = _full(layer.get_delta_weight(role))  # sharded A, B: a sharded delta
                 value = value.to(delta.dtype) + delta
         yield base_name(name), value
+
+
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of an FSDP2-sharded ``DTensor`` (a collective); others as they are."""
+    return next(full_weights([("", tensor)]))[1]
 
 
 def _is_4bit(module: torch.nn.Module, leaf: str) -> bool:
