@@ -442,6 +442,25 @@ class TestMergedServing:
         assert _greedy(engine, "challenger") == challenger  # switched back, unchanged
         assert _greedy(engine, "solver") == after
 
+    def test_a_resumed_phase_streams_the_restored_weights_before_sampling(self, engines):
+        policy, hf, engine, _ = engines
+        solver = SolverGRPO(
+            Actor(policy, engine),
+            prompt=TOY_SOLVER,
+            group_size=2,
+            sampling=SamplingParams(max_new_tokens=6),
+            loss=GRPOLoss(kl_coef=0.0),
+            minibatch_size=2,
+            micro_batch_size=2,
+        )
+        before = engine.version("solver")
+        _greedy(engine, "solver")  # the engine holds the solver's current merged weights
+        solver.on_load_checkpoint({})  # as Lightning resumes: the hook, then the weights
+        _perturb(policy.trainable_parameters("solver"), 0.3, 5)
+        rollouts = solver.rollout([{"problem": "What is 1 + 2?", "answer": "3"}]).rollouts
+        assert {r.weight_version for r in rollouts} == {before + 1}  # pushed, then sampled
+        assert _greedy(engine, "solver") == _greedy(hf, "solver")  # the restored weights
+
     def test_memory_is_one_model_and_the_kv_cache(self, engines):
         _, _, engine, _ = engines
         assert engine.memory_bytes(1000.0) == (0, 1000.0 + ENGINE["kv_cache_memory_bytes"])
