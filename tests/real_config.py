@@ -53,6 +53,10 @@ ALLOWED = (
     f"{EVALUATION}.max_new_tokens",
     f"{EVALUATION}.root",
     f"{EVALUATION}.answer_rules",  # follows the benchmarks (it may name only those scored)
+    # How vLLM serves LoRA roles on this device: on CPU merged weights without compilation
+    # are 5x faster than adapters (bench/REAL.md, section 7); GPUs keep the config's choice.
+    "actor.engine.init_args.lora_serving",
+    "actor.engine.init_args.enforce_eager",
     # Hardware: one CPU rank instead of 8 GPUs (the FSDP2 strategy itself is kept).
     "trainer.devices",
     "trainer.strategy.init_args.data_parallel_size",

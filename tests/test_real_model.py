@@ -80,11 +80,17 @@ def test_octothinker_config_runs_an_iteration_on_smollm2(tmp_path):
         "trainer.accelerator": "cpu",
         MODEL: model,
         "model.init_args.answer_rule": "flexible",
+        # CPU serving as measured (bench/REAL.md, section 7): merged weights, no compilation;
+        # the adapter path is tested in test_engine_vllm.py and the 2-rank iteration test.
+        "actor.engine.init_args.lora_serving": "merged",
+        "actor.engine.init_args.enforce_eager": True,
     }
     run_dir = run_config("octothinker.yaml", changes, tmp_path)
     scalars = check_iteration(run_dir)
     assert scalars["solver/reward_max"][-1] > scalars["solver/reward_min"][-1]  # rewards varied
-    assert scalars["solver/loss"][-1] != 0.0
+    # (The loss value itself may be exactly 0 at ratio 1 with zero-mean advantages and equal
+    # completion lengths while its gradient is not: the adapter moving is the check.)
+    assert scalars["solver/loss"]
     lora_b = [t for k, t in adapter_tensors(run_dir, "solver").items() if "lora_B" in k]
     assert lora_b and any(t.abs().max() > 0 for t in lora_b)  # B starts at zero: it moved
 
