@@ -101,11 +101,11 @@ def test_named_crossings_run_down():
 # module or package of rzero_pl (callbacks/ and datamodules/ as installed).
 FLOORS = {
     "ground": "errors grading scale prompts roles config_yaml questions vocab_dropout progress "
-    "released ground",
+    "ground",
     "engines": "engines",
     "models": "models",
     "roles": "rewards grpo label_filters",
-    "data": "curriculum benchmarks analysis toy",
+    "data": "curriculum benchmarks analysis toy released",  # released: the benchmarks' prompts too
     "top": "run cli export callbacks datamodules __main__ __init__",
 }
 # Arrows allowed to run up a floor, each with its reason. None is needed today.
