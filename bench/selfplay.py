@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 
+import yaml
 from dynamics_table import COLUMNS, value
 from selfplay_stats import (
     format_interval,
@@ -199,10 +200,7 @@ CEILING = "true_labels"
 def ceiling_steps(iterations: int) -> int:
     """Solver rollout steps of ``iterations`` self-play iterations (toy.yaml's solver_steps)."""
     with open(os.path.join(ROOT, "cli_configs", "toy.yaml")) as f:
-        steps = next(
-            int(line.split(":")[1]) for line in f if line.strip().startswith("solver_steps")
-        )
-    return steps * iterations
+        return yaml.safe_load(f)["evolution"]["solver_steps"] * iterations
 
 
 def ceiling_command(seed: int, steps: int, folder: str) -> list[str]:
