@@ -79,6 +79,10 @@ ARMS: dict[str, list[str]] = {
         "init_args: {min_margin: 0.2}}]"
     ],
 }
+# Combinations (session 11): the gentle solver restarted from the base, with the question bank's
+# memory in the repetition penalty, and with vocabulary dropout on top.
+ARMS["kl_base_memory"] = ARMS["kl_lowlr_from_base"] + ARMS["memory"]
+ARMS["kl_base_memory_vd"] = ARMS["kl_base_memory"] + ARMS["vocab_dropout"]
 
 
 def seed_args(seed: int) -> list[str]:
