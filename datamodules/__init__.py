@@ -2,7 +2,7 @@
 
 from rzero_pl.datamodules.base import RolloutDataModule
 from rzero_pl.datamodules.challenger_prompts import ChallengerPromptsDataModule
-from rzero_pl.datamodules.curriculum import CurriculumDataModule
+from rzero_pl.datamodules.pseudo_labelled import CurriculumDataModule
 from rzero_pl.datamodules.labelled import LabelledQuestionsDataModule
 
 __all__ = [

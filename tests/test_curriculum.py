@@ -6,7 +6,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from rzero_pl.datamodules.curriculum import CurriculumDataModule, replay_count
+from rzero_pl.datamodules.pseudo_labelled import CurriculumDataModule, replay_count
 
 from rzero_pl.curriculum import (
     ChallengerWriting,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rzero_pl.export.card import model_card
-from rzero_pl.export.curriculum import write_curricula
+from rzero_pl.export.dataset import write_curricula
 from rzero_pl.export.hub import hub_token, push
 from rzero_pl.export.model import (
     generation_settings,

@@ -73,7 +73,7 @@ from rzero_pl.run.state import (
 from rzero_pl.scale.distributed import is_rank_zero, on_rank_zero
 
 if TYPE_CHECKING:  # the core never imports the datamodules; the CLI hands one over
-    from rzero_pl.datamodules.curriculum import CurriculumDataModule
+    from rzero_pl.datamodules.pseudo_labelled import CurriculumDataModule
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: Ctrl-C
