@@ -8,12 +8,12 @@ worker processes it kills instead of leaking them.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from processes import descendants, parent, verify_workers
 
 from rzero_pl.grading.answers import equivalent_many, extract_boxed, normalize
 from rzero_pl.grading.verify_pool import VerifyPool
@@ -85,29 +85,19 @@ HUGE = [
 
 
 @pytest.fixture(scope="module")
-def pool():
+def started():
+    """A pool of two, started, and its zygote (the process its workers are forked from)."""
+    others = set(verify_workers())
     pool = VerifyPool(workers=2)
     assert pool.map([("\\frac{1}{2}", "0.5")], timeout=60.0) == [True]  # workers started
-    yield pool
+    (zygote,) = {parent(pid) for pid in set(verify_workers()) - others}
+    yield pool, zygote
     pool.close()
 
 
-def _descendants() -> dict[int, str]:
-    """Processes below this one (the pool's zygote, its workers…) and their states
-    (``Z``: a zombie, never reaped)."""
-    parents, states = {}, {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(pid)], states[int(pid)] = int(fields[1]), fields[0]
-    found, frontier = {}, {os.getpid()}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier}
-        found.update({pid: states[pid] for pid in frontier})
-    return found
+@pytest.fixture(scope="module")
+def pool(started):
+    return started[0]
 
 
 def _timed(fn, *args):
@@ -168,8 +158,9 @@ def test_huge_and_pathological_answers(pool):
             assert seconds <= TIMEOUT + SLACK, (text[:40], other, seconds)
 
 
-def test_timed_out_workers_are_replaced_not_leaked(pool):
-    before, start, workers = pool.replaced, set(_descendants()), set(pool.pids())
+def test_timed_out_workers_are_replaced_not_leaked(started):
+    pool, zygote = started
+    before, start, workers = pool.replaced, set(descendants()), set(verify_workers(zygote))
     # from 3 up: 2^{2^{2^{2}}} is only 65536, which math-verify settles in time
     towers = [(f"{k}^{{{k}^{{{k}^{{{k}}}}}}}", f"{k + 1}") for k in range(3, 7)]
     for pair in towers:  # one at a time: each overruns and kills its worker
@@ -182,13 +173,13 @@ def test_timed_out_workers_are_replaced_not_leaked(pool):
     # processes are counted: others below pytest (earlier tests' pools) come and go.
     deadline = time.monotonic() + 5.0
     while True:
-        now = _descendants()
+        now = descendants()
         ours = (set(now) - start) | (workers & set(now))  # new ones, and old workers left
-        settled = ours == set(pool.pids())
+        settled = ours == set(verify_workers(zygote))
         if settled or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert ours == set(pool.pids())  # each killed worker replaced by one, none left over
+    assert ours == set(verify_workers(zygote))  # each killed worker replaced by one, none left
     assert "Z" not in {now[pid] for pid in ours}  # and reaped
-    assert len(pool.pids()) == 2 and set(pool.pids()) <= set(now)
+    assert len(verify_workers(zygote)) == 2 and set(verify_workers(zygote)) <= set(now)
     assert pool.map([("2/4", "0.5")], timeout=30.0) == [True]

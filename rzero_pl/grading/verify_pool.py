@@ -198,10 +198,6 @@ class VerifyPool:
         """Check many pairs and wait for all of them."""
         return [future.result() for future in self.submit_many(pairs, timeout)]
 
-    def pids(self) -> list[int]:
-        """Process ids of the live workers (empty before first use)."""
-        return [w.proc.pid for w in list(self._procs) if w.proc.poll() is None]
-
     def close(self) -> None:
         """Kill the workers and stop the dispatcher; pairs still queued resolve to None."""
         if os.getpid() != self._pid or self.closed:
