@@ -130,3 +130,13 @@ def test_floors_only_go_down():
     }
     assert upward <= set(NAMED_UPWARD), sorted(upward - set(NAMED_UPWARD))
     assert len(NAMED_UPWARD) <= 3
+
+
+def test_the_toy_world_sits_below_the_benchmarks_that_list_it():
+    """The registry lists the ``toy`` benchmark with a plain import, as it lists the others (no
+    module named in a string and imported on first use), and the toy world imports nothing of
+    the benchmarks: the arrow runs one way."""
+    edges, _ = _graph()
+    assert "rzero_pl.toy.benchmark" in edges["rzero_pl.benchmarks.registry"]
+    toy = [name for name in edges if name.startswith("rzero_pl.toy")]
+    assert [(a, b) for a in toy for b in edges[a] if b.startswith("rzero_pl.benchmarks")] == []

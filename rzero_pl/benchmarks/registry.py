@@ -18,7 +18,6 @@ The first that exists is used. Without a local file, ``source="auto"`` falls bac
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import re
@@ -29,6 +28,8 @@ from typing import Any, Literal
 
 from rzero_pl.ground.io import iter_jsonl
 from rzero_pl.prompts import RolePrompt, solver_prompt
+from rzero_pl.toy.benchmark import toy_benchmark
+from rzero_pl.toy.prompts import TOY_SOLVER
 
 Kind = Literal["math", "multiple_choice", "bbeh"]
 KINDS: tuple[str, ...] = ("math", "multiple_choice", "bbeh")
@@ -150,9 +151,14 @@ def _olympiad_answer(value: Any) -> str:
     return re.sub(r"(?<!\\)\$", "", str(first)).strip()
 
 
+def _toy_rows() -> list[BenchmarkRow]:
+    """The toy world's 500 held-out problems with exact integer answers."""
+    return [
+        BenchmarkRow(r["id"], r["problem"], r["answer"], extra=r["extra"]) for r in toy_benchmark()
+    ]
+
+
 _REGISTRY: dict[str, Benchmark] = {}
-# Benchmarks defined elsewhere, registered when their module is first imported.
-_DEFERRED = {"toy": "rzero_pl.toy.tasks"}
 
 
 class UnknownBenchmarkError(KeyError, ValueError):
@@ -163,7 +169,7 @@ class UnknownBenchmarkError(KeyError, ValueError):
 
 
 def register_benchmark(benchmark: Benchmark, overwrite: bool = False) -> Benchmark:
-    """Add a benchmark (e.g. the toy one) so that :func:`get_benchmark` finds it by name."""
+    """Add a benchmark of your own so that :func:`get_benchmark` finds it by name."""
     if benchmark.name in _REGISTRY and not overwrite:
         raise ValueError(f"benchmark {benchmark.name!r} is already registered (overwrite=True)")
     _REGISTRY[benchmark.name] = benchmark
@@ -171,15 +177,13 @@ def register_benchmark(benchmark: Benchmark, overwrite: bool = False) -> Benchma
 
 
 def known_benchmarks() -> list[str]:
-    return list(_REGISTRY) + [name for name in _DEFERRED if name not in _REGISTRY]
+    return list(_REGISTRY)
 
 
 def get_benchmark(name: str | Benchmark) -> Benchmark:
     """The registered benchmark of that name (a :class:`Benchmark` is passed through)."""
     if isinstance(name, Benchmark):
         return name
-    if name not in _REGISTRY and name in _DEFERRED:
-        importlib.import_module(_DEFERRED[name])
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -260,6 +264,8 @@ for _b in (
     Benchmark(
         "bbeh", "bbeh", hub=HubSource("MrLight/bbeh-eval", split="train", problem="question")
     ),
+    # The toy world's held-out problems (rzero_pl.toy.benchmark), generated, with its prompt.
+    Benchmark("toy", "math", rows=_toy_rows, prompt=TOY_SOLVER),
 ):
     register_benchmark(_b)
 

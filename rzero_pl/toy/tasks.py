@@ -1,20 +1,16 @@
-"""The toy world as the trainers see it: labelled questions, exact truth, a benchmark.
-
-Importing this module registers the ``toy`` benchmark (500 held-out problems, exact
-integer answers, the toy solver prompt) with ``rzero_pl.benchmarks``.
-"""
+"""The toy world as the trainers see it: labelled questions and exact truth (the ``toy``
+benchmark, 500 held-out problems with the toy solver prompt, is listed in
+``rzero_pl.benchmarks.registry``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rzero_pl.benchmarks.registry import Benchmark, BenchmarkRow, register_benchmark
 from rzero_pl.errors import check_number
 from rzero_pl.questions import QuestionSource, Truth
 from rzero_pl.toy.arithmetic import DEFAULT_MIX, grade, question_expression
-from rzero_pl.toy.benchmark import toy_benchmark, toy_questions
+from rzero_pl.toy.benchmark import toy_questions
 from rzero_pl.toy.expression import evaluate_expression
-from rzero_pl.toy.prompts import TOY_SOLVER
 
 
 class ToyQuestions(QuestionSource):
@@ -45,12 +41,3 @@ class ToyTruth(Truth):
     def check(self, question: str, label: str) -> bool | None:
         value = evaluate_expression(question_expression(question))
         return None if value is None else grade(label, value)
-
-
-def _rows() -> list[BenchmarkRow]:
-    return [
-        BenchmarkRow(r["id"], r["problem"], r["answer"], extra=r["extra"]) for r in toy_benchmark()
-    ]
-
-
-register_benchmark(Benchmark("toy", "math", rows=_rows, prompt=TOY_SOLVER), overwrite=True)
