@@ -39,12 +39,15 @@ import yaml
 from dynamics_table import COLUMNS, value
 from selfplay_stats import (
     format_interval,
+    mean_rank_correlation,
     paired_differences,
     rank_correlation,
     sign_test,
     sign_test_p,
     t_interval,
 )
+
+from rzero_pl.run.selection import BestIteration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = "rzero"
@@ -299,6 +302,8 @@ def table(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
     if "base_challenger" in arms:  # issue 28's goal compares with the untrained challenger
         lines += ["", comparisons(root, arms, seeds, iterations, "base_challenger")]
     lines += ["", signal_correlations(root, arms, seeds, iterations)]
+    lines += ["", within_run_correlations(root, arms, seeds, iterations)]
+    lines += ["", guard_table(root, arms, seeds, iterations)]
     return "\n".join(lines)
 
 
@@ -330,6 +335,85 @@ def signal_correlations(root: str, arms: list[str], seeds: list[int], iterations
                         ys.append(y)
         rho, p = rank_correlation(xs, ys)
         lines.append(f"| {name} | {rho:.2f} | {p:.3g} | {len(xs)} |")
+    return "\n".join(lines)
+
+
+def within_run_correlations(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
+    """Each label-free signal's Spearman rho with accuracy over one run's iterations 1..K,
+    averaged over the runs of each arm (a signal for choosing an iteration must track
+    accuracy within a run, not only between runs)."""
+    lines = [
+        "| label-free signal | arm | mean within-run rho [95 %] | runs |",
+        "|---|---|---|---|",
+    ]
+    for name, key in SIGNALS:
+        source = "curriculum" if key == "kept" else "analysis"
+        for arm in arms:
+            runs = []
+            for seed in seeds:
+                run = run_dir(root, arm, seed)
+                its = range(1, iterations + 1)
+                pairs = [
+                    (value(run, i, source, key), value(run, i, "eval", "accuracy")) for i in its
+                ]
+                if all(x is not None and y is not None for x, y in pairs):
+                    runs.append(pairs)
+            rho = mean_rank_correlation(runs)
+            cell = format_interval(*rho, False) if rho is not None else "–"
+            lines.append(f"| {name} | {arm} | {cell} | {len(runs)} |")
+    return "\n".join(lines)
+
+
+def guard_pick(run: str, iterations: int, patience: int | None) -> tuple[int, int] | None:
+    """``(kept iteration, last iteration run)`` of the label-free collapse guard
+    (``selection.signal: probe_confidence``) replayed on a finished run: with ``patience``
+    the run would have stopped at the first iteration whose decision says stop."""
+    guard = BestIteration(patience=patience, signal="probe_confidence")
+    try:
+        for it in range(1, iterations + 1):
+            decision = guard.decide_run(run, it, [])
+            if decision.stop:
+                return decision.best, it
+    except (FileNotFoundError, ValueError):
+        return None  # a run without the probe columns
+    return decision.best, iterations
+
+
+def guard_table(root: str, arms: list[str], seeds: list[int], iterations: int) -> str:
+    """What the label-free guard keeps, per arm: the kept iteration's accuracy against the
+    last iteration's and the best's (hindsight), with 95 % intervals over seeds."""
+    lines = [
+        "| arm | guard | kept iterations | stopped after | kept accuracy | last | best "
+        "(hindsight) | kept − last (points) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for arm in arms:
+        for patience in (None, 2):
+            picks = {s: guard_pick(run_dir(root, arm, s), iterations, patience) for s in seeds}
+            picks = {s: p for s, p in picks.items() if p is not None}
+            if not picks:
+                continue
+            acc = {
+                s: [
+                    value(run_dir(root, arm, s), i, "eval", "accuracy")
+                    for i in range(1, iterations + 1)
+                ]
+                for s in picks
+            }
+            kept = [acc[s][picks[s][0] - 1] for s in picks]
+            last = [acc[s][-1] for s in picks]
+            best = [max(acc[s]) for s in picks]
+            diff = [k - la for k, la in zip(kept, last, strict=True)]
+            cells = [
+                ", ".join(str(picks[s][0]) for s in picks),
+                ", ".join(str(picks[s][1]) for s in picks),
+                format_interval(*t_interval(kept), True),
+                format_interval(*t_interval(last), True),
+                format_interval(*t_interval(best), True),
+                format_interval(*t_interval(diff), True),
+            ]
+            rule = "no patience" if patience is None else f"patience {patience}"
+            lines.append(f"| {arm} | {rule} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -64,3 +64,14 @@ def rank_correlation(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, f
         return float("nan"), float("nan")
     result = stats.spearmanr(xs, ys)
     return float(result.statistic), float(result.pvalue)
+
+
+def mean_rank_correlation(
+    runs: Sequence[Sequence[tuple[float, float]]],
+) -> tuple[float, float, float] | None:
+    """The mean of each run's Spearman rho between its ``(x, y)`` pairs, with its t-interval
+    over the runs; a run whose rho is undefined (a constant series) is left out; None when
+    no run has one."""
+    rhos = [rank_correlation([x for x, _ in r], [y for _, y in r])[0] for r in runs]
+    rhos = [r for r in rhos if not math.isnan(r)]
+    return t_interval(rhos) if rhos else None

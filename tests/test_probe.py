@@ -1,5 +1,5 @@
 """The label-free probe (rzero_pl.analysis.probe) and the collapse guard reading it
-(selection.signal: probe_share), on hand-computed values."""
+(selection.signal: probe_confidence), on hand-computed values."""
 
 from __future__ import annotations
 
@@ -61,10 +61,23 @@ def test_the_guard_reads_the_probe(tmp_path):
     assert got == [
         pytest.approx(v) for v in ((0.50, 0.45, 0.55), (0.60, 0.55, 0.65), (0.58, 0.53, 0.63))
     ]
-    guard = BestIteration(patience=2, signal="probe_share")
+    # Lower is better and the base is no candidate: iteration 1 (0.60) is the first best;
+    # iteration 2 (0.58) is lower, so the best, but [0.53, 0.63] is not wholly below 0.60
+    # (stale 1); iteration 3 (0.62) is higher (stale 2): patience 2 stops the run.
+    guard = BestIteration(patience=2, signal="probe_confidence")
     decision = guard.decide_run(str(run), 3, eval_folders=[])
-    assert (decision.best, decision.stale, decision.stop) == (3, 2, True)
-    assert guard.record(str(run), decision)["metric"] == "probe p̂ (label-free)"
+    assert (decision.best, decision.stale, decision.stop) == (2, 2, True)
+    assert decision.best_score.value == pytest.approx(0.58)
+    assert guard.record(str(run), decision)["metric"] == "probe p̂ (label-free, lowest)"
+
+
+def test_a_probe_wholly_below_the_best_beats_it(tmp_path):
+    run = tmp_path / "run"
+    _write_probe_run(run, 0.40, [0.70, 0.60])  # [0.55, 0.65] lies below 0.70
+    decision = BestIteration(patience=1, signal="probe_confidence").decide_run(str(run), 2, [])
+    assert (decision.best, decision.stale, decision.stop) == (2, 0, False)
+    decision = BestIteration(signal="probe_confidence").decide_run(str(run), 1, [])
+    assert (decision.best, decision.stale, decision.stop) == (1, 0, False)  # not the base
 
 
 def test_a_missing_probe_is_one_line(tmp_path):
@@ -80,7 +93,10 @@ def test_the_signal_is_checked():
     with pytest.raises(ConfigError, match="selection.signal"):
         BestIteration(signal="vibes")
     with pytest.raises(ConfigError, match="selection.benchmark"):
-        BestIteration(benchmark="toy", signal="probe_share")
+        BestIteration(benchmark="toy", signal="probe_confidence")
+    # the old signal kept the highest p̂, the worst iteration of a decaying run: refused
+    with pytest.raises(ConfigError, match="use probe_confidence"):
+        BestIteration(signal="probe_share")
 
 
 def test_the_probe_signal_needs_the_analysis(tmp_path):
@@ -91,5 +107,5 @@ def test_the_probe_signal_needs_the_analysis(tmp_path):
             None,
             None,
             run_dir=str(tmp_path / "run"),
-            selection=BestIteration(signal="probe_share"),
+            selection=BestIteration(signal="probe_confidence"),
         )

@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from selfplay_stats import (  # noqa: E402
     format_interval,
+    mean_rank_correlation,
     paired_differences,
     rank_correlation,
     sign_test,
@@ -63,3 +64,17 @@ def test_rank_correlation_by_hand():
     assert all(v != v for v in rank_correlation([1.0, 2.0], [1.0, 2.0]))  # too few: nan
     with pytest.raises(ValueError):
         rank_correlation([1.0], [1.0, 2.0])
+
+
+def test_mean_rank_correlation_by_hand():
+    # run a: rho 0.8 (above); run b: rho -1; run c: a constant series, left out
+    runs = [
+        [(0.1, 10.0), (0.2, 30.0), (0.3, 20.0), (0.4, 40.0)],
+        [(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)],
+        [(1.0, 5.0), (2.0, 5.0), (3.0, 5.0)],
+    ]
+    mean, low, high = mean_rank_correlation(runs)
+    assert mean == pytest.approx(-0.1)
+    # sd of (0.8, -1.0) = 1.272792; t(0.975, 1) = 12.706205; half = 12.706205 * 1.272792 / sqrt 2
+    assert high - mean == pytest.approx(12.706205 * 1.272792 / 2**0.5, rel=1e-5)
+    assert mean_rank_correlation([runs[2]]) is None

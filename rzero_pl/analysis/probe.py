@@ -12,8 +12,9 @@ iteration, with no label and no truth:
   solver's (how far the solver drifted from where it started).
 
 The base solver's votes are taken once and kept in ``analysis/probe_base.json``; its
-``share_mean`` and interval are the probe's value at iteration 0 (the base), which the
-collapse guard (``selection.signal: probe_share``) compares the iterations with.
+``share_mean`` and interval are the probe's value at iteration 0 (the base). The collapse
+guard (``selection.signal: probe_confidence``) keeps the trained iteration with the lowest
+``probe_share_mean``: on the toy world a decaying solver grows surer of its own answers.
 """
 
 from __future__ import annotations

@@ -205,9 +205,9 @@ class Evolution:
         self.allow_config_change = allow_config_change
         self.train_challenger = train_challenger
         self.selection = selection or BestIteration()
-        if self.selection.signal == "probe_share" and analysis is None:
+        if self.selection.signal == "probe_confidence" and analysis is None:
             raise ConfigError(
-                "evolution.selection.signal probe_share reads the analysis' probe: set "
+                "evolution.selection.signal probe_confidence reads the analysis' probe: set "
                 "evolution.analysis (e.g. {sample: 100})"
             )
         self.analysis = analysis

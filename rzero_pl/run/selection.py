@@ -13,10 +13,15 @@ lost accuracy after the 1st). After every evaluation the evolution asks ``BestIt
 The metric is a benchmark's accuracy from ``eval.json`` (its Wilson interval), or the mean
 accuracy over every benchmark evaluated (the interval: the mean of their bounds, which is
 wider than the mean's own interval, so the rule errs towards "not beaten"), or, with no
-labelled benchmark at all, the label-free probe p̂ (``signal: probe_share``: the solver's mean
-vote share on a fixed probe of the run's own questions, ``rzero_pl.analysis.probe``; the
-evolution needs ``analysis`` for it). bench/RESULTS.md reports how each signal tracks true
-accuracy on the toy world before it is trusted. The decision is a
+labelled benchmark at all, the label-free probe confidence (``signal: probe_confidence``: the
+solver's mean vote share p̂ on a fixed probe of the run's own questions,
+``rzero_pl.analysis.probe``; the evolution needs ``analysis`` for it). Lower is better there:
+on the toy world a solver that decays grows surer of its own answers, so within a run p̂ moves
+against accuracy (rank correlation -0.58 on average over 20 runs of 5 iterations, -0.9 to -1
+in the runs that decay; bench/RESULTS.md, "A label-free collapse signal"). The probe cannot
+rank the base (it is less sure than any trained solver whether better or not), so with it
+the best is the trained iteration with the lowest p̂, and one beats it when its whole
+interval lies below that value. The decision is a
 pure function of the evaluation files, so a resumed run decides exactly as the first did.
 The best iteration is written to ``RUN_DIR/best.json`` and to ``state.json``'s ``best``;
 ``RUN_DIR/best`` as a role's weights folder loads it (``resolve_weights``).
@@ -81,6 +86,14 @@ def decide(scores: list[Score], patience: int | None) -> Decision:
     return Decision(best, scores[best], stale, stop)
 
 
+def decide_lowest(scores: list[Score], patience: int | None) -> Decision:
+    """The guard's rule when lower is better, over the trained iterations only: ``scores[i]``
+    is iteration ``i + 1``'s; the best is the lowest, beaten by a whole interval below it."""
+    flipped = [Score(-s.value, -s.high, -s.low) for s in scores]
+    d = decide(flipped, patience)
+    return Decision(d.best + 1, scores[d.best], d.stale, d.stop)
+
+
 def probe_scores(run_dir: str, it: int) -> list[Score]:
     """The probe p̂ of the base and of iterations 1..``it`` (``analysis/probe_base.json`` and
     ``analysis/iterK.json``); a missing one is one line naming the file."""
@@ -88,7 +101,7 @@ def probe_scores(run_dir: str, it: int) -> list[Score]:
     base = read_json(os.path.join(folder, "probe_base.json"))
     if base is None:
         raise FileNotFoundError(
-            f"{os.path.join(folder, 'probe_base.json')}: missing; selection.signal probe_share "
+            f"{os.path.join(folder, 'probe_base.json')}: missing; selection.signal probe_confidence "
             "reads the probe the analysis writes (set evolution.analysis)"
         )
     scores = [Score(base["share_mean"], *base["share_ci95"])]
@@ -110,27 +123,33 @@ class BestIteration:
             benchmark the evolution evaluates).
         patience: Stop after this many iterations in a row that did not beat the best
             (beyond its 95 % interval); None never stops early.
-        signal: ``benchmark`` (the evaluation's accuracy) or ``probe_share`` (the label-free
-            probe p̂ of the analysis; see bench/RESULTS.md for how it tracks accuracy).
+        signal: ``benchmark`` (the evaluation's accuracy) or ``probe_confidence`` (the
+            label-free probe p̂ of the analysis, lower is better, the base not a candidate;
+            see bench/RESULTS.md for how it tracks accuracy).
     """
 
     def __init__(
         self,
         benchmark: str | None = None,
         patience: int | None = None,
-        signal: Literal["benchmark", "probe_share"] = "benchmark",
+        signal: Literal["benchmark", "probe_confidence"] = "benchmark",
     ) -> None:
         check_number(
             "selection.patience", patience, at_least=1, at_most=MAX_ITERATIONS, optional=True
         )
-        if signal not in ("benchmark", "probe_share"):
+        if signal == "probe_share":
             raise ConfigError(
-                f"selection.signal: {signal!r} is not one of 'benchmark', 'probe_share'"
+                "selection.signal: probe_share (higher p̂ is better) kept the worst iteration "
+                "of a decaying run; use probe_confidence (lower p̂ is better)"
             )
-        if signal == "probe_share" and benchmark is not None:
+        if signal not in ("benchmark", "probe_confidence"):
             raise ConfigError(
-                "selection.benchmark: set with signal probe_share, which reads no benchmark; "
-                "remove one of them"
+                f"selection.signal: {signal!r} is not one of 'benchmark', 'probe_confidence'"
+            )
+        if signal == "probe_confidence" and benchmark is not None:
+            raise ConfigError(
+                "selection.benchmark: set with signal probe_confidence, which reads no "
+                "benchmark; remove one of them"
             )
         self.benchmark = benchmark
         self.patience = patience
@@ -143,8 +162,8 @@ class BestIteration:
     def decide_run(self, run_dir: str, it: int, eval_folders: list[str]) -> Decision:
         """The decision after iteration ``it``, read from the run folder by ``signal``:
         the evaluations ``eval_folders`` (the base's first) or the probe."""
-        if self.signal == "probe_share":
-            return decide(probe_scores(run_dir, it), self.patience)
+        if self.signal == "probe_confidence":
+            return decide_lowest(probe_scores(run_dir, it)[1:], self.patience)
         return self.decide([read_summary(f) for f in eval_folders])
 
     def record(self, run_dir: str, decision: Decision) -> dict:
@@ -154,8 +173,8 @@ class BestIteration:
         it = decision.best
         record = {
             "iteration": it,
-            "metric": "probe p̂ (label-free)"
-            if self.signal == "probe_share"
+            "metric": "probe p̂ (label-free, lowest)"
+            if self.signal == "probe_confidence"
             else self.benchmark or "mean accuracy",
             "score": asdict(decision.best_score),
             "stale": decision.stale,
