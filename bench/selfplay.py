@@ -86,6 +86,8 @@ ARMS: dict[str, list[str]] = {
 # memory in the repetition penalty, and with vocabulary dropout on top.
 ARMS["kl_base_memory"] = ARMS["kl_lowlr_from_base"] + ARMS["memory"]
 ARMS["kl_base_memory_vd"] = ARMS["kl_base_memory"] + ARMS["vocab_dropout"]
+# ... and restarted with as many steps as a solver that never restarted (k x 20 at iteration k)
+ARMS["kl_base_memory_cum"] = ARMS["kl_base_memory"] + ["--evolution.cumulative_steps=true"]
 
 
 def seed_args(seed: int) -> list[str]:

@@ -25,7 +25,7 @@ def _args(run_dir, model_dir, **extra):
         f"{MODEL}.init_args.name_or_path={model_dir}",
         "--trainer.enable_progress_bar=false",
         "--evolution.curriculum.candidates=8",
-        "--evolution.vote.votes=2",
+        "--evolution.vote.samples=2",
         "--data.init_args.questions_per_step=4",
         "--evolution.curriculum.min_kept=1",
         "--evolution.curriculum.max_rounds=1",
@@ -164,7 +164,7 @@ def _toy_args(run_dir, **extra):
         TOY,
         "--trainer.enable_progress_bar=false",
         "--evolution.curriculum.candidates=12",
-        "--evolution.vote.votes=4",
+        "--evolution.vote.samples=4",
         "--evolution.vote.band=[0.0, 1.0]",
         "--data.init_args.questions_per_step=4",
         "--evolution.curriculum.min_kept=1",
@@ -309,7 +309,7 @@ def test_label_vote_gives_the_curriculum_its_own_m_and_band(tmp_path):
     run_dir = tmp_path / "run"
     extra = {
         "evolution.train_challenger": "false",
-        "evolution.label_vote.votes": 3,
+        "evolution.label_vote.samples": 3,
         "evolution.label_vote.band": "[0.6, 1.0]",
         "evolution.evaluation": "null",
     }
@@ -323,3 +323,11 @@ def test_label_vote_gives_the_curriculum_its_own_m_and_band(tmp_path):
         if r["reason"] in ("kept", "below_band"):
             assert r["kept"] == (r["share"] >= 0.6)
     assert len(json.loads((folder / "curriculum.json").read_text())["share_histogram"]) == 4
+
+
+def test_cumulative_steps_need_the_restart_from_the_base(tmp_path):
+    from rzero_pl.errors import ConfigError
+    from rzero_pl.run.evolution import Evolution
+
+    with pytest.raises(ConfigError, match="evolution.cumulative_steps: set without"):
+        Evolution(None, None, run_dir=str(tmp_path / "run"), cumulative_steps=True)

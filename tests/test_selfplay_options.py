@@ -1,6 +1,7 @@
 """Issue 28's self-play options together in one shrunk toy evolution (2 iterations): the
 cross-iteration memory of the repetition term, label-confidence advantages, the solver
-restarting from the base on the union of the curricula, the challenger's vocabulary
+restarting from the base on the union of the curricula (with as many steps as a solver that
+never restarted: ``cumulative_steps``), the challenger's vocabulary
 dropout, and replay relabelled by the current solver's vote (``curriculum.revote``). Each option's maths is tested by hand
 in its own file (test_rewards.py, test_curriculum.py, test_solver.py; replay, which excludes
 the union, there too); this checks that the evolution wires them."""
@@ -21,6 +22,7 @@ OPTIONS = [
     "--evolution.challenger.init_args.repetition.init_args.memory_mean=0.5",
     "--model.init_args.label_confidence=1.0",
     "--evolution.solver_from_base=true",
+    "--evolution.cumulative_steps=true",
     "--data.init_args.union=true",
     "--evolution.curriculum.revote=0.5",
     "--evolution.challenger.init_args.vocab_dropout="
@@ -45,8 +47,10 @@ def test_the_options_run_remember_and_restart_the_solver_from_the_base(tmp_path,
     base = os.path.join("base", "solver")
     assert os.path.isfile(os.path.join(tmp_path, "run", base, "model.safetensors"))
     assert [f for role, f in loaded if role == "solver"] == [base, base]
-    # The memory term is logged once something is remembered: iteration 2's 2 challenger steps.
+    # cumulative_steps: iteration k trains k x solver_steps (2) rollout steps: 2, then 4.
     scalars = tensorboard_scalars(os.path.join(tmp_path, "run", "tensorboard"))
+    assert len(scalars["solver/reward_mean"]) == 2 + 4
+    # The memory term is logged once something is remembered: iteration 2's 2 challenger steps.
     memory = scalars["challenger/repetition/memory_max_similarity"]
     assert len(memory) == 2 and all(0.0 < e.value <= 1.0 for e in memory)
     # Vocabulary dropout reached the curriculum: iteration 1's candidates were written under

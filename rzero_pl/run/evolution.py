@@ -165,6 +165,10 @@ class Evolution:
             ``RUN_DIR/base/solver``) instead of the previous iteration's solver; with the
             curriculum served as the union of every iteration's (``data.union``) this tells
             drift from the curricula apart. The votes still come from the previous solver.
+        cumulative_steps: With ``solver_from_base``, iteration k's solver trains
+            k x ``solver_steps`` rollout steps, as many as a solver that never restarted has
+            trained by then (the restart then costs no training, only the weights it drifted
+            to); the phase takes k times as long.
     """
 
     def __init__(
@@ -184,6 +188,7 @@ class Evolution:
         selection: BestIteration | None = None,
         analysis: Analysis | None = None,
         solver_from_base: bool = False,
+        cumulative_steps: bool = False,
     ) -> None:
         check_number("evolution.iterations", iterations, at_least=1, at_most=MAX_ITERATIONS)
         # 0 would train nothing in silence (a negative count never stops: Lightning reads
@@ -212,6 +217,12 @@ class Evolution:
             )
         self.analysis = analysis
         self.solver_from_base = solver_from_base
+        if cumulative_steps and not solver_from_base:
+            raise ConfigError(
+                "evolution.cumulative_steps: set without evolution.solver_from_base (a solver "
+                "that keeps its weights has trained every step already); set both or neither"
+            )
+        self.cumulative_steps = cumulative_steps
         self._summarised = False  # Lightning's model summary: the first phase's trainer only
 
     def run(
@@ -347,7 +358,7 @@ class Evolution:
         if report.kept > 0:
             if self.solver_from_base and not state.done(phase):
                 actor.load_role("solver", self._base_solver())  # a checkpoint overrides it
-            steps = self.solver_steps
+            steps = self.solver_steps * (it if self.cumulative_steps else 1)
             self._phase(state, phase, solver, data, steps, folder, make_trainer, logger)
         elif not state.done(phase):
             rank_zero_warn(f"iteration {it}: the curriculum kept no question; solver phase skipped")
