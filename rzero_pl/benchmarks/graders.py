@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 
 from rzero_pl.benchmarks.registry import LETTERS, Benchmark, get_benchmark
-from rzero_pl.grading.answers import matches_many
+from rzero_pl.grading.answers import ANSWER_TIMEOUT, matches_many
 from rzero_pl.grading.extraction import AnswerRule, extract_boxed, extract_boxes, extract_final
 
 # ----------------------------------------------------------------------------- multiple choice
@@ -233,7 +233,9 @@ def math_candidates(response: str, gold: str, rule: AnswerRule = "boxed") -> lis
     return candidates
 
 
-def grade_math(response: str, gold: str, timeout: float = 5.0, rule: AnswerRule = "boxed") -> bool:
+def grade_math(
+    response: str, gold: str, timeout: float = ANSWER_TIMEOUT, rule: AnswerRule = "boxed"
+) -> bool:
     """Right when an answer of the response matches the gold, gold first (no answer = wrong)."""
     return _grade_math_many([response], [gold], timeout, rule)[0]
 
@@ -276,7 +278,7 @@ def grade(
     benchmark: str | Benchmark,
     response: str,
     gold: str,
-    timeout: float = 5.0,
+    timeout: float = ANSWER_TIMEOUT,
     reference_compat: bool = False,
     seed: int = 0,
     rule: AnswerRule = "boxed",
@@ -289,7 +291,7 @@ def grade_many(
     benchmark: str | Benchmark,
     responses: Sequence[str],
     golds: Sequence[str],
-    timeout: float = 5.0,
+    timeout: float = ANSWER_TIMEOUT,
     reference_compat: bool = False,
     seed: int = 0,
     rule: AnswerRule = "boxed",

@@ -42,6 +42,11 @@ from rzero_pl.grading.verify_pool import TIMED_OUT, Verdict, VerifyPool, shared_
 
 log = logging.getLogger(__name__)
 
+# Seconds one math-verify check may take, said once. A run sets it in one place, the solver's
+# ``answer_timeout`` (``SolverGRPO``), which reaches its reward, the votes, the curriculum and
+# the evaluation through ``SolverReading``; a library call without a timeout uses this.
+ANSWER_TIMEOUT = 5.0
+
 MAX_VERIFY_CHARS = 1000  # longer normalised answers are compared as strings only
 CACHE_SIZE = 1 << 17  # checked pairs remembered (least recently used are dropped)
 
@@ -292,14 +297,14 @@ def _decide_many(pairs, timeout: float, pool: VerifyPool | None, graded: bool) -
 
 def matches_many(
     pairs: Sequence[tuple[str | None, str | None]],
-    timeout: float = 5.0,
+    timeout: float = ANSWER_TIMEOUT,
     pool: VerifyPool | None = None,
 ) -> list[bool]:
     """``matches`` for many ``(gold, response answer)`` pairs, math-verify spread over the pool."""
     return _decide_many(pairs, timeout, pool, graded=True)
 
 
-def matches(gold: str | None, answer: str | None, timeout: float = 5.0) -> bool:
+def matches(gold: str | None, answer: str | None, timeout: float = ANSWER_TIMEOUT) -> bool:
     """Whether ``answer`` is right for ``gold``: grading, gold first (module docstring).
 
     Local decisions as for ``equivalent``; otherwise math-verify's ``verify(gold, answer)``
@@ -310,14 +315,14 @@ def matches(gold: str | None, answer: str | None, timeout: float = 5.0) -> bool:
 
 def equivalent_many(
     pairs: Sequence[tuple[str | None, str | None]],
-    timeout: float = 5.0,
+    timeout: float = ANSWER_TIMEOUT,
     pool: VerifyPool | None = None,
 ) -> list[bool]:
     """``equivalent`` for many pairs, the math-verify checks spread over the worker pool."""
     return _decide_many(pairs, timeout, pool, graded=False)
 
 
-def equivalent(a: str | None, b: str | None, timeout: float = 5.0) -> bool:
+def equivalent(a: str | None, b: str | None, timeout: float = ANSWER_TIMEOUT) -> bool:
     """Whether two answers are the same answer: the symmetric relation votes cluster by.
 
     ``None`` or a blank on either side is False. Equal ``normalize`` forms are True at once. Two

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from rzero_pl.grading.answer_forms import normalize
 from rzero_pl.grading.answers import (
+    ANSWER_TIMEOUT,
     cached_verdict,
     cheap,
     decide_locally,
@@ -154,7 +155,7 @@ class _Clustering:
 
 def majority_votes(
     answer_lists: Sequence[Sequence[str | None]],
-    timeout: float = 5.0,
+    timeout: float = ANSWER_TIMEOUT,
     pool: VerifyPool | None = None,
     missing_cluster: bool = False,
 ) -> list[Vote]:
