@@ -19,8 +19,12 @@ class BenchmarkEvaluation(Evaluation, L.Callback):
         # Not on a resumed fit: its baseline exists (global_step is still 0 here, as the
         # loops are restored after this hook, but the restored weights are not the base).
         if self.baseline and trainer.global_step == 0 and trainer.ckpt_path is None:
-            self.run(pl_module.actor, "baseline", 0, trainer.logger)
+            self._for(pl_module).run(pl_module.actor, "baseline", 0, trainer.logger)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step
-        self.run(pl_module.actor, f"step{step}", step, trainer.logger)
+        self._for(pl_module).run(pl_module.actor, f"step{step}", step, trainer.logger)
+
+    def _for(self, pl_module: L.LightningModule) -> Evaluation:
+        """Bound to the trained solver's budget and grading timeout (``SolverGRPO.reading``)."""
+        return self.bound_to(pl_module.reading()) if hasattr(pl_module, "reading") else self

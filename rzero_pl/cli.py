@@ -116,6 +116,8 @@ class RZeroCLI(RunBuilder):
             raise ValueError(
                 "rzero-pl test needs an `evaluation:` section (rzero_pl.benchmarks.evaluation.Evaluation)"
             )
+        if hasattr(model, "reading"):  # the solver's budget and grading timeout
+            evaluation = evaluation.bound_to(model.reading())
         folder = os.path.join(self.trainer.default_root_dir, "eval", "test")
         strategy = self.trainer.strategy
         # Every configured tracker gets the scores; the default TensorBoard's save_dir is

@@ -7,6 +7,9 @@ loader here composes the text first and counts its size with every alias expande
 a text, an expansion beyond the ceiling, a recursive alias or nesting too deep is a
 ``YAMLTooLarge`` error before anything is built. ``use_bounded_yaml`` makes it jsonargparse's
 YAML loader (config files and command-line values alike).
+
+A key renamed since an earlier release (``RENAMED``) is one line naming the old key and the
+new one (``renamed_key_problem``), in a file or on the command line, before any model loads.
 """
 
 from __future__ import annotations
@@ -92,3 +95,58 @@ def use_bounded_yaml() -> None:
 
     bounded_yaml_load.bounded = True  # type: ignore[attr-defined]
     set_loader("yaml", bounded_yaml_load, exceptions=(yaml.YAMLError,))
+
+
+# Keys a configuration may still hold from an earlier release: old dotted key -> what to write.
+RENAMED = {
+    "evolution.vote.votes": "evolution.vote.samples (m)",
+    "evolution.label_vote.votes": "evolution.label_vote.samples (m)",
+    "evolution.curriculum.filters": "evolution.curriculum.text_filters (on by default; null: "
+    "no text filters)",
+}
+SUBCOMMANDS = ("fit", "test")
+
+
+def dotted_keys(data: Any, prefix: str = "") -> list[str]:
+    """Every key of nested mappings as a dotted path, ``init_args`` levels left out (the same
+    setting may be written with or without them)."""
+    if not isinstance(data, dict):
+        return []
+    keys = []
+    for key, value in data.items():
+        path = prefix if key == "init_args" else f"{prefix}.{key}" if prefix else str(key)
+        keys += [path, *dotted_keys(value, path)]
+    return keys
+
+
+def renamed_key_problem(keys: list[str]) -> str | None:
+    """One line naming the first old key among ``keys`` and the key that replaced it, else
+    None (a leading subcommand, ``fit.``, is read past)."""
+    for key in keys:
+        first, _, rest = key.partition(".")
+        key = rest if first in SUBCOMMANDS and rest else key
+        if key in RENAMED:
+            return f"{key} is an old key; write {RENAMED[key]} instead"
+    return None
+
+
+def argument_keys(args: list[str]) -> list[str]:
+    """The dotted keys a command line sets: ``--a.b=1``, ``--a.b 1``, and the keys inside a
+    mapping value (``--a='{b: 1}'``)."""
+    keys = []
+    for i, arg in enumerate(args):
+        if not isinstance(arg, str) or not arg.startswith("--") or arg == "--config":
+            continue
+        key, eq, value = arg[2:].partition("=")
+        if key == "config":
+            continue
+        key = ".".join(part for part in key.split(".") if part != "init_args")
+        keys.append(key)
+        if not eq and i + 1 < len(args) and isinstance(args[i + 1], str):
+            value = args[i + 1]
+        if value.lstrip().startswith("{"):
+            try:
+                keys += dotted_keys(yaml.safe_load(value), key)
+            except yaml.YAMLError:
+                pass  # not a mapping: jsonargparse names the bad value itself
+    return keys

@@ -30,7 +30,7 @@ from rzero_pl.label_filters import LabelFilter, TextFilters
 from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.questions import QuestionSource, Truth
-from rzero_pl.rewards import MajorityVote, QuestionFormat, bleu_distance_matrix
+from rzero_pl.rewards import MajorityVote, QuestionFormat, RoleSampling, bleu_distance_matrix
 from rzero_pl.scale import distributed
 from rzero_pl.scale.distributed import (
     barrier,
@@ -47,11 +47,10 @@ def drop_reason(
     label: str | None,
     share: float,
     band: tuple[float, float],
-    filters: bool | TextFilters,
+    rules: TextFilters | None,
 ) -> str:
     """Why a candidate is dropped, or ``kept``: the curriculum's filter as one pure rule
-    (``filters``: the text filters, ``True`` for the default ones, ``False`` for none)."""
-    rules = TextFilters() if filters is True else filters or None
+    (``rules``: the text filters; None for none)."""
     if question is None:
         return "malformed"
     if rules and rules.asks_for_proof(question):
@@ -146,21 +145,30 @@ def curriculum_stats(records: list[dict], votes: int, sample: int = 512) -> dict
     }
 
 
+DEFAULT_TEXT_FILTERS = TextFilters()  # rzero-pl's rules (frozen: one shared default)
+UNBOUND = (
+    "Curriculum is not bound to a challenger: use curriculum.bound_to(ChallengerWriting(...)) "
+    "(the evolution binds its curriculum itself)"
+)
+
+
 @dataclass(frozen=True)
 class ChallengerWriting:
     """How the challenger is asked for a question, how its candidates are masked (vocabulary
-    dropout) and how they are read: what the curriculum needs from the challenger module,
-    handed over by ``Curriculum.bound_to``."""
+    dropout) and how they are read, and its budget (its ``sampling.max_new_tokens``; None: not
+    known): what the curriculum needs from the challenger module, handed over by
+    ``Curriculum.bound_to``."""
 
     prompt: RolePrompt
     question_format: QuestionFormat
     vocab_dropout: VocabularyDropout | None = None
+    max_new_tokens: int | None = None
 
 
 class Curriculum:
     """Write N questions, vote m times on each, keep the band (one ``build`` per iteration).
 
-    The challenger's prompt, question format and vocabulary dropout are the challenger
+    The challenger's prompt, question format, vocabulary dropout and budget are the challenger
     module's (a ``ChallengerWriting``, handed over by ``bound_to``),
     the vote's settings the evolution's ``MajorityVote`` (``evolution.label_vote``, else
     ``evolution.vote``): neither is configured here.
@@ -169,15 +177,17 @@ class Curriculum:
         candidates: N, questions the challenger writes per round (reference: 8000).
         min_kept: Fewest kept questions wanted; below it more rounds are generated.
         max_rounds: Most rounds of N candidates per build.
-        filters: Drop proof questions, questions mentioning a box, labels with ``\\text``.
-        text_filters: How those filters read the text (``TextFilters``: rzero-pl's rules by
-            default; ``{proof: release, text_label: release}`` for the released code's).
-        challenger_sampling: Question sampling (reference: T 1.0, top-p 0.95).
+        challenger_sampling: Question sampling (reference: T 1.0, top-p 0.95);
+            ``max_new_tokens`` null (the default): the challenger's budget (its
+            ``sampling.max_new_tokens``, handed over by ``bound_to``).
         truth: Exact answers, when the task has them (the toy world): label accuracy.
         labelled: Labelled questions served with the kept ones in every iteration (counted
             in ``kept``; ``labelled`` in the report): e.g. a JSONL of real problems, so that a
             model that writes no valid question still meets real data in its solver phase.
         seed: Seed of the candidates' sampling (with the iteration).
+        text_filters: Drop proof questions, questions mentioning a box, labels with
+            ``\\text`` (``TextFilters``: rzero-pl's rules by default; ``{proof: release,
+            text_label: release}`` for the released code's); null: none of them.
         label_filters: Rules beyond the band that drop doubtful labels
             (``rzero_pl.label_filters``: ``MarginRule``, ``GreedyAgreement``); none by default.
         revote: Share of N: that many questions kept by earlier iterations' curricula (a
@@ -191,13 +201,12 @@ class Curriculum:
         candidates: int = 8000,
         min_kept: int = 1,
         max_rounds: int = 3,
-        filters: bool = True,
-        challenger_sampling: SamplingParams | None = None,
+        challenger_sampling: RoleSampling | None = None,
         truth: Truth | None = None,
         labelled: QuestionSource | None = None,
         seed: int = 0,
         label_filters: list[LabelFilter] | None = None,
-        text_filters: TextFilters | None = None,
+        text_filters: TextFilters | None = DEFAULT_TEXT_FILTERS,
         revote: float = 0.0,
     ) -> None:
         check_number("Curriculum.candidates", candidates, at_least=1, at_most=MAX_ITEMS)
@@ -206,37 +215,39 @@ class Curriculum:
         self.candidates = candidates
         self.min_kept = min_kept
         self.max_rounds = max_rounds
-        self.filters = filters
-        self.challenger_sampling = challenger_sampling or SamplingParams(
-            top_p=0.95, max_new_tokens=4096
-        )
+        self.settings = RoleSampling.of(challenger_sampling or RoleSampling(top_p=0.95))
         self.truth = truth
         self.labelled = labelled
         self.seed = seed
         self.label_filters = list(label_filters or [])
         check_number("Curriculum.revote", revote, at_least=0, at_most=1)
-        self.text_filters = text_filters or TextFilters()
+        self.text_filters = text_filters
         self.revote = revote
         self._writing: ChallengerWriting | None = None  # set on the copy ``bound_to`` returns
-
-    def _text_rules(self) -> TextFilters | bool:
-        return self.text_filters if self.filters else False
+        self._sampling: SamplingParams | None = None  # likewise: with the budget resolved
 
     def bound_to(self, writing: ChallengerWriting) -> Curriculum:
         """A copy that asks for, samples and reads questions as the challenger's training
-        does."""
+        does (its budget where ``challenger_sampling`` sets none)."""
         bound = copy.copy(self)
+        bound._sampling = self.settings.with_budget(
+            writing.max_new_tokens, "Curriculum.challenger_sampling"
+        )
         bound._writing = writing
         return bound
+
+    @property
+    def challenger_sampling(self) -> SamplingParams:
+        """How questions are sampled, with the challenger's budget where none was set."""
+        if self._sampling is None:
+            raise ValueError(UNBOUND)
+        return self._sampling
 
     @property
     def writing(self) -> ChallengerWriting:
         """The challenger's writing this curriculum was bound to (one line when it was not)."""
         if self._writing is None:
-            raise ValueError(
-                "Curriculum is not bound to a challenger: use curriculum.bound_to("
-                "ChallengerWriting(...)) (the evolution binds its curriculum itself)"
-            )
+            raise ValueError(UNBOUND)
         return self._writing
 
     def build(
@@ -282,7 +293,7 @@ class Curriculum:
             records += gather_lists(
                 self.round(actor, vote, revote_seed, len(records), given=again)
             )[0]
-        report = self._report(records, extra, rounds, vote.votes, time.perf_counter() - start)
+        report = self._report(records, extra, rounds, vote.samples, time.perf_counter() - start)
         if is_rank_zero():
             kept_rows = [
                 {"problem": r["question"], "answer": r["label"], "share": r["share"]}
@@ -340,13 +351,13 @@ class Curriculum:
         questions = [question for question, _ in parsed]
         valid = [i for i, q in enumerate(questions) if q is not None]
         before = sum(gather_objects(len(valid))[:rank])  # valid questions of lower ranks
-        with Progress(len(valid), "curriculum votes", "questions", per=vote.votes):
+        with Progress(len(valid), "curriculum votes", "questions", per=vote.samples):
             votes, answers = vote.vote(
-                [questions[i] for i in valid], actor, seed + 1 + before * vote.votes
+                [questions[i] for i in valid], actor, seed + 1 + before * vote.samples
             )
         voted = {i: (v, a) for i, v, a in zip(valid, votes, answers, strict=True)}
         reasons = {
-            i: drop_reason(questions[i], v.label, v.share, vote.band, self._text_rules())
+            i: drop_reason(questions[i], v.label, v.share, vote.band, self.text_filters)
             for i, (v, _) in voted.items()
         }
         agrees = self.greedy_agreement(actor, vote, questions, voted, reasons)
@@ -355,7 +366,7 @@ class Curriculum:
             v, answers_i = voted.get(i, (None, []))
             label, share = (v.label, v.share) if v else (None, 0.0)
             reason = reasons.get(i) or drop_reason(
-                question, label, share, vote.band, self._text_rules()
+                question, label, share, vote.band, self.text_filters
             )
             if reason == "kept":
                 refused = [f for f in self.label_filters if not f.keeps(v, agrees.get(i))]

@@ -33,7 +33,7 @@ RELEASED_PROOF = "证明"  # "proof": the released rule's only word
 
 @dataclass(frozen=True)
 class TextFilters:
-    """The curriculum's filters on a candidate's text (on when ``Curriculum.filters``).
+    """The curriculum's filters on a candidate's text (``Curriculum.text_filters``).
 
     The released rule (``question_evaluate/evaluate.py`` of Chengsong-Huang/R-Zero at
     5699329) drops a question holding the Chinese word for proof, a question holding "box"

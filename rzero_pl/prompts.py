@@ -4,12 +4,18 @@ Base models such as OctoThinker ship without a chat template; for them the promp
 rendered with ``fallback``, a format string over ``{system}`` and ``{user}``. Each text can be
 read from a file instead (``system_file``, ``user_file``), so that a run's wording is a setting
 (``rzero_pl.released`` reads the released repository's prompts from a local clone).
+
+A role whose config names no prompt (``prompt: null``) asks its model source
+(``ModelSource.prompt``): a Hugging Face model answers with ``default_prompt`` here, the toy
+model with the prompts it was pretrained on (``rzero_pl.toy.prompts``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from rzero_pl.roles import check_role
 
 SOLVER_SYSTEM = (
     "Think the problem through step by step, then give the final answer inside \\boxed{}."
@@ -127,3 +133,9 @@ def solver_prompt() -> RolePrompt:
 
 def challenger_prompt() -> RolePrompt:
     return RolePrompt(system=CHALLENGER_SYSTEM, user=CHALLENGER_USER)
+
+
+def default_prompt(role: str) -> RolePrompt:
+    """rzero-pl's prompt for ``role``: what a model source without prompts of its own answers
+    (``rzero_pl.models.sources.ModelSource.prompt``)."""
+    return solver_prompt() if check_role(role) == "solver" else challenger_prompt()

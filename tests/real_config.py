@@ -24,7 +24,7 @@ EVALUATION = "evolution.evaluation.init_args"
 ALLOWED = (
     "trainer.accelerator",
     MODEL,
-    "evolution.vote.votes",
+    "evolution.vote.samples",
     "evolution.vote.sampling.max_new_tokens",
     "model.init_args.group_size",
     "model.init_args.sampling.max_new_tokens",
@@ -61,7 +61,7 @@ ALLOWED = (
     "trainer.devices",
     "trainer.strategy.init_args.data_parallel_size",
     # Sizes of the labels' own vote (cli_configs/qwen3_4b_released.yaml).
-    "evolution.label_vote.votes",
+    "evolution.label_vote.samples",
     "evolution.label_vote.sampling.max_new_tokens",
     # Where the released prompts are read: a test's fake clone and its commit.
     *(
@@ -81,7 +81,7 @@ def tiny_sizes(run_dir: str, labelled: str, benchmarks_root: str, tokens: int = 
     """N = 2 candidates, m = 2 votes, G = 2 (challenger) and 4 (solver, on 4 questions), one
     step per phase, ``tokens`` per completion, 2 GSM8K rows."""
     return {
-        "evolution.vote.votes": 2,
+        "evolution.vote.samples": 2,
         "evolution.vote.sampling.max_new_tokens": tokens,
         "model.init_args.group_size": 4,
         "model.init_args.sampling.max_new_tokens": tokens,

@@ -89,7 +89,7 @@ def _run_args(run_dir: str) -> list[str]:
         "--evolution.solver_steps=1",
         "--evolution.curriculum.candidates=24",
         "--evolution.curriculum.max_rounds=1",
-        "--evolution.vote.votes=4",
+        "--evolution.vote.samples=4",
         "--evolution.challenger_data.init_args.slots_per_step=2",
         "--evolution.challenger.init_args.minibatch_size=8",
         "--evolution.challenger.init_args.micro_batch_size=8",

@@ -123,7 +123,7 @@ def hand_built_run(run_dir: str, solver: str) -> None:
     evolution = settings["evolution"]
     evolution["run_dir"] = run_dir
     evolution["curriculum"]["truth"] = None  # a real model's run: no exact truth
-    evolution["vote"]["votes"] = 2
+    evolution["vote"]["samples"] = 2
     evolution["vote"]["sampling"]["max_new_tokens"] = 4
     os.makedirs(run_dir)
     with open(os.path.join(run_dir, "config.yaml"), "w") as f:

@@ -63,7 +63,7 @@ def test_e2e_bench_splits_one_iteration_by_phase(tiny_model_dir):
     import bench_e2e
 
     extra = [
-        "--evolution.vote.votes=2", "--data.init_args.questions_per_step=2",
+        "--evolution.vote.samples=2", "--data.init_args.questions_per_step=2",
         "--evolution.curriculum.min_kept=1", "--model.init_args.group_size=2",
         "--model.init_args.minibatch_size=4", "--model.init_args.micro_batch_size=4",
         "--model.init_args.sampling.max_new_tokens=6",

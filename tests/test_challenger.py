@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import pytest
-from lightning.pytorch.loggers import TensorBoardLogger
+from builders import quiet_trainer, tiny_challenger
 from rzero_pl.datamodules import ChallengerPromptsDataModule
 
-from rzero_pl.engines import HFEngine, SamplingParams
-from rzero_pl.grpo.challenger import ChallengerGRPO
+from rzero_pl.engines import SamplingParams
 from rzero_pl.grpo.module import GRPOLoss
-from rzero_pl.models import PretrainedModel
-from rzero_pl.models.actor import Actor
-from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.rewards import MajorityVote, RepetitionPenalty, SolverReading
-from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
+from rzero_pl.toy.prompts import TOY_SOLVER
 
 
 @pytest.fixture()
 def module(tiny_model_dir):
-    policy = Policy(
-        PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4, alpha=8)
-    )
-    return ChallengerGRPO(
-        Actor(policy, HFEngine()),
-        prompt=TOY_CHALLENGER,
-        group_size=4,
-        sampling=SamplingParams(max_new_tokens=10),
-        loss=GRPOLoss(kl_coef=0.0),
-        minibatch_size=8,
-        micro_batch_size=4,
-    )
+    return tiny_challenger(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0))
 
 
 def _vote(votes: int, **kwargs) -> MajorityVote:
@@ -39,26 +23,16 @@ def _vote(votes: int, **kwargs) -> MajorityVote:
     return MajorityVote(votes, sampling, **kwargs).bound_to(SolverReading(TOY_SOLVER))
 
 
-def _trainer(tmp_path):
-    return L.Trainer(
-        max_epochs=1,
-        logger=TensorBoardLogger(str(tmp_path)),
-        reload_dataloaders_every_n_epochs=1,
-        limit_val_batches=0,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        log_every_n_steps=1,
-    )
-
-
 def test_refuses_to_train_without_a_vote(module, tmp_path):
     with pytest.raises(ValueError, match="MajorityVote"):
-        _trainer(tmp_path).fit(module, ChallengerPromptsDataModule(slots_per_step=2))
+        quiet_trainer(tmp_path, logs="lightning_logs", log_every_n_steps=1).fit(
+            module, ChallengerPromptsDataModule(slots_per_step=2)
+        )
 
 
 def test_one_step_runs_with_both_terms(module, tmp_path):
     module.bind(module.actor, _vote(3))
-    trainer = _trainer(tmp_path)
+    trainer = quiet_trainer(tmp_path, logs="lightning_logs", log_every_n_steps=1)
     trainer.fit(module, ChallengerPromptsDataModule(slots_per_step=2))
     assert trainer.global_step == 1
     scalars = _logged_scalars(tmp_path)
@@ -190,7 +164,8 @@ def test_vote_in_band_uses_the_configured_band():
     actor = SimpleNamespace(tokenizer=None, generate=generate)
     prompt = RolePrompt(user="{problem}", system="", use_chat_template=False, fallback="{user}\n")
     for band, expected in (((0.3, 0.7), 1 / 3), ((0.25, 0.75), 1.0), ((0.5, 1.0), 2 / 3)):
-        votes = MajorityVote(votes=4, band=band).bound_to(SolverReading(prompt))
+        reading = SolverReading(prompt, max_new_tokens=8)
+        votes = MajorityVote(samples=4, band=band).bound_to(reading)
         share, labels, metrics = votes.shares(["a", "b", None, "c"], 0, actor, 0)
         assert np.allclose(share[[0, 1, 3]], [0.25, 0.5, 0.75])
         assert labels == ["1", "1", None, "1"]

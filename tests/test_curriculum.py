@@ -16,6 +16,7 @@ from rzero_pl.curriculum import (
     drop_reason,
 )
 from rzero_pl.engines.base import Completion, Generation
+from rzero_pl.label_filters import TextFilters
 from rzero_pl.prompts import RolePrompt
 from rzero_pl.rewards import MajorityVote, QuestionFormat, SolverReading
 
@@ -41,13 +42,13 @@ def _generation(prompt: str, texts: list[str]) -> Generation:
 
 
 def _curriculum(**kwargs) -> Curriculum:
-    writing = ChallengerWriting(RolePrompt(user="Write.", **PLAIN), QuestionFormat())
+    writing = ChallengerWriting(RolePrompt(user="Write.", **PLAIN), QuestionFormat(), None, 8)
     return Curriculum(**kwargs).bound_to(writing)
 
 
 def _vote(votes: int, band: tuple[float, float] = (0.3, 0.7)) -> MajorityVote:
     return MajorityVote(votes, band=band).bound_to(
-        SolverReading(RolePrompt(user="Q: {problem}", **PLAIN))
+        SolverReading(RolePrompt(user="Q: {problem}", **PLAIN), max_new_tokens=8)
     )
 
 
@@ -61,18 +62,21 @@ def _served(folder) -> list[dict]:
     return data.pool()
 
 
+RULES = TextFilters()  # rzero-pl's text filters, the curriculum's default
+
+
 def test_drop_reason_covers_every_rule():
     band = (0.3, 0.7)
-    assert drop_reason(None, None, 0.0, band, True) == "malformed"
-    assert drop_reason("Prove that 1 = 1", "1", 0.5, band, True) == "asks_for_proof"
-    assert drop_reason("Put it in a box", "1", 0.5, band, True) == "mentions_box"
-    assert drop_reason("1+1", None, 0.0, band, True) == "no_answer"
-    assert drop_reason("1+1", "\\text{two}", 0.5, band, True) == "text_label"
-    assert drop_reason("1+1", "\\text{two}", 0.5, band, False) == "kept"
-    assert drop_reason("1+1", "2", 0.2, band, True) == "below_band"
-    assert drop_reason("1+1", "2", 0.8, band, True) == "above_band"
-    assert drop_reason("1+1", "2", 0.3, band, True) == "kept"
-    assert drop_reason("1+1", "2", 0.7, band, True) == "kept"
+    assert drop_reason(None, None, 0.0, band, RULES) == "malformed"
+    assert drop_reason("Prove that 1 = 1", "1", 0.5, band, RULES) == "asks_for_proof"
+    assert drop_reason("Put it in a box", "1", 0.5, band, RULES) == "mentions_box"
+    assert drop_reason("1+1", None, 0.0, band, RULES) == "no_answer"
+    assert drop_reason("1+1", "\\text{two}", 0.5, band, RULES) == "text_label"
+    assert drop_reason("1+1", "\\text{two}", 0.5, band, None) == "kept"
+    assert drop_reason("1+1", "2", 0.2, band, RULES) == "below_band"
+    assert drop_reason("1+1", "2", 0.8, band, RULES) == "above_band"
+    assert drop_reason("1+1", "2", 0.3, band, RULES) == "kept"
+    assert drop_reason("1+1", "2", 0.7, band, RULES) == "kept"
 
 
 def test_curriculum_stats_by_hand():

@@ -49,7 +49,7 @@ def _args(model_dir, run_dir):
         "--actor.engine=scale_helpers.PromptSeededEngine",
         "--trainer.enable_progress_bar=false",
         "--evolution.curriculum.candidates=8",
-        "--evolution.vote.votes=4",
+        "--evolution.vote.samples=4",
         "--data.init_args.questions_per_step=4",
         "--evolution.curriculum.max_rounds=1",
         "--evolution.curriculum.min_kept=1",

@@ -317,7 +317,7 @@ class TestLoraRoles:
         challenger = ChallengerGRPO(
             actor, prompt=TOY_CHALLENGER, loss=GRPOLoss(kl_coef=0.0), **common
         )
-        votes = MajorityVote(votes=3, sampling=SamplingParams(max_new_tokens=6))
+        votes = MajorityVote(samples=3, sampling=SamplingParams(max_new_tokens=6))
         challenger.bind(actor, votes.bound_to(SolverReading(TOY_SOLVER)))
         _trainer(tmp_path).fit(challenger, ChallengerPromptsDataModule(slots_per_step=2))
         assert engine.version("challenger") == versions["challenger"] + 1

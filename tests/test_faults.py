@@ -70,7 +70,7 @@ def _yaml(tmp_path, text):
     return ["--config", str(path)]
 
 
-_VOTES_1 = "evolution:\n  vote:\n    votes: 1\n"
+_VOTES_1 = "evolution:\n  vote:\n    samples: 1\n"
 
 
 # (id, extra arguments or a function making them, text the one error line must contain)
@@ -83,8 +83,8 @@ CONFIG_FAULTS = [
     ),
     ("wrong type", ["--evolution.iterations=two"], ["evolution.iterations", "int", "two"]),
     ("band min > max", ["--evolution.vote.band=[0.8,0.2]"], ["MajorityVote.band", "(0.8, 0.2)"]),
-    ("m < 2", ["--evolution.vote.votes=1"], ["MajorityVote.votes (m)", ">= 2"]),
-    ("m < 2 in YAML", lambda p: _yaml(p, _VOTES_1), ["MajorityVote.votes (m)", ">= 2"]),
+    ("m < 2", ["--evolution.vote.samples=1"], ["MajorityVote.samples (m)", ">= 2"]),
+    ("m < 2 in YAML", lambda p: _yaml(p, _VOTES_1), ["MajorityVote.samples (m)", ">= 2"]),
     ("G < 2", ["--model.init_args.group_size=1"], ["model", "group_size (G)", ">= 2"]),
     (
         "model path",

@@ -181,7 +181,7 @@ def test_a_challenger_step_without_a_valid_question_is_a_logged_no_op(tiny_model
         lr=1e-2,
     )
     before = _weights(module)
-    votes = MajorityVote(votes=2, sampling=SamplingParams(max_new_tokens=4))
+    votes = MajorityVote(samples=2, sampling=SamplingParams(max_new_tokens=4))
     module.bind(module.actor, votes.bound_to(SolverReading(TOY_SOLVER)))
     trainer = _trainer(tmp_path, 1)
     with pytest.warns(UserWarning, match="every advantage is 0"):

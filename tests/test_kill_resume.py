@@ -77,7 +77,7 @@ def _config(tmp_path) -> str:
     config["data"]["init_args"].update(questions_per_step=4)
     evolution = config["evolution"]
     evolution["curriculum"].update(candidates=CANDIDATES, min_kept=1, max_rounds=1)
-    evolution["vote"].update(votes=4, band=[0.0, 1.0])  # keep every question: both solver
+    evolution["vote"].update(samples=4, band=[0.0, 1.0])  # keep every question: both solver
     evolution["vote"]["sampling"]["max_new_tokens"] = 32  # phases must run
     evolution.update(iterations=ITERATIONS, challenger_steps=2, solver_steps=2)
     evolution["run_dir"] = str(tmp_path / "run")

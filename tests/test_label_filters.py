@@ -49,22 +49,26 @@ def test_text_label_rule(label, ours, released):
 
 def test_drop_reason_takes_the_rules():
     band = (0.3, 0.8)
-    assert drop_reason("Prove that 1 = 1", "1", 0.5, band, True) == "asks_for_proof"
+    assert drop_reason("Prove that 1 = 1", "1", 0.5, band, OURS) == "asks_for_proof"
     assert drop_reason("Prove that 1 = 1", "1", 0.5, band, RELEASED) == "kept"
     assert drop_reason("1+1", "Text", 0.5, band, RELEASED) == "text_label"
     assert drop_reason("1+1", "Text", 0.5, band, OURS) == "kept"
     assert drop_reason("Put it in a BOX", "1", 0.5, band, RELEASED) == "mentions_box"
-    assert drop_reason("Prove that 1 = 1", "Text", 0.5, band, False) == "kept"
+    assert drop_reason("Prove that 1 = 1", "Text", 0.5, band, None) == "kept"
 
 
 def test_curriculum_filters_with_the_configured_rules(tmp_path):
     questions = [f"<question>{q}</question> \\boxed{{0}}" for q in ("Prove that 2+2", "3+3")]
     votes = {"Prove that 2+2": ["\\boxed{4}", "\\boxed{5}"], "3+3": ["\\boxed{Text}", "\\boxed{6}"]}
     reasons = {}
-    for name, rules in (("ours", None), ("released", RELEASED)):
+    for name, rules in (("ours", OURS), ("released", RELEASED), ("none", None)):
         folder = tmp_path / name
         curriculum = _curriculum(candidates=2, text_filters=rules)
         curriculum.build(_actor(ScriptedEngine(questions, votes)), _vote(2), str(folder))
         rows = (folder / "questions.jsonl").read_text().splitlines()
         reasons[name] = [json.loads(r)["reason"] for r in rows]
-    assert reasons == {"ours": ["asks_for_proof", "kept"], "released": ["kept", "text_label"]}
+    assert reasons == {
+        "ours": ["asks_for_proof", "kept"],
+        "released": ["kept", "text_label"],
+        "none": ["kept", "kept"],  # text_filters null: none of them
+    }

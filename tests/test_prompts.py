@@ -172,3 +172,46 @@ def test_a_benchmark_prompt_lays_out_the_options_its_own_way():
         OptionLayout(line="{n}. {option}")
     with pytest.raises(ValueError, match=r"^OptionLayout.letters: empty"):
         OptionLayout(letters="")
+
+
+def _actor_of(source):
+    """An actor as far as a role's ``bind`` reads it: the policy and its model source."""
+    from types import SimpleNamespace
+
+    policy = SimpleNamespace(source=source, enable_reference=lambda reference: None)
+    return SimpleNamespace(policy=policy)
+
+
+def test_a_role_without_a_prompt_takes_its_model_sources():
+    """prompt: null is the model source's prompt for the role: the toy model's own (what it was
+    pretrained on), rzero-pl's for a Hugging Face model; a configured prompt wins."""
+    from rzero_pl.grpo.challenger import ChallengerGRPO
+    from rzero_pl.grpo.solver import SolverGRPO
+    from rzero_pl.models.sources import PretrainedModel
+    from rzero_pl.prompts import CHALLENGER_SYSTEM, SOLVER_SYSTEM
+    from rzero_pl.toy import TOY_CHALLENGER, TOY_SOLVER, ToyModel
+
+    toy, hub = _actor_of(ToyModel()), _actor_of(PretrainedModel("some/model"))
+    assert (SolverGRPO(toy).prompt, ChallengerGRPO(toy).prompt) == (TOY_SOLVER, TOY_CHALLENGER)
+    solver, challenger = SolverGRPO(hub).prompt, ChallengerGRPO(hub).prompt
+    assert (solver.system, solver.user, solver.use_chat_template) == (
+        SOLVER_SYSTEM,
+        "{problem}",
+        True,
+    )
+    assert (challenger.system, challenger.use_chat_template) == (CHALLENGER_SYSTEM, True)
+    own = RolePrompt(system="", user="Q: {problem}")
+    assert SolverGRPO(toy, prompt=own).prompt is own
+    unbound = SolverGRPO()
+    assert unbound.prompt is None  # taken when the actor is bound, never guessed before
+    unbound.bind(toy)
+    assert unbound.reading().prompt is TOY_SOLVER
+
+
+def test_default_prompt_names_the_roles():
+    from rzero_pl.prompts import CHALLENGER_USER, default_prompt
+
+    assert default_prompt("solver").user == "{problem}"
+    assert default_prompt("challenger").user == CHALLENGER_USER
+    with pytest.raises(ValueError, match="unknown role 'judge'"):
+        default_prompt("judge")

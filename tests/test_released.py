@@ -341,7 +341,7 @@ def test_released_preset_runs_an_iteration_on_a_tiny_qwen3(tmp_path):
         "trainer.devices": 1,
         "trainer.strategy.init_args.data_parallel_size": 1,
         "actor.policy.model": model,
-        "evolution.label_vote.votes": 2,
+        "evolution.label_vote.samples": 2,
         "evolution.label_vote.sampling.max_new_tokens": 16,
         "evolution.evaluation.init_args.answer_rules": {"gsm8k": "first_box"},
         **released_clone_changes(str(clone), commit),

@@ -34,7 +34,7 @@ def _fit(run_dir: str) -> None:
             "--evolution.challenger_steps=2",
             "--evolution.solver_steps=1",
             "--evolution.curriculum.candidates=16",
-            "--evolution.vote.votes=4",
+            "--evolution.vote.samples=4",
             "--data.init_args.questions_per_step=4",
             "--evolution.curriculum.min_kept=1",
             "--evolution.curriculum.max_rounds=1",

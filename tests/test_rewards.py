@@ -418,3 +418,83 @@ def test_remember_keeps_a_seeded_sample_of_at_most_memory_size():
     assert penalty.memory == first
     with pytest.raises(ValueError, match="RepetitionPenalty.memory_size"):
         RepetitionPenalty(memory_size=0)
+
+
+# --------------------------------------------------------------------- settings said once
+
+
+def test_the_grading_timeout_default_is_said_once():
+    """Every grading signature defaults to the one constant (a literal 5.0 is another object)."""
+    import dataclasses
+    import inspect
+
+    from rzero_pl.benchmarks.graders import grade, grade_many, grade_math
+    from rzero_pl.grading.answers import (
+        ANSWER_TIMEOUT,
+        equivalent,
+        equivalent_many,
+        matches,
+        matches_many,
+    )
+    from rzero_pl.grading.votes import majority_votes
+    from rzero_pl.grpo.solver import SolverGRPO, correctness_rewards
+    from rzero_pl.rewards import SolverReading
+
+    graders = (matches, matches_many, equivalent, equivalent_many, majority_votes)
+    for fn in (*graders, grade, grade_many, grade_math, correctness_rewards):
+        assert inspect.signature(fn).parameters["timeout"].default is ANSWER_TIMEOUT, fn
+    answer_timeout = inspect.signature(SolverGRPO).parameters["answer_timeout"]
+    assert answer_timeout.default is ANSWER_TIMEOUT
+    field = {f.name: f for f in dataclasses.fields(SolverReading)}["timeout"]
+    assert field.default is ANSWER_TIMEOUT
+
+
+def test_the_solvers_timeout_and_budget_reach_its_votes_and_its_evaluation():
+    from rzero_pl.benchmarks.evaluation import Evaluation
+    from rzero_pl.rewards import MajorityVote, RoleSampling, SolverReading
+    from rzero_pl.toy import TOY_SOLVER
+
+    reading = SolverReading(TOY_SOLVER, timeout=2.5, max_new_tokens=7)
+    vote, evaluation = MajorityVote().bound_to(reading), Evaluation(["toy"]).bound_to(reading)
+    assert vote.timeout == evaluation.timeout == 2.5
+    assert vote.sampling.max_new_tokens == evaluation.sampling.max_new_tokens == 7
+    assert (vote.sampling.top_k, vote.sampling.n) == (40, 10)  # the vote's own knobs stay
+    # A budget set on the vote or the evaluation still wins.
+    own = MajorityVote(sampling=RoleSampling(top_k=40, max_new_tokens=3)).bound_to(reading)
+    assert own.sampling.max_new_tokens == 3
+    assert Evaluation(["toy"], max_new_tokens=9).bound_to(reading).sampling.max_new_tokens == 9
+    # Unbound, nothing is guessed: one line naming the key.
+    with pytest.raises(ValueError, match="not bound to a solver"):
+        MajorityVote().sampling  # noqa: B018
+    with pytest.raises(ValueError, match="Evaluation.max_new_tokens: not set"):
+        Evaluation(["toy"]).sampling  # noqa: B018
+    with pytest.raises(ValueError, match="MajorityVote.sampling.max_new_tokens: not set"):
+        MajorityVote().bound_to(SolverReading(TOY_SOLVER))
+
+
+def test_the_curriculum_writes_with_the_challengers_budget_unless_it_sets_one():
+    from rzero_pl.curriculum import ChallengerWriting, Curriculum
+    from rzero_pl.rewards import RoleSampling
+    from rzero_pl.toy import TOY_CHALLENGER
+
+    writing = ChallengerWriting(TOY_CHALLENGER, QuestionFormat(), None, 64)
+    sampling = Curriculum().bound_to(writing).challenger_sampling
+    assert (sampling.top_p, sampling.max_new_tokens) == (0.95, 64)
+    own = Curriculum(challenger_sampling=RoleSampling(max_new_tokens=5)).bound_to(writing)
+    assert own.challenger_sampling.max_new_tokens == 5
+    with pytest.raises(ValueError, match="not bound to a challenger"):
+        Curriculum().challenger_sampling  # noqa: B018
+
+
+def test_role_sampling_checks_its_knobs_and_resolves_to_plain_sampling():
+    from rzero_pl.engines.base import SamplingParams
+    from rzero_pl.rewards import RoleSampling
+
+    with pytest.raises(ValueError, match="sampling.top_p"):
+        RoleSampling(top_p=2.0)
+    with pytest.raises(ValueError, match="sampling.max_new_tokens"):
+        RoleSampling(max_new_tokens=0)
+    resolved = RoleSampling(top_k=40).with_budget(96)
+    assert type(resolved) is SamplingParams
+    assert resolved == SamplingParams(top_k=40, max_new_tokens=96)
+    assert RoleSampling.of(SamplingParams(max_new_tokens=4)).with_budget(96).max_new_tokens == 4

@@ -85,7 +85,7 @@ def _falling_run(run_dir: str, patience: int) -> list[str]:
         "--evolution.curriculum.max_rounds=1",
         "--evolution.curriculum.labelled=rzero_pl.toy.tasks.ToyQuestions",  # kept > 0 always
         "--evolution.curriculum.labelled.init_args.n=16",
-        "--evolution.vote.votes=2",
+        "--evolution.vote.samples=2",
         "--evolution.challenger_data.init_args.slots_per_step=2",
         "--evolution.challenger.init_args.minibatch_size=8",
         "--evolution.challenger.init_args.micro_batch_size=8",

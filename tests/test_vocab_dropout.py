@@ -150,6 +150,7 @@ def test_each_curriculum_round_samples_under_its_own_mask(tmp_path):
             RolePrompt(user="Write.", system="", use_chat_template=False, fallback="{user}\n"),
             QuestionFormat(),
             dropout,
+            8,
         )
     )
     actor = SimpleNamespace(tokenizer=CharTokenizer(), generate=recording)

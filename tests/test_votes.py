@@ -83,4 +83,5 @@ def test_missing_cluster_is_the_released_none_answer():
     )
     assert [(v.label, v.share) for v in tie] == [("3", 0.4), (None, 0.5)]
     assert tie[0].clusters == [("3", 2), (MISSING, 2), ("5", 1)]
-    assert MajorityVote(missing_cluster=True).bound_to(SolverReading(None)).missing_cluster
+    reading = SolverReading(None, max_new_tokens=8)
+    assert MajorityVote(missing_cluster=True).bound_to(reading).missing_cluster

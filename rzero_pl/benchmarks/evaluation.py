@@ -16,6 +16,7 @@ distribution but not the same draws (the engine seeds per batch, and batches dif
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Sequence
@@ -42,11 +43,13 @@ from rzero_pl.benchmarks import (
 from rzero_pl.benchmarks.general_prompt import BenchmarkPrompt, question_text
 from rzero_pl.engines.base import Sampler, SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_TOKENS, check_number
+from rzero_pl.grading.answers import ANSWER_TIMEOUT
 from rzero_pl.grading.extraction import ANSWER_RULES, AnswerRule
 from rzero_pl.ground.io import write_json_atomic, write_jsonl_atomic
 from rzero_pl.ground.seeds import derive
 from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
+from rzero_pl.rewards import SolverReading
 from rzero_pl.scale.distributed import (
     gather_objects,
     is_rank_zero,
@@ -95,9 +98,10 @@ def _grade(
     reference_compat: bool,
     seed: int,
     rule: AnswerRule = "boxed",
+    timeout: float = ANSWER_TIMEOUT,
 ) -> list[bool]:
     if not (reference_compat and bench.kind == "multiple_choice"):
-        return grade_many(bench, responses, golds, rule=rule)
+        return grade_many(bench, responses, golds, timeout, rule=rule)
     # The reference's random guesses, seeded per problem: the same on any number of ranks.
     return [
         ok
@@ -126,12 +130,14 @@ def score_problems(
     seed: int = 0,
     rule: AnswerRule = "boxed",
     report_rules: bool = False,
+    timeout: float = ANSWER_TIMEOUT,
 ) -> list[list[dict]]:
     """Generate ``params.n`` responses for each of ``rows[problems]`` and grade them.
 
     Returns, per problem, one samples-file record per response: ``id``, ``prompt``,
     ``response``, ``extracted`` (what the grader read under ``rule``), ``gold``, ``correct``;
     with ``report_rules`` on a math benchmark also ``correct_by_rule`` (every answer rule).
+    ``timeout``: seconds per math-verify check (the solver's ``answer_timeout`` in a run).
     """
     mine = [rows[i] for i in problems]
     texts = [
@@ -144,10 +150,10 @@ def score_problems(
     n = params.n
     responses = [c.text for g in generations for c in g.completions]
     golds = [row.answer for row in mine for _ in range(n)]
-    correct = _grade(bench, responses, golds, problems, n, reference_compat, seed, rule)
+    correct = _grade(bench, responses, golds, problems, n, reference_compat, seed, rule, timeout)
     by_rule = {}
     if report_rules and bench.kind == "math":
-        by_rule = {r: grade_many(bench, responses, golds, rule=r) for r in ANSWER_RULES}
+        by_rule = {r: grade_many(bench, responses, golds, timeout, rule=r) for r in ANSWER_RULES}
     records = [
         [
             {
@@ -186,6 +192,7 @@ def evaluate(
     report_rules: bool = False,
     math_prompt: RolePrompt | None = None,
     general_prompts: dict[str, BenchmarkPrompt] | None = None,
+    timeout: float = ANSWER_TIMEOUT,
 ) -> EvaluationResult:
     """Evaluate ``role`` on each benchmark; see the module docstring for k, sampling, ranks.
 
@@ -220,6 +227,7 @@ def evaluate(
             seed=seed,
             rule=(answer_rules or {}).get(name, "boxed"),
             report_rules=report_rules,
+            timeout=timeout,
         )
         seconds = time.perf_counter() - start
         metric = BenchmarkAccuracy().to(_metric_device())
@@ -271,7 +279,9 @@ class Evaluation:
             ``../shared/benchmarks``; see ``rzero_pl.benchmarks.registry``).
         temperature: 0 for greedy pass@1; above 0 for mean@k with real samples.
         top_p: Nucleus sampling when ``temperature > 0``.
-        max_new_tokens: Longest response.
+        max_new_tokens: Longest response; null (the default): the solver's (its
+            ``sampling.max_new_tokens``), handed over by ``bound_to`` (the evolution, ``rzero-pl
+            test`` and the ``BenchmarkEvaluation`` callback bind it to the run's solver).
         k: Samples per problem when sampling (default: the benchmark's own k).
         prompt: Prompt override for every benchmark (e.g. the toy world's short prompt).
         math_prompt: Prompt override for the math benchmarks only (the general ones keep
@@ -304,7 +314,7 @@ class Evaluation:
         root: str | None = None,
         temperature: float = 0.0,
         top_p: float = 1.0,
-        max_new_tokens: int = 4096,
+        max_new_tokens: int | None = None,
         k: int | None = None,
         prompt: RolePrompt | None = None,
         baseline: bool = True,
@@ -321,7 +331,9 @@ class Evaluation:
             f"{name}.max_samples", max_samples, at_least=1, at_most=MAX_ITEMS, optional=True
         )
         check_number(f"{name}.k", k, at_least=1, at_most=MAX_SAMPLES, optional=True)
-        check_number(f"{name}.max_new_tokens", max_new_tokens, at_least=1, at_most=MAX_TOKENS)
+        check_number(
+            f"{name}.max_new_tokens", max_new_tokens, at_least=1, at_most=MAX_TOKENS, optional=True
+        )
         check_number(f"{name}.temperature", temperature, at_least=0)
         check_number(f"{name}.top_p", top_p, above=0, at_most=1)
         for name in benchmarks:
@@ -351,9 +363,9 @@ class Evaluation:
         self.max_samples = max_samples
         self.seed = seed
         self.root = root
-        self.sampling = SamplingParams(
-            temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens
-        )
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_new_tokens = max_new_tokens
         self.k = k
         self.prompt = prompt
         self.baseline = baseline
@@ -364,6 +376,32 @@ class Evaluation:
         self.report_rules = report_rules
         self.math_prompt = math_prompt
         self.general_prompts = dict(general_prompts or {})
+        self._reading: SolverReading | None = None  # set on the copy ``bound_to`` returns
+
+    def bound_to(self, reading: SolverReading) -> Evaluation:
+        """A copy that samples with the solver's budget (unless ``max_new_tokens`` is set)
+        and grades with its timeout: the run's one grading timeout."""
+        bound = copy.copy(self)
+        bound._reading = reading
+        return bound
+
+    @property
+    def sampling(self) -> SamplingParams:
+        """How responses are sampled (``n`` and ``seed`` are set per benchmark)."""
+        budget = self.max_new_tokens
+        if budget is None and self._reading is not None:
+            budget = self._reading.max_new_tokens
+        if budget is None:
+            raise ValueError(
+                f"{type(self).__name__}.max_new_tokens: not set, and no solver budget was "
+                "handed over (bound_to); set it, e.g. 4096"
+            )
+        return SamplingParams(temperature=self.temperature, top_p=self.top_p, max_new_tokens=budget)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds per math-verify check: the bound solver's ``answer_timeout``."""
+        return ANSWER_TIMEOUT if self._reading is None else self._reading.timeout
 
     def run(
         self, actor: Any, tag: str, step: int, logger: Any = None, folder: str | None = None
@@ -389,6 +427,7 @@ class Evaluation:
             report_rules=self.report_rules,
             math_prompt=self.math_prompt,
             general_prompts=self.general_prompts,
+            timeout=self.timeout,
         )
         if not is_rank_zero():  # also a rank launched before any process group exists
             return result

@@ -26,7 +26,7 @@ from rzero_pl.grading.extraction import extract_boxed
 from rzero_pl.grpo.module import GRPOModule
 from rzero_pl.grpo.rollout import Rollout, Scores
 from rzero_pl.models.actor import Actor
-from rzero_pl.prompts import RolePrompt, challenger_prompt
+from rzero_pl.prompts import RolePrompt
 from rzero_pl.rewards import (
     INVALID_REASONS,
     MajorityVote,
@@ -47,7 +47,8 @@ class ChallengerGRPO(GRPOModule):
 
     Args:
         actor: The shared policy and engine (None: handed over by ``bind``).
-        prompt: The challenger prompt (asks for ``<question>…</question>`` then ``\\boxed{}``).
+        prompt: The challenger prompt (asks for ``<question>…</question>`` then ``\\boxed{}``);
+            null (the default): the model source's (``ModelSource.prompt``), taken when bound.
         group_size: G, questions sampled per prompt slot (reference: 4).
         reward_form: ``paper``: ``max(0, uncertainty - repetition)``, malformed → 0;
             ``reference`` (released code): ``min(p, 1-p) - repetition``, malformed → -1;
@@ -74,7 +75,7 @@ class ChallengerGRPO(GRPOModule):
         repetition: RepetitionPenalty | None = DEFAULT_REPETITION,
         **kwargs: Any,
     ) -> None:
-        super().__init__(actor, prompt or challenger_prompt(), group_size, **kwargs)
+        super().__init__(actor, prompt, group_size, **kwargs)
         self.reward_form = reward_form
         self.question_format = question_format or QuestionFormat()
         self.repetition = repetition
@@ -83,6 +84,7 @@ class ChallengerGRPO(GRPOModule):
     def bind(self, actor: Actor, vote: MajorityVote | None = None) -> None:
         """Train ``actor``'s challenger; score its questions with ``vote`` (the solver's)."""
         super().bind(actor)
+        self.prompt = self.prompt or actor.policy.source.prompt(self.role)
         if vote is not None:
             self.vote = vote
 

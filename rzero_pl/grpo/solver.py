@@ -14,19 +14,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from rzero_pl.errors import check_number
-from rzero_pl.grading.answers import matches_many
+from rzero_pl.grading.answers import ANSWER_TIMEOUT, matches_many
 from rzero_pl.grading.extraction import AnswerRule, extract_final
 from rzero_pl.grpo.module import GRPOModule
 from rzero_pl.grpo.rollout import Rollout, Scores
 from rzero_pl.models.actor import Actor
-from rzero_pl.prompts import RolePrompt, solver_prompt
+from rzero_pl.prompts import RolePrompt
 from rzero_pl.rewards import SolverReading
 
 
 def correctness_rewards(
     completions: Sequence[str],
     labels: Sequence[str | None],
-    timeout: float = 5.0,
+    timeout: float = ANSWER_TIMEOUT,
     rule: AnswerRule = "boxed",
 ) -> tuple[list[str | None], list[float]]:
     """Extract each completion's final answer under ``rule``; 1.0 if it matches its label.
@@ -89,9 +89,12 @@ class SolverGRPO(GRPOModule):
 
     Args:
         actor: The shared policy and engine (None: handed over by the CLI, ``bind``).
-        prompt: The solver prompt; default asks for step-by-step reasoning and a boxed answer.
+        prompt: The solver prompt; null (the default): the model source's
+            (``ModelSource.prompt``: rzero-pl's step-by-step prompt with a boxed answer, the
+            toy model's own ``TOY_SOLVER``), taken when the actor is bound. Also the votes'.
         group_size: G, answers sampled per question (reference: 5).
-        answer_timeout: Seconds allowed for one equivalence check.
+        answer_timeout: Seconds allowed for one math-verify check: the run's one grading
+            timeout, also the votes', the curriculum's and the evaluation's (``reading``).
         answer_rule: ``boxed`` (the paper's: the last ``\\boxed{}``) or ``flexible`` (a box,
             else ``#### X``, an answer phrase or the last number; for models that do not box,
             see ``rzero_pl.grading.extraction``).
@@ -112,7 +115,7 @@ class SolverGRPO(GRPOModule):
         actor: Actor | None = None,
         prompt: RolePrompt | None = None,
         group_size: int = 5,
-        answer_timeout: float = 5.0,
+        answer_timeout: float = ANSWER_TIMEOUT,
         answer_rule: AnswerRule = "boxed",
         format_weight: float = 0.0,
         label_confidence: float | None = None,
@@ -125,15 +128,22 @@ class SolverGRPO(GRPOModule):
         )
         if prompt is not None:  # a question must reach the model (a prompt file may lack it)
             prompt.check_problem_slot("SolverGRPO.prompt")
-        super().__init__(actor, prompt or solver_prompt(), group_size, **kwargs)
+        super().__init__(actor, prompt, group_size, **kwargs)
         self.answer_timeout = answer_timeout
         self.answer_rule = answer_rule
         self.format_weight = format_weight
         self.label_confidence = label_confidence
 
+    def bind(self, actor: Actor) -> None:
+        """Train ``actor``'s solver; with no configured prompt, the model source's."""
+        super().bind(actor)
+        self.prompt = self.prompt or actor.policy.source.prompt(self.role)
+
     def reading(self) -> SolverReading:
-        """How this solver is asked and read: what the votes of the run are bound to."""
-        return SolverReading(self.prompt, self.answer_rule, self.answer_timeout)
+        """How this solver is asked and read: what the votes and the evaluation of the run
+        are bound to (prompt, answer rule, grading timeout, budget)."""
+        budget = self.sampling.max_new_tokens
+        return SolverReading(self.prompt, self.answer_rule, self.answer_timeout, budget)
 
     def advantage_weights(self, items: Sequence[dict]) -> list[float] | None:
         if self.label_confidence is None:

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from rzero_pl.prompts import RolePrompt, default_prompt
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -42,6 +44,12 @@ class ModelSource(ABC):
     @abstractmethod
     def load(self, **overrides: Any) -> tuple[Any, Any]:
         """Return ``(model, tokenizer)``; ``overrides`` go to ``from_pretrained``."""
+
+    def prompt(self, role: str) -> RolePrompt:
+        """The prompt ``role`` uses when its config names none (``prompt: null``): rzero-pl's
+        (``rzero_pl.prompts.default_prompt``); a source whose model learned other prompts
+        answers with those (the toy model)."""
+        return default_prompt(role)
 
 
 class PretrainedModel(ModelSource):

@@ -8,7 +8,8 @@ Reward terms (the vocabulary's ``uncertainty``, ``repetition``, ``format``):
 - ``repetition``: ``RepetitionPenalty``, BLEU-distance clusters of the whole rollout batch.
 - ``question_format``: ``QuestionFormat``, a completion's question or why it is malformed.
 
-``challenger_reward`` combines them. The solver's ``correct`` term (and the released code's
+``challenger_reward`` combines them. ``RoleSampling`` samples a role on its behalf (the votes,
+the curriculum's questions) with the role's own budget unless it sets one. The solver's ``correct`` term (and the released code's
 ``format`` term for the solver) is ``rzero_pl.grpo.solver.correctness_rewards``.
 """
 
@@ -19,12 +20,14 @@ import numpy as np
 from rzero_pl.rewards.majority_vote import MajorityVote, SolverReading, uncertainty
 from rzero_pl.rewards.question_format import INVALID_REASONS, QuestionFormat
 from rzero_pl.rewards.repetition import RepetitionPenalty, bleu_distance_matrix, cluster_labels
+from rzero_pl.rewards.sampling import RoleSampling
 
 __all__ = [
     "INVALID_REASONS",
     "MajorityVote",
     "QuestionFormat",
     "RepetitionPenalty",
+    "RoleSampling",
     "SolverReading",
     "bleu_distance_matrix",
     "challenger_reward",

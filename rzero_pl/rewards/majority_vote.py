@@ -5,12 +5,13 @@ challenger's questions (the share p̂ becomes the ``uncertainty`` reward) and it
 curriculum's candidates (the winning answer is the pseudo-label, the band decides what is
 kept), unless ``evolution.label_vote`` gives the labels their own (the released code's
 m = 9 and band [0.3, 0.8] against the reward's m = 10). The solver reads the answers: its
-prompt, answer rule and timeout (a ``SolverReading``) are handed over by ``bound_to`` and are
-never configured a second time; an unbound vote refuses to vote.
+prompt, answer rule, timeout and budget (a ``SolverReading``) are handed over by ``bound_to``
+and are never configured a second time; an unbound vote refuses to vote.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -20,20 +21,31 @@ import numpy as np
 
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_SAMPLES, check_number
+from rzero_pl.grading.answers import ANSWER_TIMEOUT
 from rzero_pl.grading.extraction import AnswerRule, extract_final
 from rzero_pl.grading.votes import Vote, majority_votes
 from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
+from rzero_pl.rewards.sampling import RoleSampling
+
+UNBOUND = (
+    "MajorityVote is not bound to a solver: use vote.bound_to(solver.reading()) "
+    "(the evolution binds its votes itself)"
+)
 
 
 @dataclass(frozen=True)
 class SolverReading:
-    """How the solver is asked a question and how its answers are read: what a vote needs
-    from the solver module (``SolverGRPO.reading``), handed over by ``MajorityVote.bound_to``."""
+    """How the solver is asked a question and how its answers are read: what a vote and an
+    evaluation need from the solver module (``SolverGRPO.reading``), handed over by
+    ``MajorityVote.bound_to`` and ``Evaluation.bound_to``. ``timeout`` is the run's one grading
+    timeout (``SolverGRPO.answer_timeout``); ``max_new_tokens`` the solver's budget (its
+    ``sampling.max_new_tokens``; None: not known, so a vote must set its own)."""
 
     prompt: RolePrompt
     answer_rule: AnswerRule = "boxed"
-    timeout: float = 5.0
+    timeout: float = ANSWER_TIMEOUT
+    max_new_tokens: int | None = None
 
 
 def uncertainty(share: float | np.ndarray) -> float | np.ndarray:
@@ -55,9 +67,10 @@ class MajorityVote:
     """m solver answers per question; the largest cluster of equivalent answers wins.
 
     Args:
-        votes: m, solver answers per question (paper: 10; released code: 9).
+        samples: m, solver answers sampled per question (paper: 10; released code: 9).
         sampling: How the votes are sampled (reference: T 1.0, top-p 1.0, top-k 40); its
-            ``n`` is replaced by ``votes``.
+            ``n`` is replaced by ``samples``; ``max_new_tokens`` null (the default): the
+            solver's budget, handed over with its reading by ``bound_to``.
         band: ``[share_min, share_max]``: the shares the curriculum keeps; the challenger
             logs the fraction of its questions inside it (``vote/in_band``).
         missing_cluster: Unanswered votes form a cluster of their own, as the released code's
@@ -68,35 +81,41 @@ class MajorityVote:
 
     def __init__(
         self,
-        votes: int = 10,
-        sampling: SamplingParams | None = None,
+        samples: int = 10,
+        sampling: RoleSampling | None = None,
         band: tuple[float, float] = (0.3, 0.7),
         missing_cluster: bool = False,
     ) -> None:
-        check_number("MajorityVote.votes (m)", votes, at_least=2, at_most=MAX_SAMPLES)
+        check_number("MajorityVote.samples (m)", samples, at_least=2, at_most=MAX_SAMPLES)
         if not 0 <= band[0] <= band[1] <= 1:
             raise ValueError(f"MajorityVote.band must satisfy 0 <= min <= max <= 1, got {band}")
-        self.votes = votes
-        sampling = sampling or SamplingParams(top_k=40, max_new_tokens=4096)
-        self.sampling = replace(sampling, n=votes)
+        self.samples = samples
+        self.settings = replace(RoleSampling.of(sampling or RoleSampling(top_k=40)), n=samples)
         self.band = (float(band[0]), float(band[1]))
         self.missing_cluster = missing_cluster
         self._reading: SolverReading | None = None  # set on the copy ``bound_to`` returns
+        self._sampling: SamplingParams | None = None  # likewise: with the budget resolved
 
     def bound_to(self, reading: SolverReading) -> MajorityVote:
-        """A copy that asks and reads as the solver does (its prompt, rule and timeout)."""
-        bound = MajorityVote(self.votes, self.sampling, self.band, self.missing_cluster)
+        """A copy that asks and reads as the solver does (its prompt, rule, timeout and, where
+        ``sampling`` sets none, its budget)."""
+        bound = copy.copy(self)
+        bound._sampling = self.settings.with_budget(reading.max_new_tokens, "MajorityVote.sampling")
         bound._reading = reading
         return bound
+
+    @property
+    def sampling(self) -> SamplingParams:
+        """How the votes are sampled, with the solver's budget where none was set (bound)."""
+        if self._sampling is None:
+            raise ValueError(UNBOUND)
+        return self._sampling
 
     @property
     def reading(self) -> SolverReading:
         """The solver's reading this vote was bound to (one line when it was not)."""
         if self._reading is None:
-            raise ValueError(
-                "MajorityVote is not bound to a solver: use vote.bound_to(solver.reading()) "
-                "(the evolution binds its votes itself)"
-            )
+            raise ValueError(UNBOUND)
         return self._reading
 
     @property
@@ -144,8 +163,8 @@ class MajorityVote:
         index = [i for i, q in enumerate(questions) if q is not None]
         share = np.full(len(questions), np.nan)
         labels: list[str | None] = [None] * len(questions)
-        seed += before * self.votes
-        with Progress(len(index), "challenger's votes", "questions", per=self.votes):
+        seed += before * self.samples
+        with Progress(len(index), "challenger's votes", "questions", per=self.samples):
             votes, answers = self.vote([questions[i] for i in index], actor, seed)
         metrics: dict[str, float] = {}
         if index:

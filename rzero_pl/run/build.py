@@ -24,7 +24,14 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from rzero_pl.benchmarks.evaluation import Evaluation
-from rzero_pl.config_yaml import MAX_YAML_CHARS, check_yaml, use_bounded_yaml
+from rzero_pl.config_yaml import (
+    MAX_YAML_CHARS,
+    argument_keys,
+    check_yaml,
+    dotted_keys,
+    renamed_key_problem,
+    use_bounded_yaml,
+)
 from rzero_pl.errors import ConfigError, one_line
 from rzero_pl.ground.weights import resolve_weights
 from rzero_pl.grpo.challenger import ChallengerGRPO
@@ -112,11 +119,16 @@ class RunBuilder(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse; a bad key or value is reported as one line naming the key (exit status 2)."""
-        for path in _config_files(args):
+        given = sys.argv[1:] if args is None else args  # None: LightningCLI reads sys.argv
+        for path in _config_files(given):
             problem = _config_file_problem(path)
             if problem:  # jsonargparse said "Unexpected config:", or lost the file and line
                 print(f"rzero-pl: error: --config {path}{problem}", file=sys.stderr)
                 raise SystemExit(2)
+        old = renamed_key_problem(_config_keys(given) + argument_keys(list(given or [])))
+        if old:  # jsonargparse would only say that the key is unexpected
+            print(f"rzero-pl: error: {old}", file=sys.stderr)
+            raise SystemExit(2)
         captured = io.StringIO()
         try:
             with contextlib.redirect_stderr(captured):
@@ -282,6 +294,22 @@ def _config_file_problem(path: str) -> str | None:
     except yaml.YAMLError as err:
         return f": {err}"
     return None
+
+
+def _config_keys(args: Any) -> list[str]:
+    """The dotted keys of every ``--config`` (a file, or YAML text as ``build_run`` passes)."""
+    keys = []
+    for given in _config_files(args):
+        text = given
+        if os.path.isfile(given):
+            with open(given, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        try:
+            check_yaml(text)  # bounded before it is loaded
+            keys += dotted_keys(yaml.safe_load(text))
+        except yaml.YAMLError:
+            pass  # jsonargparse reports the file itself
+    return keys
 
 
 def _config_files(args: Any) -> list[str]:

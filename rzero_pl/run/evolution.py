@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
@@ -132,6 +133,18 @@ def check_writable(run_dir: str) -> None:
             f"evolution.run_dir: {existing} is not writable (read-only, or its permissions); "
             "give a folder you can write"
         )
+
+
+@dataclass(frozen=True)
+class Bound:
+    """An evolution's parts bound to its roles (``Evolution.bind``): the challenger's vote,
+    the curriculum's labelling vote (the same one unless ``label_vote``), the curriculum and
+    the evaluation."""
+
+    vote: MajorityVote
+    labels: MajorityVote
+    curriculum: Curriculum
+    evaluation: Evaluation | None
 
 
 class Evolution:
@@ -247,31 +260,50 @@ class Evolution:
             problem = on_rank_zero(lambda: _error_of(self._check_records, state))
             if problem:  # raised on every rank, so that none waits for the others
                 raise ValueError(problem)
-            # The vote asks and reads as the solver does; the challenger is scored by it.
-            reading = solver.reading()
-            vote = self.vote.bound_to(reading)
-            self.challenger.bind(actor, vote)
-            labels = vote if self.label_vote is None else self.label_vote.bound_to(reading)
-            challenger = self.challenger  # the curriculum asks and reads as it trained
-            curriculum = self.curriculum.bound_to(
-                ChallengerWriting(
-                    challenger.prompt, challenger.question_format, challenger.vocab_dropout
-                )
-            )
+            bound = self.bind(actor, solver)
+            labels, curriculum, evaluation = bound.labels, bound.curriculum, bound.evaluation
             if self.analysis is not None:
                 self.analysis.keep_base(actor, self.run_dir)
             if self.solver_from_base:
                 self._keep_base_solver(actor, state)
             baseline = self._eval_folder("baseline")
-            self._evaluate(actor, state, "baseline", baseline, logger)
+            self._evaluate(actor, evaluation, state, "baseline", baseline, logger)
             for it in range(1, self.iterations + 1):
                 self._iteration(
-                    it, state, actor, labels, curriculum, solver, data, make_trainer, logger
+                    it,
+                    state,
+                    actor,
+                    labels,
+                    curriculum,
+                    evaluation,
+                    solver,
+                    data,
+                    make_trainer,
+                    logger,
                 )
                 self._analyze(it, actor, labels, curriculum, logger, state.step)
                 if self._select(state, it):
                     break
         return state
+
+    def bind(self, actor: Actor, solver: SolverGRPO) -> Bound:
+        """Bind the challenger to ``actor`` and every part that samples or grades for a role to
+        that role: the votes and the evaluation ask and read as the solver does (its prompt,
+        answer rule, grading timeout, budget), the curriculum writes as the challenger trained
+        (its prompt, question format, vocabulary dropout, budget)."""
+        reading = solver.reading()
+        vote = self.vote.bound_to(reading)
+        self.challenger.bind(actor, vote)  # its questions are scored by the solver's vote
+        labels = vote if self.label_vote is None else self.label_vote.bound_to(reading)
+        challenger = self.challenger
+        writing = ChallengerWriting(
+            challenger.prompt,
+            challenger.question_format,
+            challenger.vocab_dropout,
+            challenger.sampling.max_new_tokens,
+        )
+        evaluation = None if self.evaluation is None else self.evaluation.bound_to(reading)
+        return Bound(vote, labels, self.curriculum.bound_to(writing), evaluation)
 
     def _check_records(self, state: RunState) -> None:
         """Before anything is trusted: each finished curriculum's ``curriculum.json`` and each
@@ -336,6 +368,7 @@ class Evolution:
         actor: Actor,
         vote: MajorityVote,
         curriculum: Curriculum,
+        evaluation: Evaluation | None,
         solver: SolverGRPO,
         data: CurriculumDataModule,
         make_trainer: Callable[..., L.Trainer],
@@ -364,7 +397,7 @@ class Evolution:
             rank_zero_warn(f"iteration {it}: the curriculum kept no question; solver phase skipped")
             self._finish(state, logger, phase, skipped="empty curriculum")
         phase = f"iter{it}/eval"
-        self._evaluate(actor, state, phase, self._eval_folder(phase), logger)
+        self._evaluate(actor, evaluation, state, phase, self._eval_folder(phase), logger)
 
     def _base_solver(self) -> str:
         return os.path.join(self.run_dir, "base", "solver")
@@ -558,15 +591,21 @@ class Evolution:
         return report
 
     def _evaluate(
-        self, actor: Actor, state: RunState, phase: str, folder: str, logger: Any
+        self,
+        actor: Actor,
+        evaluation: Evaluation | None,
+        state: RunState,
+        phase: str,
+        folder: str,
+        logger: Any,
     ) -> None:
-        if self.evaluation is None or state.done(phase):
+        if evaluation is None or state.done(phase):
             return
         mark_restart(logger, state.step)
         rank_zero_info(f"[{phase}] evaluation · {self._progress(state, phase)}")
         start = time.perf_counter()
         with actor.gathered():  # FSDP: ranks generate unequal amounts
-            result = self.evaluation.run(actor, phase, state.step, logger, folder=folder)
+            result = evaluation.run(actor, phase, state.step, logger, folder=folder)
         fault_point(f"phase:{phase}:done")
         problems = {name: b["n_problems"] for name, b in result.summary["benchmarks"].items()}
         check_problem_counts(state.data["phases"], phase, problems, state.path)

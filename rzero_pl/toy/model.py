@@ -33,6 +33,8 @@ from typing import Any, Literal
 
 from rzero_pl.errors import MAX_STEPS, check_number
 from rzero_pl.models.sources import ModelSource
+from rzero_pl.prompts import RolePrompt
+from rzero_pl.roles import check_role
 from rzero_pl.toy import arithmetic, corpus
 from rzero_pl.toy.arithmetic import DEFAULT_MIX, normalize_mix
 from rzero_pl.toy.pretrain import SIZES, Recipe, pretrain
@@ -167,6 +169,11 @@ class ToyModel(ModelSource):
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return self.folder
+
+    def prompt(self, role: str) -> RolePrompt:
+        """The prompt the toy model was pretrained to answer for ``role`` (``TOY_SOLVER``,
+        ``TOY_CHALLENGER``): what a toy config's ``prompt: null`` means."""
+        return TOY_SOLVER if check_role(role) == "solver" else TOY_CHALLENGER
 
     def load(self, **overrides: Any) -> tuple[Any, Any]:
         """``(model, tokenizer)`` from the cached folder; ``overrides`` go to the model."""
