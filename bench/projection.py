@@ -45,7 +45,11 @@ def completions(config: dict) -> dict[str, tuple[int, int, int, int]]:
     solver = config["model"]["init_args"]
     challenger = evo["challenger"]["init_args"]
     vote = evo["vote"]
-    votes, vote_budget = vote["votes"], vote["sampling"]["max_new_tokens"]
+    # A budget left out is the role's own (rzero_pl.rewards.RoleSampling, Evaluation.bound_to).
+    solver_budget = solver["sampling"]["max_new_tokens"]
+    challenger_budget = challenger["sampling"]["max_new_tokens"]
+    votes = vote["samples"]
+    vote_budget = vote["sampling"].get("max_new_tokens") or solver_budget
     curriculum = evo["curriculum"]
     slots = evo["challenger_data"]["init_args"]["slots_per_step"]
     written = evo["challenger_steps"] * slots * challenger["group_size"]
@@ -55,22 +59,22 @@ def completions(config: dict) -> dict[str, tuple[int, int, int, int]]:
         "challenger": (
             written,
             written * votes,
-            challenger["sampling"]["max_new_tokens"],
+            challenger_budget,
             vote_budget,
         ),
         "curriculum": (
             curriculum["candidates"],
             curriculum["candidates"] * votes,
-            curriculum["challenger_sampling"]["max_new_tokens"],
+            curriculum["challenger_sampling"].get("max_new_tokens") or challenger_budget,
             vote_budget,
         ),
         "solver": (
             0,
             evo["solver_steps"] * data["questions_per_step"] * solver["group_size"],
             0,
-            solver["sampling"]["max_new_tokens"],
+            solver_budget,
         ),
-        "evaluation": (0, rows, 0, bench.get("max_new_tokens", 4096)),
+        "evaluation": (0, rows, 0, bench.get("max_new_tokens") or solver_budget),
     }
 
 
