@@ -322,3 +322,20 @@ def test_a_smollm2_lora_export_gives_the_runs_greedy_answers_in_transformers_and
         assert [list(g.completions[0].token_ids) for g in served] == [list(a) for a in run_answers]
     finally:
         engine.close()
+
+
+def test_generation_settings_take_the_roles_budget_where_the_run_left_it_out():
+    from rzero_pl.export import generation_settings
+
+    config = {
+        "model": {"init_args": {"sampling": {"max_new_tokens": 96}}},
+        "evolution": {
+            "init_args": {
+                "evaluation": {"init_args": {"temperature": 0.0, "max_new_tokens": None}},
+                "curriculum": {"challenger_sampling": {"top_p": 0.95, "max_new_tokens": None}},
+                "challenger": {"init_args": {"sampling": {"max_new_tokens": 64}}},
+            }
+        },
+    }
+    assert generation_settings(config, "solver")["max_new_tokens"] == 96
+    assert generation_settings(config, "challenger")["max_new_tokens"] == 64

@@ -79,9 +79,13 @@ def generation_settings(config: dict[str, Any], role: str) -> dict[str, Any]:
     """The sampling the run used for ``role``, as ``GenerationConfig`` fields."""
     if role == "solver":
         evaluation = section(config, "evolution", "evaluation") or section(config, "evaluation")
-        sampling = evaluation or section(config, "model", "sampling") or {}
+        own = section(config, "model", "sampling") or {}
+        sampling = evaluation or own
     else:
         sampling = section(config, "evolution", "curriculum", "challenger_sampling") or {}
+        own = section(config, "evolution", "challenger", "sampling") or {}
+    if sampling.get("max_new_tokens") is None:  # left out: the role's own budget
+        sampling = {**sampling, "max_new_tokens": own.get("max_new_tokens")}
     temperature = float(sampling.get("temperature", 1.0))
     settings: dict[str, Any] = {"do_sample": temperature > 0}
     if temperature > 0:
