@@ -279,7 +279,9 @@ def test_evaluation_asks_the_general_benchmarks_with_the_clones_prompts(tmp_path
         (tmp_path / "data" / name).mkdir(parents=True)
         (tmp_path / "data" / name / "test.jsonl").write_text(json.dumps(row) + "\n")
     released = {b: ReleasedBenchmarkPrompt(str(clone), b, commit) for b in ("mmlu_pro", "bbeh")}
-    evaluation = Evaluation(list(rows), root=str(tmp_path / "data"), general_prompts=released)
+    evaluation = Evaluation(
+        list(rows), root=str(tmp_path / "data"), max_new_tokens=8, general_prompts=released
+    )
     engine = RecordingEngine("\\boxed{B}")
     actor = types.SimpleNamespace(generate=engine.generate, tokenizer=ChatTokenizer())
     result = evaluation.run(actor, "baseline", 0, folder=str(tmp_path / "eval"))
