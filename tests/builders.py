@@ -1,0 +1,126 @@
+"""What the tests build the same way in many files: a quiet Lightning trainer, the GRPO roles on
+the tiny model (``tiny_model_dir`` in tests/conftest.py), and a fake engine.
+
+Each builder takes the settings its callers differ by; everything else is one choice, made
+here. A fake engine that scripts something one file alone needs stays in that file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from rzero_pl.engines import Completion, Engine, Generation, HFEngine, SamplingParams
+from rzero_pl.grpo.challenger import ChallengerGRPO
+from rzero_pl.grpo.solver import SolverGRPO
+from rzero_pl.models import PretrainedModel
+from rzero_pl.models.actor import Actor
+from rzero_pl.models.policy import LoraSettings, Policy
+from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
+
+
+def quiet_trainer(
+    tmp_path: Any,
+    epochs: int = 1,
+    *,
+    logs: str | None = None,
+    callbacks: Sequence[L.Callback] = (),
+    **overrides: Any,
+) -> L.Trainer:
+    """A quiet trainer in ``tmp_path``: one epoch is one rollout step (the loaders are made
+    again every epoch), no validation, no checkpoints, no progress bar or model summary.
+
+    Args:
+        logs: TensorBoard under ``tmp_path/logs`` (e.g. ``"lightning_logs"``); no logger if None.
+        overrides: Any other ``L.Trainer`` argument, or one of the above changed
+            (e.g. ``enable_checkpointing=True``).
+    """
+    settings: dict[str, Any] = dict(
+        max_epochs=epochs,
+        logger=TensorBoardLogger(str(tmp_path), name=logs) if logs else False,
+        callbacks=list(callbacks),
+        default_root_dir=str(tmp_path),
+        reload_dataloaders_every_n_epochs=1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    settings.update(overrides)
+    return L.Trainer(**settings)
+
+
+def tiny_actor(
+    tiny_model_dir: str, engine: Engine | None = None, r: int = 4, alpha: int = 8
+) -> Actor:
+    """The tiny model in float32 with LoRA adapters of rank ``r`` for both roles, and its engine
+    (an ``HFEngine`` unless given)."""
+    policy = Policy(
+        PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=r, alpha=alpha)
+    )
+    return Actor(policy, engine or HFEngine())
+
+
+def _role_settings(prompt: Any, max_new_tokens: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """A tiny rollout step (G = 4, minibatches of 8 in micro-batches of 4) with the toy
+    prompt, unless ``settings`` says otherwise."""
+    chosen = dict(
+        prompt=prompt,
+        group_size=4,
+        sampling=SamplingParams(max_new_tokens=max_new_tokens),
+        minibatch_size=8,
+        micro_batch_size=4,
+    )
+    return chosen | settings
+
+
+def tiny_solver(
+    tiny_model_dir: str,
+    *,
+    engine: Engine | None = None,
+    r: int = 4,
+    alpha: int = 8,
+    max_new_tokens: int = 8,
+    **settings: Any,
+) -> SolverGRPO:
+    """``SolverGRPO`` on :func:`tiny_actor` with the toy solver prompt; ``settings``: any other
+    argument of the module (``loss``, ``lr``, …) or one of the defaults changed."""
+    actor = tiny_actor(tiny_model_dir, engine, r, alpha)
+    return SolverGRPO(actor, **_role_settings(TOY_SOLVER, max_new_tokens, settings))
+
+
+def tiny_challenger(
+    tiny_model_dir: str,
+    *,
+    engine: Engine | None = None,
+    r: int = 4,
+    alpha: int = 8,
+    max_new_tokens: int = 10,
+    **settings: Any,
+) -> ChallengerGRPO:
+    """``ChallengerGRPO`` on :func:`tiny_actor` with the toy challenger prompt (no vote bound
+    yet); ``settings`` as for :func:`tiny_solver`."""
+    actor = tiny_actor(tiny_model_dir, engine, r, alpha)
+    return ChallengerGRPO(actor, **_role_settings(TOY_CHALLENGER, max_new_tokens, settings))
+
+
+class KeyedEngine:
+    """Answers each prompt with the response whose key (a problem's text) the prompt contains,
+    ``params.n`` times."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    def generate(
+        self, prompts: Sequence[str], *, role: str, params: SamplingParams
+    ) -> list[Generation]:
+        out = []
+        for prompt in prompts:
+            text = next(r for key, r in self.answers.items() if key in prompt)
+            done = [Completion(text, [], "stop", 0) for _ in range(params.n)]
+            out.append(Generation(prompt, [], done))
+        return out
