@@ -120,6 +120,12 @@ def hand_built_run(run_dir: str, solver: str) -> None:
         "class_path": "rzero_pl.models.sources.PretrainedModel",
         "init_args": {"name_or_path": solver},
     }
+    # The toy world's solver prompt, which the toy model gave toy.yaml (prompt: null).
+    toy_solver = {"system": "", "user": "Solve: {problem}", "use_chat_template": False}
+    settings["model"]["init_args"]["prompt"] = {
+        "class_path": "rzero_pl.prompts.RolePrompt",
+        "init_args": {**toy_solver, "fallback": "{user}\n"},
+    }
     evolution = settings["evolution"]
     evolution["run_dir"] = run_dir
     evolution["curriculum"]["truth"] = None  # a real model's run: no exact truth
