@@ -107,6 +107,29 @@ RENAMED = {
 SUBCOMMANDS = ("fit", "test")
 
 
+def upgraded(settings: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved configuration with the keys of an earlier release written as today's
+    (``RENAMED``), so that ``analyze`` and ``report`` still read a run made before a rename
+    (a configuration a user writes gets the one-line refusal instead)."""
+    evolution = dict(settings.get("evolution") or {})
+    for name in ("vote", "label_vote"):
+        vote = evolution.get(name)
+        if isinstance(vote, dict) and "votes" in vote:
+            vote = dict(vote)
+            votes = vote.pop("votes")
+            vote.setdefault("samples", votes)
+            evolution[name] = vote
+    curriculum = evolution.get("curriculum")
+    if isinstance(curriculum, dict) and "filters" in curriculum:
+        curriculum = dict(curriculum)
+        if not curriculum.pop("filters"):
+            curriculum["text_filters"] = None  # filters false: no text filters
+        elif curriculum.get("text_filters") is None:
+            curriculum.pop("text_filters", None)  # filters true, default rules
+        evolution["curriculum"] = curriculum
+    return {**settings, "evolution": evolution} if "evolution" in settings else settings
+
+
 def dotted_keys(data: Any, prefix: str = "") -> list[str]:
     """Every key of nested mappings as a dotted path, ``init_args`` levels left out (the same
     setting may be written with or without them)."""

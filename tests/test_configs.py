@@ -268,3 +268,22 @@ def test_an_old_key_in_a_config_file_names_the_new_one(tmp_path, capsys):
         "rzero-pl: error: evolution.vote.votes is an old key; write evolution.vote.samples (m) "
         "instead"
     )
+
+
+def test_a_run_saved_before_the_renames_is_read_with_todays_keys():
+    """analyze and report rebuild a run from its saved config.yaml: one written before
+    vote.votes became vote.samples and curriculum.filters became text_filters still reads."""
+    import copy
+
+    from rzero_pl.config_yaml import dotted_keys, renamed_key_problem, upgraded
+
+    with open(os.path.join(ROOT, "cli_configs", "toy.yaml")) as f:
+        today = yaml.safe_load(f)
+    old = copy.deepcopy(today)
+    old["evolution"]["vote"]["votes"] = old["evolution"]["vote"].pop("samples")
+    old["evolution"]["curriculum"]["filters"] = True
+    assert renamed_key_problem(dotted_keys(old)) is not None  # as a user's file: refused
+    assert upgraded(old) == today
+    old["evolution"]["curriculum"]["filters"] = False  # no text filters then, none now
+    assert upgraded(old)["evolution"]["curriculum"]["text_filters"] is None
+    assert old["evolution"]["curriculum"]["filters"] is False  # the saved settings untouched

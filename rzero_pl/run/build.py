@@ -30,6 +30,7 @@ from rzero_pl.config_yaml import (
     check_yaml,
     dotted_keys,
     renamed_key_problem,
+    upgraded,
     use_bounded_yaml,
 )
 from rzero_pl.errors import ConfigError, one_line
@@ -332,7 +333,7 @@ class BuiltRun:
 def build_run(settings: dict[str, Any], threads: int | None = None) -> BuiltRun:
     """The run ``settings`` (a run's ``config.yaml``, read) describe, built as ``fit`` builds
     it (threads first, every check before loading, the actor bound to the model), not run."""
-    settings = {key: value for key, value in settings.items() if key not in FIT_OPTIONS}
+    settings = {key: value for key, value in upgraded(settings).items() if key not in FIT_OPTIONS}
     args = ["--config", yaml.safe_dump(settings)]
     args += ["--threads", str(threads)] if threads else []
     built = RunBuilder(args=args, run=False)
