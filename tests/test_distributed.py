@@ -183,7 +183,7 @@ def _alternating_reward(rollouts):
 
 
 def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model_dir, tmp_path):
-    import lightning as L
+    from builders import quiet_trainer
     from rzero_pl.datamodules import ChallengerPromptsDataModule
 
     from rzero_pl.engines import HFEngine, SamplingParams
@@ -220,16 +220,7 @@ def test_qlora_nf4_role_adapters_train_a_challenger_and_a_solver_step(tiny_model
     )
     before = {n: p.detach().clone() for n, p in policy.named_parameters() if "lora_B" in n}
     for role, module in (("challenger", Challenger), ("solver", Solver)):
-        trainer = L.Trainer(
-            max_epochs=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            default_root_dir=str(tmp_path / role),
-        )
+        trainer = quiet_trainer(tmp_path / role)
         trainer.fit(module(actor, **settings), ChallengerPromptsDataModule(2))
         assert trainer.global_step == 1
         changed = {n for n, p in policy.named_parameters() if n in before}

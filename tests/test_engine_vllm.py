@@ -10,10 +10,9 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import replace
 
-import lightning as L
 import pytest
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+from builders import quiet_trainer
 from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
 
 from rzero_pl.engines import HFEngine, SamplingParams, vllm_support
@@ -319,30 +318,18 @@ class TestLoraRoles:
         )
         votes = MajorityVote(samples=3, sampling=SamplingParams(max_new_tokens=6))
         challenger.bind(actor, votes.bound_to(SolverReading(TOY_SOLVER)))
-        _trainer(tmp_path).fit(challenger, ChallengerPromptsDataModule(slots_per_step=2))
+        quiet_trainer(tmp_path, logs="lightning_logs").fit(
+            challenger, ChallengerPromptsDataModule(slots_per_step=2)
+        )
         assert engine.version("challenger") == versions["challenger"] + 1
         assert "challenger/reward_mean" in _logged(tmp_path)
         solver = SolverGRPO(actor, prompt=TOY_SOLVER, loss=GRPOLoss(), **common)
         data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=4)
-        _trainer(tmp_path).fit(solver, data)
+        quiet_trainer(tmp_path, logs="lightning_logs").fit(solver, data)
         assert engine.version("solver") == versions["solver"] + 1
         assert 0.0 <= _logged(tmp_path)["solver/reward_mean"] <= 1.0
         for role in ("challenger", "solver"):  # the engine serves what the trainers left
             assert _greedy(engine, role) == _greedy(hf, role)
-
-
-def _trainer(tmp_path, callbacks=()):
-    return L.Trainer(
-        max_epochs=1,
-        callbacks=list(callbacks),
-        logger=TensorBoardLogger(str(tmp_path)),
-        reload_dataloaders_every_n_epochs=1,
-        limit_val_batches=0,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-    )
 
 
 def _logged(folder) -> dict[str, float]:

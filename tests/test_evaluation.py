@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from builders import KeyedEngine
 
 from rzero_pl.benchmarks import (
     ENV_ROOT,
@@ -34,25 +35,10 @@ from rzero_pl.benchmarks import (
 )
 from rzero_pl.benchmarks.evaluation import Evaluation, eval_metrics, evaluate
 from rzero_pl.cli import main
-from rzero_pl.engines.base import Completion, Generation, SamplingParams
+from rzero_pl.engines.base import SamplingParams
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "--actor.policy.init_args.model"
-
-
-class FakeEngine:
-    """Answers each prompt with the response whose key (a problem text) the prompt contains."""
-
-    def __init__(self, answers: dict[str, str]) -> None:
-        self.answers = answers
-
-    def generate(self, prompts, *, role, params):
-        out = []
-        for prompt in prompts:
-            text = next(r for key, r in self.answers.items() if key in prompt)
-            done = [Completion(text, [], "stop", 0) for _ in range(params.n)]
-            out.append(Generation(prompt, [], done))
-        return out
 
 
 def _write_rows(root: Path, name: str, rows: list[dict]) -> None:
@@ -139,7 +125,7 @@ def test_benchmark_accuracy_matches_score_across_updates():
 
 def test_evaluate_figures_samples_and_averages(tmp_path):
     answers = _suite(tmp_path)
-    result = evaluate(FakeEngine(answers), None, SUITE, sampling=GREEDY, root=str(tmp_path))
+    result = evaluate(KeyedEngine(answers), None, SUITE, sampling=GREEDY, root=str(tmp_path))
     b = result.summary["benchmarks"]
     assert b["gsm8k"]["accuracy"] == pytest.approx(4 / 7)
     assert b["gsm8k"]["ci95"] == pytest.approx(list(wilson_interval(4, 7)))
@@ -167,7 +153,7 @@ def test_reference_compat_is_off_by_default_and_guesses_when_on(tmp_path):
         {"id": str(i), "problem": f"P{i}?", "answer": "C", "options": options} for i in range(200)
     ]
     _write_rows(tmp_path, "mmlu_pro", rows)
-    engine = FakeEngine({"P": "I cannot tell."})
+    engine = KeyedEngine({"P": "I cannot tell."})
     assert Evaluation(["mmlu_pro"]).reference_compat is False
     plain = evaluate(engine, None, ["mmlu_pro"], sampling=GREEDY, root=str(tmp_path))
     assert plain.accuracies()["mmlu_pro"] == 0.0
@@ -179,7 +165,7 @@ def test_reference_compat_is_off_by_default_and_guesses_when_on(tmp_path):
 
 def test_sampling_uses_the_benchmarks_k(tmp_path):
     _write_rows(tmp_path, "amc23", [{"problem": f"A{i}", "answer": "7"} for i in range(2)])
-    engine = FakeEngine({"A0": "\\boxed{7}", "A1": "\\boxed{8}"})
+    engine = KeyedEngine({"A0": "\\boxed{7}", "A1": "\\boxed{8}"})
     hot = SamplingParams(temperature=0.6, top_p=0.95, max_new_tokens=8)
     result = evaluate(engine, None, ["amc23"], sampling=hot, root=str(tmp_path))
     entry = result.summary["benchmarks"]["amc23"]
@@ -222,10 +208,10 @@ def _rank_worker(rank: int, root: str, answers: dict[str, str], out: str) -> Non
     )
     try:
         evaluation = Evaluation(SUITE, root=root, max_new_tokens=8)
-        actor = types.SimpleNamespace(generate=FakeEngine(answers).generate, tokenizer=None)
+        actor = types.SimpleNamespace(generate=KeyedEngine(answers).generate, tokenizer=None)
         result = evaluation.run(actor, "test", 0, folder=f"{out}/rank{rank}")
         compat = evaluate(
-            FakeEngine(answers),
+            KeyedEngine(answers),
             None,
             ["mmlu_pro"],
             sampling=GREEDY,
@@ -260,9 +246,9 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
         _rank_worker, args=(str(root), answers, str(out)), nprocs=2, start_method="fork"
     )
 
-    single = evaluate(FakeEngine(answers), None, SUITE, sampling=GREEDY, root=str(root))
+    single = evaluate(KeyedEngine(answers), None, SUITE, sampling=GREEDY, root=str(root))
     compat = evaluate(
-        FakeEngine(answers),
+        KeyedEngine(answers),
         None,
         ["mmlu_pro"],
         sampling=GREEDY,

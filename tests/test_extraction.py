@@ -83,13 +83,15 @@ def test_first_box_is_the_released_evaluation_reading(text, first_box):
 def test_evaluation_reads_the_first_box_when_told(tmp_path):
     import json
 
+    from builders import KeyedEngine
+
     from rzero_pl.benchmarks.evaluation import evaluate
     from rzero_pl.engines.base import SamplingParams
 
     path = tmp_path / "math500" / "test.jsonl"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"id": "P0", "problem": "P0?", "answer": "3"}) + "\n")
-    engine = _Engine({"P0?": "First \\boxed{3}.\nOn reflection, \\boxed{4}"})
+    engine = KeyedEngine({"P0?": "First \\boxed{3}.\nOn reflection, \\boxed{4}"})
     kwargs = {"sampling": SamplingParams(temperature=0.0, max_new_tokens=8), "root": str(tmp_path)}
     last = evaluate(engine, None, ["math500"], **kwargs)
     first = evaluate(engine, None, ["math500"], answer_rules={"math500": "first_box"}, **kwargs)
@@ -158,24 +160,10 @@ def test_every_reader_of_model_output_is_linear_on_100_kb(name):
     assert time.process_time() - start < 1.0
 
 
-class _Engine:
-    """Answers each prompt with the response whose problem text it contains."""
-
-    def __init__(self, answers: dict[str, str]) -> None:
-        self.answers = answers
-
-    def generate(self, prompts, *, role, params):
-        from rzero_pl.engines.base import Completion, Generation
-
-        out = []
-        for prompt in prompts:
-            text = next(r for key, r in self.answers.items() if key in prompt)
-            out.append(Generation(prompt, [], [Completion(text, [], "stop", 0)] * params.n))
-        return out
-
-
 def test_evaluation_takes_a_rule_per_benchmark_and_reports_both(tmp_path):
     import json
+
+    from builders import KeyedEngine
 
     from rzero_pl.benchmarks.evaluation import Evaluation, evaluate
     from rzero_pl.engines.base import SamplingParams
@@ -185,7 +173,7 @@ def test_evaluation_takes_a_rule_per_benchmark_and_reports_both(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_text("".join(json.dumps({"id": p, "problem": f"{p}?", "answer": a}) + "\n"
                             for p, a, _ in rows))  # fmt: skip
-    engine = _Engine({f"{p}?": r for p, _, r in rows})
+    engine = KeyedEngine({f"{p}?": r for p, _, r in rows})
     greedy = SamplingParams(temperature=0.0, max_new_tokens=8)
     kwargs = {"sampling": greedy, "root": str(tmp_path)}
     strict = evaluate(engine, None, ["gsm8k"], report_rules=True, **kwargs)

@@ -177,6 +177,8 @@ def test_checkpoints_are_not_written_through_the_system_temp_folder(tmp_path, mo
     """A /tmp without room must not fail a save: fsspec's temporary file is in the run folder."""
     import tempfile
 
+    from builders import quiet_trainer
+
     from rzero_pl.run.checkpoints import AtomicCheckpoint
 
     class Tiny(L.LightningModule):
@@ -195,13 +197,8 @@ def test_checkpoints_are_not_written_through_the_system_temp_folder(tmp_path, mo
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no_such_temp_folder"))
     folder = tmp_path / "checkpoints"
-    trainer = L.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[AtomicCheckpoint(dirpath=str(folder), save_last=True, save_top_k=0)],
-    )
+    checkpoint = AtomicCheckpoint(dirpath=str(folder), save_last=True, save_top_k=0)
+    trainer = quiet_trainer(tmp_path, callbacks=[checkpoint], enable_checkpointing=True)
     trainer.fit(Tiny())
     assert checkpoint_step(str(folder / "last.ckpt")) == 2
     assert sorted(os.listdir(folder)) == ["last.ckpt"]  # no temporary file left behind

@@ -11,58 +11,29 @@ from __future__ import annotations
 import json
 import shutil
 
-import lightning as L
 import pytest
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+from builders import quiet_trainer, tiny_challenger, tiny_solver
 from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
 
-from rzero_pl.engines import HFEngine, SamplingParams
+from rzero_pl.engines import SamplingParams
 from rzero_pl.grading.answers import extract_boxed
 from rzero_pl.grading.votes import majority_votes
 from rzero_pl.ground.guards import NonFiniteUpdates, UpdateGuard, finite_gradients
 from rzero_pl.grpo import module as grpo_module
-from rzero_pl.grpo.challenger import ChallengerGRPO
 from rzero_pl.grpo.module import GRPOLoss
-from rzero_pl.grpo.solver import SolverGRPO, correctness_rewards
-from rzero_pl.models import PretrainedModel
-from rzero_pl.models.actor import Actor
-from rzero_pl.models.policy import LoraSettings, Policy
+from rzero_pl.grpo.solver import correctness_rewards
 from rzero_pl.questions import JsonlQuestions
 from rzero_pl.rewards import MajorityVote, QuestionFormat, SolverReading
-from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
+from rzero_pl.toy.prompts import TOY_SOLVER
 
 # ---------------------------------------------------------------------- numbers
 
 
 def _solver(tiny_model_dir, **kwargs):
-    policy = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4))
-    return SolverGRPO(
-        Actor(policy, HFEngine()),
-        prompt=TOY_SOLVER,
-        group_size=4,
-        sampling=SamplingParams(max_new_tokens=6),
-        loss=GRPOLoss(kl_coef=0.0),
-        minibatch_size=8,
-        micro_batch_size=8,
-        lr=1e-2,
-        **kwargs,
-    )
-
-
-def _trainer(tmp_path, epochs, callbacks=()):
-    return L.Trainer(
-        max_epochs=epochs,
-        callbacks=list(callbacks),
-        logger=TensorBoardLogger(str(tmp_path), name="t"),
-        default_root_dir=str(tmp_path),
-        reload_dataloaders_every_n_epochs=1,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    """This file's solver: LoRA alpha 32, 6 new tokens, no KL, one micro-batch of 8, lr 1e-2."""
+    settings = dict(loss=GRPOLoss(kl_coef=0.0), micro_batch_size=8, lr=1e-2)
+    return tiny_solver(tiny_model_dir, alpha=32, max_new_tokens=6, **(settings | kwargs))
 
 
 def _weights(module):
@@ -92,7 +63,7 @@ def test_nan_updates_are_skipped_logged_and_stop_the_run(
     module = _solver(tiny_model_dir, max_bad_updates=2)
     before = _weights(module)
     with pytest.raises(NonFiniteUpdates, match="2 bad updates in a row.*max_bad_updates=2"):
-        _trainer(tmp_path, 5).fit(module, _labelled(toy_questions_file))
+        quiet_trainer(tmp_path, 5, logs="t").fit(module, _labelled(toy_questions_file))
     assert all(torch.equal(a, b) for a, b in zip(before, _weights(module), strict=True))
     rows = [json.loads(x) for x in open(tmp_path / "bad_updates.jsonl")]
     assert len(rows) == 2 and rows[0]["loss"] == "nan"
@@ -104,7 +75,7 @@ def test_one_nan_update_is_skipped_and_training_goes_on(
 ):
     _nan_loss(monkeypatch, bad_calls={0})
     module = _solver(tiny_model_dir, max_bad_updates=2)
-    trainer = _trainer(tmp_path, 2)
+    trainer = quiet_trainer(tmp_path, 2, logs="t")
     trainer.fit(module, _labelled(toy_questions_file))
     guard = next(cb for cb in trainer.callbacks if isinstance(cb, UpdateGuard))
     assert guard.skipped["non_finite"] == 1 and guard.in_a_row == 0
@@ -135,7 +106,7 @@ def test_an_infinite_gradient_under_a_finite_loss_is_skipped_and_logged(
     monkeypatch.setattr(grpo_module.loss_math, "policy_loss", loss)
     module = _solver(tiny_model_dir, max_bad_updates=0)  # 0: skip, never stop
     before = _weights(module)
-    trainer = _trainer(tmp_path, 2)
+    trainer = quiet_trainer(tmp_path, 2, logs="t")
     trainer.fit(module, _labelled(toy_questions_file))
     assert all(torch.equal(a, b) for a, b in zip(before, _weights(module), strict=True))
     guard = next(cb for cb in trainer.callbacks if isinstance(cb, UpdateGuard))
@@ -169,21 +140,18 @@ def test_empty_and_truncated_completions_score_zero():
 
 def test_a_challenger_step_without_a_valid_question_is_a_logged_no_op(tiny_model_dir, tmp_path):
     # A random tiny model never writes a <question> block: every reward is 0.
-    policy = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4))
-    module = ChallengerGRPO(
-        Actor(policy, HFEngine()),
-        prompt=TOY_CHALLENGER,
-        group_size=4,
-        sampling=SamplingParams(max_new_tokens=8),
+    module = tiny_challenger(
+        tiny_model_dir,
+        alpha=32,
+        max_new_tokens=8,
         loss=GRPOLoss(kl_coef=0.0),
-        minibatch_size=8,
         micro_batch_size=8,
         lr=1e-2,
     )
     before = _weights(module)
     votes = MajorityVote(samples=2, sampling=SamplingParams(max_new_tokens=4))
     module.bind(module.actor, votes.bound_to(SolverReading(TOY_SOLVER)))
-    trainer = _trainer(tmp_path, 1)
+    trainer = quiet_trainer(tmp_path, 1, logs="t")
     with pytest.warns(UserWarning, match="every advantage is 0"):
         trainer.fit(module, ChallengerPromptsDataModule(slots_per_step=2))
     from conftest import tensorboard_scalars

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import lightning as L
 import pytest
 import torch
+from builders import quiet_trainer, tiny_solver
 from lightning.pytorch.callbacks import Callback
 from rzero_pl.datamodules import LabelledQuestionsDataModule
 
-from rzero_pl.engines import HFEngine, SamplingParams
+from rzero_pl.engines import HFEngine
 from rzero_pl.grpo import loss as loss_math
 from rzero_pl.grpo.module import GRPOLoss
 from rzero_pl.grpo.rollout import Scores
@@ -97,35 +97,17 @@ def _score_by_length(items, rollouts):
 
 
 def _solver(tiny_model_dir, **kwargs):
+    """This file's solver: LoRA alpha 32, 12 new tokens, one minibatch of 16, lr 1e-2, rewards
+    by length (every update has a gradient)."""
     torch.manual_seed(0)  # LoRA's A matrices start random: the same start in every run
-    policy = Policy(PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4))
-    settings = dict(
-        prompt=TOY_SOLVER,
-        group_size=4,
-        sampling=SamplingParams(temperature=1.0, max_new_tokens=12),
-        lr=1e-2,
-        log_rollouts_every=0,
-        minibatch_size=16,
-        micro_batch_size=16,
-    )
-    settings.update(kwargs)
-    module = SolverGRPO(Actor(policy, HFEngine()), **settings)
+    settings = dict(lr=1e-2, log_rollouts_every=0, minibatch_size=16, micro_batch_size=16)
+    module = tiny_solver(tiny_model_dir, alpha=32, max_new_tokens=12, **(settings | kwargs))
     module.score = _score_by_length
     return module
 
 
 def _fit(module, data, tmp_path, epochs=1, ckpt_path=None, **kwargs):
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        reload_dataloaders_every_n_epochs=1,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-        **kwargs,
-    )
+    trainer = quiet_trainer(tmp_path, epochs, **kwargs)
     trainer.fit(module, data, ckpt_path=ckpt_path)
     return trainer
 
@@ -143,7 +125,7 @@ def test_an_update_does_not_depend_on_the_micro_batch_size(
             loss=GRPOLoss(kl_coef=0.05, aggregation=aggregation),
         )
         record = _FirstGradients()
-        _fit(module, data, tmp_path / str(micro), callbacks=[record], enable_checkpointing=False)
+        _fit(module, data, tmp_path / str(micro), callbacks=[record])
         grads[micro] = record.grads
     assert any(g.abs().sum() > 0 for g in grads[16])
     for micro in (4, 1):
@@ -157,13 +139,12 @@ def test_a_users_accumulate_grad_batches_is_refused_unless_it_matches(
     data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=4)
     module = _solver(tiny_model_dir, micro_batch_size=4)
     with pytest.raises(ValueError, match=r"trainer.accumulate_grad_batches \(3\)"):
-        _fit(module, data, tmp_path, accumulate_grad_batches=3, enable_checkpointing=False)
+        _fit(module, data, tmp_path, accumulate_grad_batches=3)
     trainer = _fit(
         _solver(tiny_model_dir, micro_batch_size=4),
         data,
         tmp_path / "ok",
         accumulate_grad_batches=4,  # what GRPO sets anyway: honoured
-        enable_checkpointing=False,
     )
     assert trainer.global_step == 1
 
@@ -218,7 +199,7 @@ def test_a_resumed_phase_keeps_its_phase_start_reference(
     first = _solver(tiny_model_dir, loss=loss)
     _perturb(first.policy, "solver")  # the weights this phase starts from
     start = [p.detach().clone() for p in first.policy.trainable_parameters("solver")]
-    trainer = _fit(first, data, tmp_path, epochs=1)
+    trainer = _fit(first, data, tmp_path, epochs=1, enable_checkpointing=True)
     ckpt = (
         trainer.checkpoint_callback.last_model_path or trainer.checkpoint_callback.best_model_path
     )
@@ -226,7 +207,7 @@ def test_a_resumed_phase_keeps_its_phase_start_reference(
 
     resumed = _solver(tiny_model_dir, loss=loss)  # a new process: previous weights loaded
     _perturb(resumed.policy, "solver")
-    _fit(resumed, data, tmp_path / "resumed", epochs=2, ckpt_path=ckpt)
+    _fit(resumed, data, tmp_path / "resumed", epochs=2, ckpt_path=ckpt, enable_checkpointing=True)
     params = dict(resumed.policy.models["shared"].named_parameters())
     reference = [
         params[name.replace(".solver.", ".reference.")]

@@ -6,18 +6,14 @@ import math
 
 import pytest
 import torch
+from builders import tiny_solver
 
-from rzero_pl.engines import Completion, Generation, HFEngine, SamplingParams
+from rzero_pl.engines import Completion, Generation, HFEngine
 from rzero_pl.errors import ConfigError
 from rzero_pl.grpo import module as grpo_module
 from rzero_pl.grpo.loss import GRPOLoss, policy_loss, sampler_mismatch, sampler_weights
 from rzero_pl.grpo.rollout import collate, to_rollouts
-from rzero_pl.grpo.solver import SolverGRPO
-from rzero_pl.models import PretrainedModel
-from rzero_pl.models.actor import Actor
-from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
-from rzero_pl.toy.prompts import TOY_SOLVER
 
 LN2 = math.log(2.0)
 
@@ -142,19 +138,9 @@ class ShiftedEngine(HFEngine):
 
 
 def _solver(tiny_model_dir, engine, loss):
-    policy = Policy(
-        PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4, alpha=8)
-    )
-    sampling = SamplingParams(temperature=1.0, max_new_tokens=6)
-    return SolverGRPO(
-        Actor(policy, engine),
-        prompt=TOY_SOLVER,
-        group_size=2,
-        sampling=sampling,
-        loss=loss,
-        minibatch_size=4,
-        micro_batch_size=2,
-    )
+    """This file's solver: G = 2, 6 new tokens, a minibatch of 4 in micro-batches of 2."""
+    settings = dict(group_size=2, minibatch_size=4, micro_batch_size=2)
+    return tiny_solver(tiny_model_dir, engine=engine, loss=loss, max_new_tokens=6, **settings)
 
 
 def test_the_hf_engine_has_no_mismatch(tiny_model_dir, toy_questions_file, monkeypatch):

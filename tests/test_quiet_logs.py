@@ -86,17 +86,18 @@ def test_the_memory_estimate_is_printed_once_per_role_not_per_phase(
 ):
     """Every phase of a role is a fit of the same module with the same settings: its memory
     estimate is printed at the first, and again only when it changes (here: micro-batches)."""
+    from builders import quiet_trainer, tiny_solver
     from rzero_pl.datamodules import LabelledQuestionsDataModule
-    from test_solver import _module, _trainer
 
     from rzero_pl.questions import JsonlQuestions
 
-    module = _module(tiny_model_dir, loss=None)
+    module = tiny_solver(tiny_model_dir, loss=None, lr=1e-2, log_rollouts_every=1)
     data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=2)
     with caplog.at_level(logging.INFO, logger="lightning.pytorch.utilities.rank_zero"):
         for phase, micro_batch in enumerate((4, 4, 4, 8)):
             module.micro_batch_size = micro_batch
-            trainer = _trainer(tmp_path / f"phase{phase}", epochs=1, enable_checkpointing=False)
+            folder = tmp_path / f"phase{phase}"
+            trainer = quiet_trainer(folder, logs="t", gradient_clip_val=1.0)
             trainer.fit(module, data)
     lines = [r.getMessage() for r in caplog.records if "estimated peak memory" in r.getMessage()]
     assert len(lines) == 2, lines  # the first phase's, and the one after the change

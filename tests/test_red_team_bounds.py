@@ -362,18 +362,11 @@ def _interrupting(signum: int, at: int):
 
 
 def _boring_trainer(tmp_path, callback, epochs: int = 3):
-    import lightning as L
+    """Lightning's boring model's fits here: ``epochs`` of 4 batches on the CPU."""
+    from builders import quiet_trainer
 
-    return L.Trainer(
-        max_epochs=epochs,
-        limit_train_batches=4,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[callback],
-        default_root_dir=str(tmp_path),
+    return quiet_trainer(
+        tmp_path, epochs, callbacks=[callback], limit_train_batches=4, accelerator="cpu"
     )
 
 

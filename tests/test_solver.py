@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import lightning as L
+from functools import partial
+
 import pytest
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+from builders import quiet_trainer, tiny_solver
 from rzero_pl.datamodules import LabelledQuestionsDataModule
 
-from rzero_pl.engines import HFEngine, SamplingParams
 from rzero_pl.grpo.module import GRPOLoss
 from rzero_pl.grpo.rollout import Scores
 from rzero_pl.grpo.solver import SolverGRPO, correctness_rewards, label_confidence_weights
-from rzero_pl.models import PretrainedModel
-from rzero_pl.models.actor import Actor
-from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.questions import JsonlQuestions
-from rzero_pl.toy.prompts import TOY_SOLVER
 
 
 def test_correctness_rewards():
@@ -28,35 +24,13 @@ def test_correctness_rewards():
 
 
 def _module(tiny_model_dir, **kwargs):
-    policy = Policy(
-        PretrainedModel(tiny_model_dir, dtype="float32"), lora=LoraSettings(r=4, alpha=8)
-    )
-    settings = dict(
-        prompt=TOY_SOLVER,
-        group_size=4,
-        sampling=SamplingParams(temperature=1.0, max_new_tokens=8),
-        loss=GRPOLoss(kl_coef=0.01),
-        minibatch_size=8,
-        micro_batch_size=4,
-        lr=1e-2,
-        log_rollouts_every=1,
-    )
-    settings.update(kwargs)
-    return SolverGRPO(Actor(policy, HFEngine()), **settings)
+    """This file's solver: KL 0.01, lr 1e-2, every rollout step's samples logged."""
+    settings = dict(loss=GRPOLoss(kl_coef=0.01), lr=1e-2, log_rollouts_every=1)
+    return tiny_solver(tiny_model_dir, **(settings | kwargs))
 
 
-def _trainer(tmp_path, epochs, **kwargs):
-    return L.Trainer(
-        max_epochs=epochs,
-        logger=TensorBoardLogger(str(tmp_path), name="t"),
-        reload_dataloaders_every_n_epochs=1,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        gradient_clip_val=1.0,
-        **kwargs,
-    )
+# This file's fits: TensorBoard under t/, gradients clipped at 1.
+_trainer = partial(quiet_trainer, logs="t", gradient_clip_val=1.0)
 
 
 def test_solver_trains_pushes_and_logs(tiny_model_dir, toy_questions_file, tmp_path):
@@ -64,7 +38,7 @@ def test_solver_trains_pushes_and_logs(tiny_model_dir, toy_questions_file, tmp_p
     data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=4)
     challenger = [p.detach().clone() for p in module.policy.trainable_parameters("challenger")]
     solver = [p.detach().clone() for p in module.policy.trainable_parameters("solver")]
-    trainer = _trainer(tmp_path, epochs=2, enable_checkpointing=False)
+    trainer = _trainer(tmp_path, epochs=2)
     trainer.fit(module, data)
     # 2 rollout steps x (4 questions x G=4 = 16 rollouts / 8 per update) = 4 updates
     assert trainer.global_step == 4
@@ -84,7 +58,7 @@ def test_solver_trains_pushes_and_logs(tiny_model_dir, toy_questions_file, tmp_p
 
 def test_checkpoint_holds_only_adapters_and_resumes(tiny_model_dir, toy_questions_file, tmp_path):
     data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=4)
-    trainer = _trainer(tmp_path, epochs=1, default_root_dir=str(tmp_path))
+    trainer = _trainer(tmp_path, epochs=1, enable_checkpointing=True)
     module = _module(tiny_model_dir)
     trainer.fit(module, data)
     path = (
@@ -93,7 +67,7 @@ def test_checkpoint_holds_only_adapters_and_resumes(tiny_model_dir, toy_question
     state = torch.load(path, weights_only=True)["state_dict"]
     assert state and all("lora_" in k for k in state)
     resumed = _module(tiny_model_dir)
-    trainer2 = _trainer(tmp_path, epochs=2, default_root_dir=str(tmp_path))
+    trainer2 = _trainer(tmp_path, epochs=2, enable_checkpointing=True)
     trainer2.fit(resumed, data, ckpt_path=path)
     assert trainer2.global_step == 4
     assert trainer2.current_epoch == 2
@@ -114,7 +88,7 @@ def test_benchmark_evaluation_scores_the_start_and_the_end_of_a_fit(
 
     data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=4)
     evaluation = BenchmarkEvaluation(benchmarks=["toy"], max_samples=3, max_new_tokens=4)
-    trainer = _trainer(tmp_path, epochs=1, callbacks=[evaluation], default_root_dir=str(tmp_path))
+    trainer = _trainer(tmp_path, epochs=1, callbacks=[evaluation], enable_checkpointing=True)
     trainer.fit(_module(tiny_model_dir), data)
     scored = sorted(os.listdir(os.path.join(trainer.logger.log_dir, "eval")))
     assert scored == ["baseline", "step2"]  # 1 step x 2 updates
@@ -123,7 +97,7 @@ def test_benchmark_evaluation_scores_the_start_and_the_end_of_a_fit(
         assert summary["benchmarks"]["toy"]["n_problems"] == 3
     # A resumed fit has a baseline already: it only scores its end.
     again = BenchmarkEvaluation(benchmarks=["toy"], max_samples=3, max_new_tokens=4)
-    trainer2 = _trainer(tmp_path, epochs=2, callbacks=[again], default_root_dir=str(tmp_path))
+    trainer2 = _trainer(tmp_path, epochs=2, callbacks=[again], enable_checkpointing=True)
     checkpoint = trainer.checkpoint_callback
     path = checkpoint.best_model_path or checkpoint.last_model_path
     trainer2.fit(_module(tiny_model_dir), data, ckpt_path=path)
@@ -160,7 +134,7 @@ def test_skip_signal_free_logs_the_trained_fraction(tiny_model_dir, toy_question
     module = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0), skip_signal_free=True)
     module.score = _score_first_group_only
     data = LabelledQuestionsDataModule(JsonlQuestions(toy_questions_file), questions_per_step=4)
-    trainer = _trainer(tmp_path, epochs=1, enable_checkpointing=False)
+    trainer = _trainer(tmp_path, epochs=1)
     trainer.fit(module, data)
     assert _logged(trainer)["solver/trained_fraction"] == 4 / 16  # group 0 of 4, G = 4
 
