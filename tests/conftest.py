@@ -60,8 +60,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def finished_toy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, float]:
-    """tests/test_kill_resume.py's shrunk toy evolution, run once for the session (a subprocess
-    of a minute or two): the reference the kill tests compare with and the finished run folder
+    """The kill-and-resume tests' shrunk toy evolution (tests/toy_runs.py), run once for the
+    session (a subprocess of a minute or two): the reference the kill tests compare with and the finished run folder
     the red-team tests damage copies of. (config, run folder, seconds of work after start-up).
 
     Under pytest-xdist the first worker to need it runs it, in the folder all workers share
@@ -71,7 +71,7 @@ def finished_toy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str
     import pathlib
 
     from filelock import FileLock
-    from test_kill_resume import uninterrupted_run
+    from toy_runs import uninterrupted_run
 
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return uninterrupted_run(tmp_path_factory.mktemp("finished_toy_run"))

@@ -21,12 +21,19 @@ import glob
 import json
 import os
 import subprocess
-import sys
 import time
 
 import preloaded
 import pytest
-import yaml
+from toy_runs import (
+    CANDIDATES,
+    EVAL_SAMPLES,
+    ITERATIONS,
+    ROOT,
+    fresh_command,
+    run_env,
+    shrunk_toy_config,
+)
 
 from rzero_pl.ground.io import TMP_MARK
 from rzero_pl.run.checkpoints import checkpoint_step
@@ -34,10 +41,6 @@ from rzero_pl.run.evolution import PREEMPTED_EXIT_CODE
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ITERATIONS = 2
-CANDIDATES = 8
-EVAL_SAMPLES = 3
 PHASES = ["baseline"] + [
     f"iter{i}/{p}"
     for i in range(1, ITERATIONS + 1)
@@ -65,55 +68,22 @@ KILLS = [
 ]
 
 
-def _config(tmp_path) -> str:
-    """toy.yaml, shrunk: 2 iterations of 2 + 2 rollout steps, 8 candidates, 2 votes."""
-    with open(os.path.join(ROOT, "cli_configs", "toy.yaml")) as f:
-        config = yaml.safe_load(f)
-    config["trainer"]["enable_progress_bar"] = False
-    model = config["model"]["init_args"]
-    # Long enough for the toy's answers and questions, so that both roles really train.
-    model.update(group_size=4, minibatch_size=8, micro_batch_size=4)
-    model["sampling"]["max_new_tokens"] = 48
-    config["data"]["init_args"].update(questions_per_step=4)
-    evolution = config["evolution"]
-    evolution["curriculum"].update(candidates=CANDIDATES, min_kept=1, max_rounds=1)
-    evolution["vote"].update(samples=4, band=[0.0, 1.0])  # keep every question: both solver
-    evolution["vote"]["sampling"]["max_new_tokens"] = 32  # phases must run
-    evolution.update(iterations=ITERATIONS, challenger_steps=2, solver_steps=2)
-    evolution["run_dir"] = str(tmp_path / "run")
-    evolution["challenger"]["init_args"]["group_size"] = 4
-    evolution["challenger"]["init_args"]["sampling"]["max_new_tokens"] = 48
-    evolution["challenger_data"]["init_args"]["slots_per_step"] = 2
-    evolution["evaluation"]["init_args"].update(max_samples=EVAL_SAMPLES, max_new_tokens=8)
-    path = tmp_path / "toy_tiny.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return str(path)
-
-
-def _env(fault: str | None) -> dict[str, str]:
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-    env.pop("RZERO_PL_FAULT", None)
-    if fault:
-        env["RZERO_PL_FAULT"] = fault
-    return env
-
-
 def _run(config: str, fault: str | None) -> tuple[int, str]:
     """One process of the chain, forked from the preloaded CLI (tests/preloaded.py): (exit
     status, its output). The timeout only catches a hang: on a crowded machine one process
     can take minutes."""
     log = f"{config}.{time.monotonic_ns()}.log"
-    return preloaded.run(["fit", "--config", config], _env(fault), ROOT, log, timeout=900)
-
-
-def _fresh(config: str) -> list[str]:
-    """``python -m rzero_pl fit``, a new interpreter: the command as users run it."""
-    return [sys.executable, "-m", "rzero_pl", "fit", "--config", config]
+    return preloaded.run(["fit", "--config", config], run_env(fault), ROOT, log, timeout=900)
 
 
 def _run_fresh(config: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        _fresh(config), env=_env(None), capture_output=True, text=True, timeout=900, cwd=ROOT
+        fresh_command(config),
+        env=run_env(None),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
     )
 
 
@@ -236,18 +206,6 @@ def _check_step_axis(run_dir, state: dict) -> None:
     assert scalars["eval/toy/accuracy"] == evals
 
 
-def uninterrupted_run(folder) -> tuple[str, str, float]:
-    """The shrunk toy configuration run once in ``folder`` by ``python -m rzero_pl`` in a new
-    interpreter, never interrupted: (config, run folder, seconds of work from the moment it
-    took its folder's lock to its exit)."""
-    config, run_dir = _config(folder), str(folder / "run")
-    with open(folder / "stderr.txt", "w") as log:  # a file: a full pipe would stall it
-        process = subprocess.Popen(_fresh(config), env=_env(None), cwd=ROOT, stdout=log, stderr=log)
-        locked = preloaded.wait_for(os.path.join(run_dir, ".lock"), process, timeout=600)
-        assert process.wait(timeout=900) == 0, (folder / "stderr.txt").read_text()[-3000:]
-    return config, run_dir, time.perf_counter() - locked
-
-
 @pytest.fixture(scope="module")
 def reference_run(finished_toy_run):
     """The same configuration and seed, never interrupted (one run for the session, shared
@@ -263,7 +221,7 @@ def reference_run(finished_toy_run):
 def test_killed_at_every_phase_the_run_resumes_to_the_same_files(tmp_path, reference_run):
     """Killed (SIGKILL, SIGTERM) in every phase, mid rollout step, mid checkpoint and just
     after one, and resumed each time: the run ends with the uninterrupted run's files."""
-    config = _config(tmp_path)
+    config = shrunk_toy_config(tmp_path)
     run_dir = str(tmp_path / "run")
     resumes = None
     for fault, status, *then_resumes in KILLS:
@@ -303,8 +261,9 @@ def test_killed_at_random_moments_the_run_resumes_and_finishes(tmp_path, finishe
     for trial in range(trials):
         folder = tmp_path / f"trial{trial}"
         folder.mkdir()
-        config, run_dir, log = _config(folder), str(folder / "run"), str(folder / "output.txt")
-        process = preloaded.Run(["fit", "--config", config], _env(None), ROOT, log)
+        config = shrunk_toy_config(folder)
+        run_dir, log = str(folder / "run"), str(folder / "output.txt")
+        process = preloaded.Run(["fit", "--config", config], run_env(None), ROOT, log)
         preloaded.wait_for(os.path.join(run_dir, ".lock"), process, timeout=600)
         try:
             process.wait(timeout=(trial + rng.random()) / trials * work)

@@ -18,7 +18,7 @@ import os
 import shutil
 
 import pytest
-from test_kill_resume import EVAL_SAMPLES
+from toy_runs import EVAL_SAMPLES
 
 from rzero_pl.cli import main
 

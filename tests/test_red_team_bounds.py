@@ -483,16 +483,21 @@ def test_ctrl_c_in_training_and_in_curriculum_writing_stops_cleanly_and_resumes(
     process exits 130 with the resume line and no traceback, and the next one goes on."""
     import subprocess
 
-    from test_kill_resume import ROOT, _config, _env, _fresh
+    from toy_runs import ROOT, fresh_command, run_env, shrunk_toy_config
 
-    config = _config(tmp_path)
+    config = shrunk_toy_config(tmp_path)
     state = tmp_path / "run" / "state.json"
     for fault, finished in [
         ("train:iter1/challenger:batch@1:INT", "baseline"),
         ("write:questions.jsonl@1:INT", "iter1/challenger"),
     ]:
         done = subprocess.run(
-            _fresh(config), env=_env(fault), capture_output=True, text=True, timeout=900, cwd=ROOT
+            fresh_command(config),
+            env=run_env(fault),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=ROOT,
         )
         output = done.stdout + done.stderr
         assert done.returncode == 130, f"{fault}: exit {done.returncode}\n{output[-3000:]}"

@@ -13,7 +13,7 @@ import os
 
 import pytest
 from conftest import tensorboard_scalars
-from test_kill_resume import _config
+from toy_runs import shrunk_toy_config
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_the_options_run_remember_and_restart_the_solver_from_the_base(tmp_path,
         return original(self, role, folder)
 
     monkeypatch.setattr(Actor, "load_role", load_role)
-    main(["fit", "--config", _config(tmp_path), *OPTIONS])
+    main(["fit", "--config", shrunk_toy_config(tmp_path), *OPTIONS])
     # The solver's two phases each start from the base, saved before any training.
     base = os.path.join("base", "solver")
     assert os.path.isfile(os.path.join(tmp_path, "run", base, "model.safetensors"))

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from conftest import tensorboard_scalars
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from test_kill_resume import _config
 from test_red_team import TOY, _refused
 from test_red_team_bounds import no_model  # noqa: F401  (a fixture)
+from toy_runs import shrunk_toy_config
 
 from rzero_pl.cli import main
 from rzero_pl.run.trackers import Trackers, check_outside, run_logger
@@ -61,7 +61,7 @@ def test_csv_and_mlflow_trackers_get_every_scalar_tensorboard_gets(tmp_path, mon
     the same scalars at the same steps of the run's axis, every phase included."""
     pytest.importorskip("mlflow")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3: file store opt-in
-    path = _config(tmp_path)
+    path = shrunk_toy_config(tmp_path)
     with open(path) as f:
         config = yaml.safe_load(f)
     config["evolution"]["iterations"] = 1
@@ -194,7 +194,7 @@ def test_a_resumed_run_logs_to_the_mlflow_run_it_is_pinned_to(tmp_path, monkeypa
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
     def run(fault: str, run_id: str | None) -> int:
-        path = _config(tmp_path)
+        path = shrunk_toy_config(tmp_path)
         with open(path) as f:
             config = yaml.safe_load(f)
         config["evolution"]["iterations"] = 1
