@@ -287,3 +287,24 @@ def test_a_run_saved_before_the_renames_is_read_with_todays_keys():
     old["evolution"]["curriculum"]["filters"] = False  # no text filters then, none now
     assert upgraded(old)["evolution"]["curriculum"]["text_filters"] is None
     assert old["evolution"]["curriculum"]["filters"] is False  # the saved settings untouched
+
+
+def option_block(path: str) -> list[str]:
+    """The overrides a config's trailing "Self-play options" comment offers (``#   --...``
+    lines, read as a shell would split them, their own comments dropped)."""
+    import shlex
+
+    args = []
+    for line in open(path).read().splitlines():
+        if line.startswith("#   --"):
+            args += [a for a in shlex.split(line[1:], comments=True)]
+    return args
+
+
+@pytest.mark.parametrize("path", [c for c in CONFIGS if option_block(c)], ids=os.path.basename)
+def test_every_commented_option_parses(path):
+    """The option block a config offers is one a user can paste: every override parses
+    (all at once: one parse per config)."""
+    options = option_block(path)
+    assert any(o.startswith("--evolution.selection.signal=") for o in options)
+    ParseOnlyCLI(args=["--config", path, *options], run=False)
