@@ -87,3 +87,24 @@ def test_workers_exit_with_the_interpreter():
     for pid in map(int, pids.split()):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_start_brings_the_workers_up_before_any_pair():
+    # For a caller about to generate: the workers' start-up runs beside the generation instead
+    # of inside the first vote's wait (issue 23 item 5; bench/phase_shares.py --warm-pool).
+    others = set(verify_workers())
+    pool = VerifyPool(workers=1)
+    try:
+        pool.start()
+        pool.start()  # idempotent: still one dispatcher, one worker
+        deadline = time.monotonic() + 60
+        while not set(verify_workers()) - others and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ours = set(verify_workers()) - others
+        assert len(ours) == 1  # up with no pair queued
+        assert pool.map([("x+x", "2x")], timeout=10.0) == [True]
+    finally:
+        pool.close()
+    assert gone(ours)
+    pool.start()  # a closed pool starts nothing
+    assert pool.map([("x+x", "2x")], timeout=10.0) == [None]
