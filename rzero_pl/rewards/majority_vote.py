@@ -23,6 +23,7 @@ from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_SAMPLES, check_number
 from rzero_pl.grading.answers import ANSWER_TIMEOUT
 from rzero_pl.grading.extraction import AnswerRule, extract_final
+from rzero_pl.grading.verify_pool import shared_pool
 from rzero_pl.grading.votes import Vote, majority_votes
 from rzero_pl.progress import Progress
 from rzero_pl.prompts import RolePrompt
@@ -137,6 +138,8 @@ class MajorityVote:
         reading = self.reading
         prompts = [reading.prompt.render(actor.tokenizer, problem=q) for q in questions]
         params = replace(self.sampling, seed=seed)
+        if questions:  # the grading workers start while the votes are sampled, not after
+            shared_pool().start()
         generations = actor.generate(prompts, role="solver", params=params)
         rule = reading.answer_rule
         answers = [[extract_final(c.text, rule) for c in g.completions] for g in generations]
