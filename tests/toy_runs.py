@@ -31,6 +31,9 @@ def shrunk_toy_config(tmp_path) -> str:
     evolution["curriculum"].update(candidates=CANDIDATES, min_kept=1, max_rounds=1)
     evolution["vote"].update(samples=4, band=[0.0, 1.0])  # keep every question: both solver
     evolution["vote"]["sampling"]["max_new_tokens"] = 32  # phases must run
+    # The curriculum's candidates keep toy.yaml's budget (its challenger's, 64): at the shrunk
+    # challenger's 48 a question and its boxed answer are cut short, and nothing is kept.
+    evolution["curriculum"]["challenger_sampling"]["max_new_tokens"] = 64
     evolution.update(iterations=ITERATIONS, challenger_steps=2, solver_steps=2)
     evolution["run_dir"] = str(tmp_path / "run")
     evolution["challenger"]["init_args"]["group_size"] = 4
