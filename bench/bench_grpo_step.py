@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -105,8 +106,8 @@ def make_rollouts(cfg: dict[str, Any], model: Any, tok: Any) -> list[Rollout]:
     rewards = torch.randint(0, 2, (len(rollouts),), generator=g).float()
     from rzero_pl.grpo.loss import group_advantages
 
-    for r, a in zip(rollouts, group_advantages(rewards, cfg["group"]).tolist(), strict=True):
-        r.advantage = a
+    advantages = group_advantages(rewards, cfg["group"]).tolist()
+    rollouts = [replace(r, advantage=a) for r, a in zip(rollouts, advantages, strict=True)]
     with torch.no_grad():
         batch = collate(rollouts, tok.pad_token_id)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -114,9 +115,10 @@ def make_rollouts(cfg: dict[str, Any], model: Any, tok: Any) -> list[Rollout]:
 
         lp = token_logprobs(logits[:, :-1], batch["input_ids"][:, 1:])
         lp = lp + 0.1 * torch.randn(lp.shape, generator=g)
-    for r, row, m in zip(rollouts, lp, batch["mask"], strict=True):
-        r.old_logprobs = row[m.bool()].tolist()
-    return rollouts
+    return [
+        replace(r, old_logprobs=row[m.bool()].tolist())
+        for r, row, m in zip(rollouts, lp, batch["mask"], strict=True)
+    ]
 
 
 def micro_batches(rollouts: list[Rollout], micro: int, pad: int) -> list[dict[str, torch.Tensor]]:

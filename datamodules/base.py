@@ -54,9 +54,7 @@ class RolloutDataModule(L.LightningDataModule):
         return picked
 
     def train_dataloader(self) -> DataLoader:
+        # Every rank gets the whole step and keeps its shard (``GRPOModule.rollout_step``,
+        # which says what the step does and which collectives it makes, in order).
         module = self.trainer.lightning_module
-        # Every rank gets the whole step and keeps its shard in ``rollout``; under FSDP the
-        # weights are gathered once for the step, so ranks may generate unequal amounts.
-        with module.actor.gathered():
-            rollouts = module.rollout(self.items_for_step(self.trainer.current_epoch))
-        return module.rollout_loader(rollouts)
+        return module.rollout_step(self.items_for_step(self.trainer.current_epoch))

@@ -7,6 +7,7 @@ here. A fake engine that scripts something one file alone needs stays in that fi
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,3 +125,11 @@ class KeyedEngine:
             done = [Completion(text, [], "stop", 0) for _ in range(params.n)]
             out.append(Generation(prompt, [], done))
         return out
+
+
+def attached(module: L.LightningModule, tmp_path: Any = None) -> L.LightningModule:
+    """``module`` with a quiet trainer attached but not fitted (epoch 0, no logger), as
+    Lightning attaches one before the first rollout step: for tests that call ``rollout`` or
+    ``score`` directly."""
+    module.trainer = quiet_trainer(tmp_path or tempfile.gettempdir(), epochs=1)
+    return module

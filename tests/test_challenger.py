@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from builders import quiet_trainer, tiny_challenger
+from builders import attached, quiet_trainer, tiny_challenger
 from rzero_pl.datamodules import ChallengerPromptsDataModule
 
 from rzero_pl.engines import SamplingParams
@@ -15,7 +15,7 @@ from rzero_pl.toy.prompts import TOY_SOLVER
 
 @pytest.fixture()
 def module(tiny_model_dir):
-    return tiny_challenger(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0))
+    return attached(tiny_challenger(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0)))
 
 
 def _vote(votes: int, **kwargs) -> MajorityVote:

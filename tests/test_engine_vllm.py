@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from builders import quiet_trainer
+from builders import attached, quiet_trainer
 from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsDataModule
 
 from rzero_pl.engines import HFEngine, SamplingParams, vllm_support
@@ -244,6 +244,7 @@ class TestLoraRoles:
             minibatch_size=2,
             micro_batch_size=2,
         )
+        attached(solver)
         before = engine.version("solver")
         solver.on_load_checkpoint({})  # as Lightning resumes: the hook, then the weights
         _perturb(policy.trainable_parameters("solver"), 0.3, 5)
@@ -440,6 +441,7 @@ class TestMergedServing:
             minibatch_size=2,
             micro_batch_size=2,
         )
+        attached(solver)
         before = engine.version("solver")
         _greedy(engine, "solver")  # the engine holds the solver's current merged weights
         solver.on_load_checkpoint({})  # as Lightning resumes: the hook, then the weights

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
-from builders import tiny_solver
+from builders import attached, tiny_solver
 
 from rzero_pl.engines import Completion, Generation, HFEngine
 from rzero_pl.errors import ConfigError
@@ -113,8 +114,7 @@ def test_rollouts_keep_the_engine_logprobs_and_collate_the_weights():
     gen = Generation("p", [5, 6], [Completion("c", [7, 8], "stop", 0, [-0.1, -0.2])])
     (r,) = to_rollouts([gen], 0)
     assert r.sampler_logprobs == [-0.1, -0.2]
-    r.sampler_weights = [1.5, 0.5]
-    batch = collate([r], pad_id=0)
+    batch = collate([replace(r, sampler_weights=[1.5, 0.5])], pad_id=0)
     # position t scores token t + 1: the completion's two tokens sit at positions 1 and 2
     assert batch["sampler_weights"].tolist() == [[0.0, 1.5, 0.5]]
     bad = Generation("p", [5], [Completion("c", [7, 8], "stop", 0, [-0.1])])
@@ -140,7 +140,8 @@ class ShiftedEngine(HFEngine):
 def _solver(tiny_model_dir, engine, loss):
     """This file's solver: G = 2, 6 new tokens, a minibatch of 4 in micro-batches of 2."""
     settings = dict(group_size=2, minibatch_size=4, micro_batch_size=2)
-    return tiny_solver(tiny_model_dir, engine=engine, loss=loss, max_new_tokens=6, **settings)
+    solver = tiny_solver(tiny_model_dir, engine=engine, loss=loss, max_new_tokens=6, **settings)
+    return attached(solver)
 
 
 def test_the_hf_engine_has_no_mismatch(tiny_model_dir, toy_questions_file, monkeypatch):
@@ -165,7 +166,7 @@ def test_a_shifted_sampler_is_measured_and_corrected(tiny_model_dir, toy_questio
     rollouts = module.rollout(items).rollouts
     for r in rollouts:  # every token's ratio is exp(0.5) < 3: kept whole
         assert r.sampler_weights == pytest.approx([math.exp(0.5)] * len(r.completion_ids), 1e-4)
-    metrics = module._record_logprobs(rollouts)
+    _, metrics = module._record_logprobs(rollouts)
     assert metrics["abs_mean"] == pytest.approx(0.5, abs=1e-4)
     assert metrics["kl_k3"] == pytest.approx(math.exp(0.5) - 1.5, abs=1e-4)
     # a sequence of n tokens has ratio exp(0.5 n): above 3 from n = 3 on

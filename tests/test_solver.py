@@ -6,7 +6,7 @@ from functools import partial
 
 import pytest
 import torch
-from builders import quiet_trainer, tiny_solver
+from builders import attached, quiet_trainer, tiny_solver
 from rzero_pl.datamodules import LabelledQuestionsDataModule
 
 from rzero_pl.grpo.module import GRPOLoss
@@ -114,7 +114,7 @@ def _score_first_group_only(items, rollouts):
 
 
 def test_skip_signal_free_trains_only_on_informative_groups(tiny_model_dir, toy_questions_file):
-    module = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0), skip_signal_free=True)
+    module = attached(_module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0), skip_signal_free=True))
     module.score = _score_first_group_only
     items = JsonlQuestions(toy_questions_file).load()[:4]
     trained = module.rollout(items).rollouts
@@ -125,7 +125,7 @@ def test_skip_signal_free_trains_only_on_informative_groups(tiny_model_dir, toy_
     trained = module.rollout(items).rollouts
     assert len(trained) == 1 and trained[0].advantage == 0.0
     # off (the default): every rollout is trained on
-    plain = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0))
+    plain = attached(_module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0)))
     plain.score = _score_first_group_only
     assert len(plain.rollout(items).rollouts) == 16
 
@@ -191,9 +191,9 @@ def test_label_confidence_scales_each_groups_advantages(tiny_model_dir, toy_ques
     """ADPO-style: a question's advantages are its plain ones times share ** power."""
     items = JsonlQuestions(toy_questions_file).load()[:2]
     items = [{**items[0], "share": 0.5}, {**items[1], "share": 0.9}]
-    plain = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0))
+    plain = attached(_module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0)))
     plain.score = _score_alternating
-    weighted = _module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0), label_confidence=2.0)
+    weighted = attached(_module(tiny_model_dir, loss=GRPOLoss(kl_coef=0.0), label_confidence=2.0))
     weighted.score = _score_alternating
     base = [r.advantage for r in plain.rollout(items).rollouts]
     scaled = weighted.rollout(items).rollouts

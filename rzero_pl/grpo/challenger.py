@@ -84,7 +84,6 @@ class ChallengerGRPO(GRPOModule):
     def bind(self, actor: Actor, vote: MajorityVote | None = None) -> None:
         """Train ``actor``'s challenger; score its questions with ``vote`` (the solver's)."""
         super().bind(actor)
-        self.prompt = self.prompt or actor.policy.source.prompt(self.role)
         if vote is not None:
             self.vote = vote
 

@@ -35,11 +35,11 @@ from rzero_pl.grpo.rollout import (
     collate,
     completion_logprobs,
     keep_informative,
-    mark_minibatches,
+    minibatch_counts,
     padded,
-    set_minibatch_counts,
     sum_minibatch_counts,
     to_rollouts,
+    with_minibatch_counts,
 )
 from rzero_pl.grpo.rollout_log import combine_rank_metrics, rollout_metrics, write_rollout_table
 from rzero_pl.models.actor import Actor
@@ -56,7 +56,8 @@ class GRPOModule(L.LightningModule):
     Args:
         actor: The shared policy and engine (None: handed over later with ``bind``, as the
             CLI does with the one ``Actor`` of a run).
-        prompt: How an item becomes the role's prompt.
+        prompt: How an item becomes the role's prompt; None: the model source's prompt for
+            the role (taken when the actor is bound).
         group_size: G, completions sampled per prompt.
         sampling: Sampling settings for rollouts (``n`` is replaced by ``group_size``).
         loss: The GRPO objective's settings.
@@ -82,7 +83,7 @@ class GRPOModule(L.LightningModule):
     def __init__(
         self,
         actor: Actor | None,
-        prompt: RolePrompt,
+        prompt: RolePrompt | None,
         group_size: int = 5,
         sampling: SamplingParams | None = None,
         loss: GRPOLoss | None = None,
@@ -142,8 +143,10 @@ class GRPOModule(L.LightningModule):
             self.bind(actor)
 
     def bind(self, actor: Actor) -> None:
-        """Train ``actor``'s policy and sample through the actor (shared by both roles)."""
+        """Train ``actor``'s policy and sample through the actor (shared by both roles); with
+        no configured prompt, take the model source's for this role."""
         self.actor = actor
+        self.prompt = self.prompt or actor.policy.source.prompt(self.role)
         # The actor's own policy, registered here too because Lightning moves, checkpoints
         # and fits a module's submodules; every generation and push goes through the actor.
         self.policy = actor.policy
@@ -244,22 +247,53 @@ class GRPOModule(L.LightningModule):
         """A factor for the advantages of each item's group (None: all 1); a role's hook."""
         return None
 
-    def rollout(self, items: Sequence[dict]) -> RolloutDataset:
-        """Sample, score and prepare this rank's shard of one rollout step's ``items``.
+    def rollout_step(self, items: Sequence[dict]) -> DataLoader:
+        """One rollout step: this rank's shard of ``items`` sampled, scored and served.
 
-        Called by the datamodule at each epoch's start (``RolloutDataModule``: one epoch is one
-        rollout step). Under several ranks every rank makes these collectives, in this order
-        (a rank with no items still joins each): ``Actor.generate`` (the engine gathers
-        sharded weights); the role's ``score`` (the challenger gathers every rank's questions,
-        then the vote's ``Actor.generate``); ``gather_lists`` of the rewards (group
-        advantages may scale by the whole batch); with ``skip_signal_free``, the informative
-        counts; the metrics. ``rollout_loader`` then gathers the minibatch counts.
+        ``RolloutDataModule.train_dataloader`` calls it at each epoch's start (one epoch is
+        one rollout step). Under several ranks every rank makes the step's collectives in
+        this order (a rank with no items joins each too): (1) ``Actor.gathered`` and
+        ``Actor.generate`` (FSDP gathers the sharded weights once for the step); (2) the
+        role's ``score`` (the challenger gathers every rank's questions, then its vote calls
+        ``Actor.generate``); (3) the rewards, since ``scale="batch"`` advantages need the
+        whole batch; (4) with ``skip_signal_free``, the informative counts; (5) the
+        log-prob forward passes; (6) the metrics; (7) the minibatch counts. (2)-(6) are in
+        ``rollout``, (7) in ``rollout_loader``. After it, the training steps communicate as
+        the strategy does, and ``Actor.push`` gathers the weights at the epoch's end.
         """
+        with self.actor.gathered():
+            dataset = self.rollout(items)
+        return self.rollout_loader(dataset)
+
+    def rollout(self, items: Sequence[dict]) -> RolloutDataset:
+        """Sample, score and prepare this rank's shard of ``items``: collectives (1)-(6) of
+        ``rollout_step``, made inside the actor's gathered weights."""
         start = time.perf_counter()
         if self._restored:
             self.actor.push(self.role)
             self._restored = False
         items, first = distributed.shard(items, *distributed.world())
+        generations = self._generate(items, first)  # (1)
+        generated = time.perf_counter()
+        rollouts = to_rollouts(generations, self.actor.version(self.role))
+        self._check_sampler_logprobs(rollouts)
+        scores = self.score(items, rollouts)  # (2)
+        rewards, at = distributed.gather_lists(scores.rewards)  # (3)
+        rollouts = self._scored(items, rollouts, scores, rewards, at)
+        trained = self._trained_rollouts(rollouts)  # (4)
+        trained, mismatch = self._record_logprobs(trained)  # (5)
+        metrics = rollout_metrics(rollouts, generated - start, time.perf_counter() - start)
+        metrics.update(scores.metrics)
+        metrics.update({f"mismatch/{k}": v for k, v in mismatch.items()})
+        if self.skip_signal_free:
+            metrics["trained_fraction"] = len(trained) / max(len(rollouts), 1)
+        # Each rank measured its own shard; the logged figures are the whole batch's.
+        metrics = combine_rank_metrics(distributed.gather_objects(metrics))  # (6)
+        self._log_rollouts(metrics, items, rollouts)
+        return RolloutDataset(trained)
+
+    def _generate(self, items: Sequence[dict], first: int) -> list:
+        """G completions of each item's prompt, sampled with this step's seed and mask."""
         tok = self.policy.tokenizer
         prompts = [self.prompt.render(tok, problem=item.get("problem", "")) for item in items]
         # Offset by the shard's first sample: a sample's seed is the same on any rank count.
@@ -268,20 +302,25 @@ class GRPOModule(L.LightningModule):
             self.sampling, n=self.group_size, seed=seed, banned_token_ids=self.banned_tokens()
         )
         with Progress(len(prompts) * params.n, f"{self.role} generation", "completions"):
-            generations = self.actor.generate(prompts, role=self.role, params=params)
-        generated = time.perf_counter()
-        rollouts = to_rollouts(generations, self.actor.version(self.role))
-        self._check_sampler_logprobs(rollouts)
-        scores = self.score(items, rollouts)
-        # Groups never span ranks, but scale="batch" needs the whole batch's rewards.
-        rewards, at = distributed.gather_lists(scores.rewards)
+            return self.actor.generate(prompts, role=self.role, params=params)
+
+    def _scored(
+        self,
+        items: Sequence[dict],
+        rollouts: list[Rollout],
+        scores: Scores,
+        rewards: list[float],
+        at: int,
+    ) -> list[Rollout]:
+        """The rollouts with their answers, terms, rewards and group advantages (computed
+        over every rank's ``rewards``, of which this rank's start at ``at``)."""
         advantages = loss_math.group_advantages(
             torch.tensor(rewards, dtype=torch.float32),
             self.group_size,
             scale=self.loss_settings.advantage_scale,
         )[at : at + len(rollouts)].tolist()
         weights = self.advantage_weights(items)  # one per question (group), or None
-        rollouts = [
+        return [
             replace(
                 r,
                 answer=answer,
@@ -293,24 +332,18 @@ class GRPOModule(L.LightningModule):
                 rollouts, scores.answers, scores.terms, scores.rewards, advantages, strict=True
             )
         ]
-        trained = self._trained_rollouts(rollouts)
-        mismatch = self._record_logprobs(trained)
-        metrics = rollout_metrics(rollouts, generated - start, time.perf_counter() - start)
-        metrics.update(scores.metrics)
-        metrics.update({f"mismatch/{k}": v for k, v in mismatch.items()})
-        if self.skip_signal_free:
-            metrics["trained_fraction"] = len(trained) / max(len(rollouts), 1)
-        # Each rank measured its own shard; the logged figures are the whole batch's.
-        metrics = combine_rank_metrics(distributed.gather_objects(metrics))
+
+    def _log_rollouts(
+        self, metrics: dict[str, float], items: Sequence[dict], rollouts: list[Rollout]
+    ) -> None:
+        """Log the step's metrics, and every ``log_rollouts_every`` steps a rollout table."""
         # Logged once, at the step the rollouts were made (not through self.log, which would
         # repeat them at every accumulation boundary of the epoch).
         logged = {f"{self.role}/{k}": float(v) for k, v in metrics.items()}
-        if self._trainer is not None and self.logger is not None and self.trainer.is_global_zero:
+        if self.logger is not None and self.trainer.is_global_zero:
             self.logger.log_metrics(logged, step=self.global_step)
-        step = self.trainer.current_epoch if self._trainer is not None else 0
-        if self.log_rollouts_every and step % self.log_rollouts_every == 0:
+        if self.log_rollouts_every and self.trainer.current_epoch % self.log_rollouts_every == 0:
             write_rollout_table(self.logger, self.role, items, rollouts, self.global_step)
-        return RolloutDataset(trained)
 
     def _trained_rollouts(self, rollouts: list[Rollout]) -> list[Rollout]:
         """All rollouts, or (``skip_signal_free``) the informative ones, as many on every rank."""
@@ -321,7 +354,8 @@ class GRPOModule(L.LightningModule):
         return keep_informative(rollouts, max(max(counts), 1))
 
     def rollout_loader(self, dataset: RolloutDataset) -> DataLoader:
-        """Serve a finished rollout step in shuffled micro-batches.
+        """Serve a finished rollout step in shuffled micro-batches (collective (7) of
+        ``rollout_step``).
 
         The order is drawn here (seeded by the rollout step), so that every minibatch's
         token and sequence counts, summed over ranks, are known before its first micro-batch:
@@ -330,15 +364,13 @@ class GRPOModule(L.LightningModule):
         generator = torch.Generator().manual_seed(self._rollout_seed())
         order = torch.randperm(len(dataset), generator=generator).tolist()
         rollouts = [dataset[i] for i in order]
-        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
-        per_update = self.micro_batch_size * accumulate  # this rank's share of one update
-        counts = mark_minibatches(rollouts, per_update)
+        per_update = self.micro_batch_size * self.trainer.accumulate_grad_batches
+        counts = minibatch_counts(rollouts, per_update)  # this rank's share of each update
         if distributed.world()[1] > 1:
-            summed = sum_minibatch_counts(distributed.gather_objects(counts))
-            set_minibatch_counts(rollouts, per_update, summed)
+            counts = sum_minibatch_counts(distributed.gather_objects(counts))
         pad = self.policy.tokenizer.pad_token_id
         return DataLoader(
-            RolloutDataset(rollouts),
+            RolloutDataset(with_minibatch_counts(rollouts, per_update, counts)),
             batch_size=self.micro_batch_size,
             shuffle=False,
             collate_fn=lambda rows: collate(rows, pad),
@@ -352,8 +384,7 @@ class GRPOModule(L.LightningModule):
         return self.vocab_dropout.banned(self.policy.tokenizer, self._rollout_seed())
 
     def _rollout_seed(self) -> int:
-        epoch = self.trainer.current_epoch if self._trainer is not None else 0
-        return derive(self.seed, epoch)
+        return derive(self.seed, self.trainer.current_epoch)
 
     def _check_sampler_logprobs(self, rollouts: list[Rollout]) -> None:
         """Refuse a sampler correction without the engine's log-probs (one line, the fix)."""
@@ -366,57 +397,63 @@ class GRPOModule(L.LightningModule):
             )
 
     @torch.no_grad()
-    def _record_logprobs(self, rollouts: list[Rollout]) -> dict[str, float]:
-        """Log-probs of the sampling policy (when several updates follow, or to compare with
-        the engine's own) and the reference; returns the sampler-trainer mismatch metrics."""
+    def _record_logprobs(self, rollouts: list[Rollout]) -> tuple[list[Rollout], dict[str, float]]:
+        """The rollouts with the sampling policy's log-probs (when several updates follow),
+        the reference's (KL) and the sampler correction's weights; and the sampler-trainer
+        mismatch metrics (when the engine returned its own log-probs)."""
         several_updates = len(rollouts) * distributed.world()[1] > self.minibatch_size
         with_kl = self.loss_settings.kl_coef > 0
         with_sampler = bool(rollouts) and all(r.sampler_logprobs is not None for r in rollouts)
         if not (several_updates or with_kl or with_sampler):
-            return {}
-        pad = self.policy.tokenizer.pad_token_id
+            return rollouts, {}
         model = self.policy.module(self.role)
         was_training = model.training
         model.eval()  # the sampling policy's log-probs: no dropout, as the engine sampled
         try:
-            trainer = self._record_chunks(rollouts, pad, several_updates, with_sampler, with_kl)
+            trainer, ref = self._recorded(rollouts, several_updates or with_sampler, with_kl)
         finally:
             model.train(was_training)
+        rollouts = [
+            replace(
+                r,
+                old_logprobs=trainer[i] if several_updates else None,
+                ref_logprobs=ref[i] if with_kl else None,
+            )
+            for i, r in enumerate(rollouts)
+        ]
         if not with_sampler:
-            return {}
+            return rollouts, {}
         return self._sampler_mismatch(rollouts, trainer)
 
-    def _record_chunks(
-        self,
-        rollouts: list[Rollout],
-        pad: int,
-        several_updates: bool,
-        with_sampler: bool,
-        with_kl: bool,
-    ) -> list[list[float]]:
-        """Record ``old_logprobs`` (several updates) and ``ref_logprobs`` (KL); return the
-        trainer's log-probs of every rollout when needed (else an empty list)."""
+    def _recorded(
+        self, rollouts: list[Rollout], policy: bool, reference: bool
+    ) -> tuple[list[list[float]], list[list[float]]]:
+        """Each rollout's completion log-probs under the role's weights (``policy``) and
+        under the reference (``reference``); an empty list for the one not asked."""
+        pad = self.policy.tokenizer.pad_token_id
         trainer: list[list[float]] = []
+        ref_lp: list[list[float]] = []
         for i in range(0, len(rollouts), self.micro_batch_size):
-            chunk = rollouts[i : i + self.micro_batch_size]
-            batch = {k: v.to(self.device) for k, v in collate(chunk, pad).items()}
-            if several_updates or with_sampler:
+            batch = collate(rollouts[i : i + self.micro_batch_size], pad)
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            if policy:
                 lp = self._logprobs(self.policy.module(self.role), batch)
-                for r, row, m in zip(chunk, lp, batch["mask"], strict=True):
-                    trainer.append(completion_logprobs(row, m))
-                    if several_updates:
-                        r.old_logprobs = trainer[-1]
-            if with_kl:
+                trainer += [
+                    completion_logprobs(row, m) for row, m in zip(lp, batch["mask"], strict=True)
+                ]
+            if reference:
                 with self.policy.reference(self.role) as ref:
                     lp = self._logprobs(ref, batch)
-                for r, row, m in zip(chunk, lp, batch["mask"], strict=True):
-                    r.ref_logprobs = completion_logprobs(row, m)
-        return trainer
+                ref_lp += [
+                    completion_logprobs(row, m) for row, m in zip(lp, batch["mask"], strict=True)
+                ]
+        return trainer, ref_lp
 
     def _sampler_mismatch(
         self, rollouts: list[Rollout], trainer: list[list[float]]
-    ) -> dict[str, float]:
-        """The engine's log-probs against the trainer's: metrics, and the correction's weights."""
+    ) -> tuple[list[Rollout], dict[str, float]]:
+        """The engine's log-probs against the trainer's: the rollouts with the correction's
+        weights (when one is set), and the mismatch metrics."""
         s = self.loss_settings
         trainer_lp, mask = padded(trainer)
         sampler_lp, _ = padded([r.sampler_logprobs for r in rollouts])
@@ -424,15 +461,17 @@ class GRPOModule(L.LightningModule):
             weights = loss_math.sampler_weights(
                 trainer_lp, sampler_lp, mask, s.sampler_correction, s.sampler_cap, s.sampler_floor
             )
-            for r, row in zip(rollouts, weights, strict=True):
-                r.sampler_weights = row[: len(r.completion_ids)].tolist()
-        return loss_math.sampler_mismatch(
+            rollouts = [
+                replace(r, sampler_weights=row[: len(r.completion_ids)].tolist())
+                for r, row in zip(rollouts, weights, strict=True)
+            ]
+        metrics = loss_math.sampler_mismatch(
             trainer_lp, sampler_lp, mask, s.sampler_cap, s.sampler_floor
         )
+        return rollouts, metrics
 
     def _logprobs(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        context = self.trainer.precision_plugin.forward_context() if self._trainer else None
-        with context if context is not None else torch.autocast("cpu", enabled=False):
+        with self.trainer.precision_plugin.forward_context():
             # use_cache=False: a training forward needs no KV cache (it would copy every
             # layer's keys and values and keep them alive with the graph).
             out = model(
@@ -475,7 +514,7 @@ class GRPOModule(L.LightningModule):
         logged = {f"{self.role}/{k}": float(v) for k, v in metrics.items()}
         logged[f"{self.role}/loss"] = float(metrics["pg_loss"] + s.kl_coef * metrics["kl"])
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=len(batch["advantages"]))
-        if totals and self._trainer is not None:
+        if totals:
             # The micro-batches' losses already add up to the minibatch's (and, over ranks,
             # to the whole update's): undo Lightning's division by the accumulation count
             # and the ranks' gradient averaging.

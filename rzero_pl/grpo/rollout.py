@@ -9,7 +9,7 @@ position ``t`` of every ``[B, L-1]`` tensor scores token ``t + 1`` of the sequen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch.utils.data import Dataset
@@ -17,9 +17,10 @@ from torch.utils.data import Dataset
 from rzero_pl.engines.base import Generation
 
 
-@dataclass
+@dataclass(frozen=True)
 class Rollout:
-    """One completion and everything the loss needs about it."""
+    """One completion and everything the loss needs about it; each stage of a rollout step
+    returns new ones (``dataclasses.replace``), none fills them in."""
 
     prompt_ids: list[int]
     completion_ids: list[int]
@@ -48,7 +49,8 @@ class Rollout:
 class Scores:
     """A role's verdict on its shard of one rollout step (``GRPOModule.score``): per rollout,
     in order, its reward, the answer the scorer read (a boxed answer, a question) and its
-    reward terms; and the step's metrics to log. The module writes them into the rollouts."""
+    reward terms; and the step's metrics to log. The module builds the scored rollouts from
+    them."""
 
     rewards: list[float]
     answers: list[str | None]
@@ -120,16 +122,22 @@ def to_rollouts(generations: Sequence[Generation], expected_version: int) -> lis
                     f"the engine returned {len(c.logprobs)} log-probs for "
                     f"{len(c.token_ids)} sampled tokens"
                 )
-            rollout = Rollout(
-                gen.prompt_ids, c.token_ids, c.text, g, c.weight_version, c.finish_reason
+            rollouts.append(
+                Rollout(
+                    gen.prompt_ids,
+                    c.token_ids,
+                    c.text,
+                    g,
+                    c.weight_version,
+                    c.finish_reason,
+                    sampler_logprobs=c.logprobs,
+                )
             )
-            rollout.sampler_logprobs = c.logprobs
-            rollouts.append(rollout)
     return rollouts
 
 
-def mark_minibatches(rollouts: Sequence[Rollout], per_update: int) -> list[tuple[int, int]]:
-    """Set each rollout's minibatch counts; return ``(tokens, sequences)`` per minibatch.
+def minibatch_counts(rollouts: Sequence[Rollout], per_update: int) -> list[tuple[int, int]]:
+    """``(tokens, sequences)`` of each minibatch of ``rollouts``.
 
     ``rollouts`` are in training order; every ``per_update`` consecutive ones form one
     minibatch (the last may be shorter). A rollout's tokens are its completion tokens (the
@@ -139,16 +147,18 @@ def mark_minibatches(rollouts: Sequence[Rollout], per_update: int) -> list[tuple
     for start in range(0, len(rollouts), per_update):
         chunk = rollouts[start : start + per_update]
         counts.append((sum(len(r.completion_ids) for r in chunk), len(chunk)))
-    set_minibatch_counts(rollouts, per_update, counts)
     return counts
 
 
-def set_minibatch_counts(
+def with_minibatch_counts(
     rollouts: Sequence[Rollout], per_update: int, counts: Sequence[tuple[int, int]]
-) -> None:
-    """Write ``counts[k]`` (e.g. summed over ranks) into the rollouts of minibatch ``k``."""
+) -> list[Rollout]:
+    """The rollouts, each with ``counts[k]`` of its minibatch ``k`` (e.g. summed over ranks)."""
+    out = []
     for i, r in enumerate(rollouts):
-        r.minibatch_tokens, r.minibatch_size = counts[i // per_update]
+        tokens, size = counts[i // per_update]
+        out.append(replace(r, minibatch_tokens=tokens, minibatch_size=size))
+    return out
 
 
 def sum_minibatch_counts(

@@ -134,11 +134,6 @@ class SolverGRPO(GRPOModule):
         self.format_weight = format_weight
         self.label_confidence = label_confidence
 
-    def bind(self, actor: Actor) -> None:
-        """Train ``actor``'s solver; with no configured prompt, the model source's."""
-        super().bind(actor)
-        self.prompt = self.prompt or actor.policy.source.prompt(self.role)
-
     def reading(self) -> SolverReading:
         """How this solver is asked and read: what the votes and the evaluation of the run
         are bound to (prompt, answer rule, grading timeout, budget)."""
