@@ -19,7 +19,7 @@ from rzero_pl.datamodules import ChallengerPromptsDataModule, LabelledQuestionsD
 from rzero_pl.engines import SamplingParams
 from rzero_pl.grading.answers import extract_boxed
 from rzero_pl.grading.votes import majority_votes
-from rzero_pl.ground.guards import NonFiniteUpdates, UpdateGuard, finite_gradients
+from rzero_pl.ground.update_guard import NonFiniteUpdates, UpdateGuard, finite_gradients
 from rzero_pl.grpo import module as grpo_module
 from rzero_pl.grpo.module import GRPOLoss
 from rzero_pl.grpo.solver import correctness_rewards

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader
 
 from rzero_pl.engines.base import SamplingParams
 from rzero_pl.errors import MAX_ITEMS, MAX_SAMPLES, MAX_STEPS, check_number
-from rzero_pl.ground.guards import UpdateGuard
 from rzero_pl.ground.seeds import derive
+from rzero_pl.ground.update_guard import UpdateGuard
 from rzero_pl.grpo import loss as loss_math
 from rzero_pl.grpo.loss import GRPOLoss
 from rzero_pl.grpo.rollout import (
@@ -69,7 +69,7 @@ class GRPOModule(L.LightningModule):
         log_rollouts_every: Write a text table of a few rollouts every k rollout steps.
         seed: Base seed for rollout sampling.
         max_bad_updates: NaN/inf updates in a row (each one skipped) that stop the run; 0 never
-            stops (``rzero_pl.ground.guards.UpdateGuard``).
+            stops (``rzero_pl.ground.update_guard.UpdateGuard``).
         skip_signal_free: Train only on rollouts with a non-zero advantage (groups that
             scored alike carry no policy gradient; needs ``loss.kl_coef`` 0). Saves their
             forward/backward passes; a minibatch then averages over fewer tokens.
