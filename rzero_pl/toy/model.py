@@ -133,9 +133,6 @@ class ToyModel(ModelSource):
         wanted = json.loads(json.dumps(self.settings()))  # tuples as JSON lists
         return SHIPPED if recorded == wanted else None
 
-    def is_built(self) -> bool:
-        return self.shipped() is not None or _complete(self.folder)
-
     @property
     def path(self) -> str:
         """The shipped base for its settings, else the cached folder (built now if missing)."""
