@@ -133,3 +133,14 @@ def attached(module: L.LightningModule, tmp_path: Any = None) -> L.LightningModu
     ``score`` directly."""
     module.trainer = quiet_trainer(tmp_path or tempfile.gettempdir(), epochs=1)
     return module
+
+
+class RecordingEngine:
+    """Answers every prompt with one fixed text and keeps the prompts it was given."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer, self.prompts = answer, []
+
+    def generate(self, prompts, *, role, params):
+        self.prompts += prompts
+        return [Generation(p, [], [Completion(self.answer, [], "stop", 0)]) for p in prompts]

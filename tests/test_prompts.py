@@ -7,6 +7,7 @@ import io
 import os
 
 import pytest
+from builders import RecordingEngine
 
 from rzero_pl.cli import main
 from rzero_pl.prompts import RolePrompt
@@ -99,19 +100,6 @@ def test_fit_refuses_a_bad_prompt_file_in_one_line_before_any_model_loads(
     assert key in errors[0]
 
 
-class _RecordingEngine:
-    """Answers every prompt with one fixed text and keeps the prompts it was given."""
-
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
-
-    def generate(self, prompts, *, role, params):
-        from rzero_pl.engines.base import Completion, Generation
-
-        self.prompts += prompts
-        return [Generation(p, [], [Completion("\\boxed{A}", [], "stop", 0)]) for p in prompts]
-
-
 def test_math_prompt_wraps_only_the_math_benchmarks(tmp_path):
     import json
 
@@ -127,7 +115,7 @@ def test_math_prompt_wraps_only_the_math_benchmarks(tmp_path):
         (tmp_path / name / "test.jsonl").write_text(json.dumps(row) + "\n")
     plain = dict(use_chat_template=False, fallback="[{system}] {user}")
     math = RolePrompt(system="MATH SYSTEM", user="{problem}", **plain)
-    engine = _RecordingEngine()
+    engine = RecordingEngine("\\boxed{A}")
     greedy = SamplingParams(temperature=0.0, max_new_tokens=4)
     evaluate(engine, None, list(rows), sampling=greedy, root=str(tmp_path), math_prompt=math)
     assert engine.prompts[0] == "[MATH SYSTEM] MATH Q"

@@ -11,12 +11,12 @@ import types
 
 import pytest
 import yaml
+from builders import RecordingEngine
 
 from rzero_pl.benchmarks import GENERAL_BENCHMARKS, BenchmarkRow
 from rzero_pl.benchmarks.evaluation import Evaluation
 from rzero_pl.benchmarks.general_prompt import OptionLayout
 from rzero_pl.benchmarks.registry import with_options
-from rzero_pl.engines.base import Completion, Generation
 from rzero_pl.released import (
     BENCHMARK_SOURCES,
     RELEASED_COMMIT,
@@ -253,17 +253,6 @@ class ChatTokenizer:
 
     def apply_chat_template(self, messages, tokenize, add_generation_prompt):
         return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
-
-
-class RecordingEngine:
-    """Answers every prompt with one fixed text and keeps the prompts it was given."""
-
-    def __init__(self, answer: str) -> None:
-        self.answer, self.prompts = answer, []
-
-    def generate(self, prompts, *, role, params):
-        self.prompts += prompts
-        return [Generation(p, [], [Completion(self.answer, [], "stop", 0)]) for p in prompts]
 
 
 def test_evaluation_asks_the_general_benchmarks_with_the_clones_prompts(tmp_path):
