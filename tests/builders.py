@@ -1,5 +1,6 @@
-"""What the tests build the same way in many files: a quiet Lightning trainer, the GRPO roles on
-the tiny model (``tiny_model_dir`` in tests/conftest.py), and a fake engine.
+"""What the tests build the same way in many files: the tiny model, a quiet Lightning trainer,
+the GRPO roles on the tiny model (``tiny_model_dir`` in tests/conftest.py), fake engines, and
+the reader of a run's TensorBoard scalars.
 
 Each builder takes the settings its callers differ by; everything else is one choice, made
 here. A fake engine that scripts something one file alone needs stays in that file.
@@ -21,6 +22,43 @@ from rzero_pl.models import PretrainedModel
 from rzero_pl.models.actor import Actor
 from rzero_pl.models.policy import LoraSettings, Policy
 from rzero_pl.toy.prompts import TOY_CHALLENGER, TOY_SOLVER
+
+
+def tensorboard_scalars(folder: str) -> dict[str, list]:
+    """Every scalar tag under a TensorBoard folder: its events (``.step``, ``.value``), in order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(folder, size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+
+
+def build_tiny_model(folder: str, seed: int = 0, layers: int = 2, hidden: int = 32) -> str:
+    """A random-initialised Llama with the toy character tokenizer, saved to ``folder``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rzero_pl.toy.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,  # room for real benchmark prompts (the engine refuses longer)
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 def quiet_trainer(

@@ -9,48 +9,12 @@ import sys
 import tempfile
 
 import pytest
+from builders import build_tiny_model
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # One thread per test process: the suite runs on two pytest-xdist workers (README), and two
 # processes each spinning torch's default of one thread per core oversubscribe the machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
-def tensorboard_scalars(folder: str) -> dict[str, list]:
-    """Every scalar tag under a TensorBoard folder: its events (``.step``, ``.value``), in order."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(folder, size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
-
-
-def build_tiny_model(folder: str, seed: int = 0, layers: int = 2, hidden: int = 32) -> str:
-    """A random-initialised Llama with the toy character tokenizer, saved to ``folder``."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from rzero_pl.toy.tokenizer import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,  # room for real benchmark prompts (the engine refuses longer)
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")

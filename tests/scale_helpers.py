@@ -59,7 +59,7 @@ def build_primed_model(folder: str, steps: int = 80, hidden: int = 48) -> str:
 
     vLLM's CPU attention needs head sizes that are multiples of 32: ``hidden=128``.
     """
-    from conftest import build_tiny_model
+    from builders import build_tiny_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     build_tiny_model(folder, hidden=hidden)

@@ -165,7 +165,7 @@ def test_two_rank_skip_signal_free_matches_one_process(primed_model_dir, tmp_pat
     assert ranks.returncode == 0, ranks.stderr[-3000:]
     _assert_phases_ran(one)
     _assert_phases_ran(two)
-    from conftest import tensorboard_scalars
+    from builders import tensorboard_scalars
 
     scalars = tensorboard_scalars(os.path.join(one, "tensorboard"))
     trained = [e.value for e in scalars.get("solver/trained_fraction", [])]

@@ -174,7 +174,7 @@ def test_missing_vllm_names_the_install_command(monkeypatch):
 
 @pytest.fixture(scope="module")
 def wide_model_dir(tmp_path_factory):
-    from conftest import build_tiny_model
+    from builders import build_tiny_model
 
     return build_tiny_model(str(tmp_path_factory.mktemp("wide_model")), hidden=128)
 
@@ -335,7 +335,7 @@ class TestLoraRoles:
 
 def _logged(folder) -> dict[str, float]:
     """The last value of every scalar that the fits under ``folder`` logged (TensorBoard)."""
-    from conftest import tensorboard_scalars
+    from builders import tensorboard_scalars
 
     logged = {}
     for events in sorted({str(f.parent) for f in folder.rglob("events.out.tfevents.*")}):

@@ -354,7 +354,7 @@ def test_rzero_pl_test_scores_a_tiny_model_on_two_real_benchmarks(tiny_model_dir
         "gsm8k": summary["benchmarks"]["gsm8k"]["accuracy"]
     }
 
-    from conftest import tensorboard_scalars
+    from builders import tensorboard_scalars
 
     folder = str(next((tmp_path / "tb").rglob("events.out.tfevents.*")).parent)
     logged = {tag: events[-1].value for tag, events in tensorboard_scalars(folder).items()}

@@ -125,7 +125,7 @@ def test_a_phase_is_recorded_only_once_its_scalars_are_on_disk(
     import threading
     import time
 
-    from conftest import tensorboard_scalars
+    from builders import tensorboard_scalars
     from tensorboard.summary.writer.record_writer import RecordWriter
 
     write = RecordWriter.write
@@ -195,7 +195,7 @@ def test_every_scalar_the_readme_lists_is_logged(tmp_path):
     import subprocess
     import sys
 
-    from conftest import tensorboard_scalars
+    from builders import tensorboard_scalars
 
     run_dir = tmp_path / "run"
     done = subprocess.run(
@@ -277,7 +277,7 @@ def test_the_base_challenger_ablation_skips_only_the_challengers_training(tmp_pa
 def test_the_kl_reference_of_a_later_iteration(reference, tmp_path):
     """Iteration 2's solver starts from iteration 1's solver: against a ``start`` reference its
     first KL is 0 (the reference is the weights it starts from), against ``base`` it is not."""
-    from conftest import tensorboard_scalars
+    from builders import tensorboard_scalars
 
     run_dir = tmp_path / "run"
     args = _toy_args(

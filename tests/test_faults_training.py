@@ -154,7 +154,7 @@ def test_a_challenger_step_without_a_valid_question_is_a_logged_no_op(tiny_model
     trainer = quiet_trainer(tmp_path, 1, logs="t")
     with pytest.warns(UserWarning, match="every advantage is 0"):
         trainer.fit(module, ChallengerPromptsDataModule(slots_per_step=2))
-    from conftest import tensorboard_scalars
+    from builders import tensorboard_scalars
 
     logged = tensorboard_scalars(trainer.logger.log_dir)
     assert [e.value for e in logged["challenger/reward_max"]] == [0.0]

@@ -180,7 +180,7 @@ def _check_same_results(run_dir, reference) -> None:
 
 def _scalars(run_dir) -> dict[str, list[int]]:
     """Steps of every scalar tag as TensorBoard shows them (restart markers applied)."""
-    from conftest import tensorboard_scalars
+    from builders import tensorboard_scalars
 
     scalars = tensorboard_scalars(os.path.join(run_dir, "tensorboard"))
     return {tag: [e.step for e in events] for tag, events in scalars.items()}

@@ -177,7 +177,7 @@ def test_vllms_bar_hands_finished_completions_to_the_open_work():
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed")
 def test_the_vllm_engine_reports_each_request_as_it_finishes(tmp_path):
     """A request of n samples is a question's votes: it counts when vLLM finishes it."""
-    from conftest import build_tiny_model
+    from builders import build_tiny_model
 
     from rzero_pl.engines import SamplingParams
     from rzero_pl.engines.vllm import VLLMEngine

@@ -58,7 +58,7 @@ def run_config(name: str, changes: dict, tmp_path) -> str:
 
 def check_iteration(run_dir: str) -> dict:
     """Every phase ran (the solver's on the labelled questions); return the run's scalars."""
-    from conftest import tensorboard_scalars
+    from builders import tensorboard_scalars
 
     state = json.load(open(os.path.join(run_dir, "state.json")))
     assert list(state["phases"]) == PHASES

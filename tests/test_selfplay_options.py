@@ -12,7 +12,7 @@ import json
 import os
 
 import pytest
-from conftest import tensorboard_scalars
+from builders import tensorboard_scalars
 from toy_runs import shrunk_toy_config
 
 pytestmark = pytest.mark.slow

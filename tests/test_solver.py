@@ -141,7 +141,7 @@ def test_skip_signal_free_logs_the_trained_fraction(tiny_model_dir, toy_question
 
 def _logged(trainer) -> dict[str, float]:
     """The last value of every scalar the fit logged to its TensorBoard folder."""
-    from conftest import tensorboard_scalars
+    from builders import tensorboard_scalars
 
     scalars = tensorboard_scalars(trainer.logger.log_dir)
     return {tag: events[-1].value for tag, events in scalars.items()}

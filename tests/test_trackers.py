@@ -10,7 +10,7 @@ import os
 
 import pytest
 import yaml
-from conftest import tensorboard_scalars
+from builders import tensorboard_scalars
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from test_red_team import TOY, _refused
 from test_red_team_bounds import no_model  # noqa: F401  (a fixture)
