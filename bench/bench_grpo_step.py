@@ -45,6 +45,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import lightning as L
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -143,6 +144,13 @@ def ours_setup(cfg: dict[str, Any]) -> dict[str, Any]:
         Actor(policy, HFEngine()), group_size=cfg["group"], loss=GRPOLoss(kl_coef=0.0),
         minibatch_size=size, micro_batch_size=cfg["micro"], lr=cfg["lr"],
     )  # fmt: skip
+    # Driven by hand below, as Lightning drives it: a trainer attached, never fitted, and no
+    # logging (a fit's loop collects what training_step logs; none runs here).
+    module.trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    module.log_dict = lambda *args, **kwargs: None
     optimizer = module.configure_optimizers()["optimizer"]
     return {"module": module, "optimizer": optimizer, "tok": policy.tokenizer,
             "model": policy.module("solver"), "params": params}  # fmt: skip

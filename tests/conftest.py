@@ -9,7 +9,6 @@ import sys
 import tempfile
 
 import pytest
-from builders import build_tiny_model
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # One thread per test process: the suite runs on two pytest-xdist workers (README), and two
@@ -19,6 +18,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # Imported here, not at the top: builders imports Lightning, which, imported before
+    # pytest's log capture is in place, stops its loggers propagating (caplog would see nothing).
+    from builders import build_tiny_model
+
     return build_tiny_model(str(tmp_path_factory.mktemp("tiny_model")))
 
 

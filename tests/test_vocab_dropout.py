@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from builders import attached
 from test_curriculum import ScriptedEngine, _curriculum, _vote
 
 from rzero_pl.curriculum import ChallengerWriting
@@ -171,8 +172,8 @@ def test_a_rollout_steps_mask_is_drawn_from_its_seed():
     from rzero_pl.grpo.challenger import ChallengerGRPO
 
     dropout = VocabularyDropout(rate=0.4)
-    module = ChallengerGRPO(None, seed=5, vocab_dropout=dropout)
+    module = attached(ChallengerGRPO(None, seed=5, vocab_dropout=dropout))
     module.policy = SimpleNamespace(tokenizer=CharTokenizer())
-    # no trainer: rollout step 0, whose seed is derive(5, 0) (GRPOModule._rollout_seed)
+    # a trainer before its first epoch: rollout step 0, seeded derive(5, 0) (_rollout_seed)
     assert module.banned_tokens() == dropout.banned(CharTokenizer(), derive(5, 0))
     assert ChallengerGRPO(None).banned_tokens() == ()
