@@ -92,3 +92,21 @@ def test_the_ceiling_reads_its_last_evaluation_and_compares_each_arm(tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1].startswith("-37.5")  # (-75 + 0) / 2
     assert cells[3] == "1 / 4"  # won p3 (seed 1); lost p1, p2, p3 (seed 0) and p1 (seed 1)
+
+
+def test_toy_plus_is_the_recipe_the_harness_measured(tmp_path, capsys):
+    """cli_configs/toy_plus.yaml is toy.yaml with the kl_base_memory arm's overrides and 5
+    iterations: the configuration bench/RESULTS.md confirmed, not a transcription of it."""
+    from rzero_pl.cli import main
+
+    def printed(args: list[str]) -> str:
+        with pytest.raises(SystemExit):
+            main([*args, "--print_config"])
+        return capsys.readouterr().out
+
+    run = str(tmp_path / "run")
+    harness = selfplay.command("kl_base_memory", 0, 5, run)[3:]
+    toy_plus = os.path.join(selfplay.ROOT, "cli_configs", "toy_plus.yaml")
+    shipped = ["fit", "--config", toy_plus, f"--evolution.run_dir={run}", "--threads=1"]
+    shipped += ["--trainer.enable_progress_bar=false", *selfplay.seed_args(0)]
+    assert printed(shipped) == printed(harness)
