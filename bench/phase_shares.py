@@ -222,20 +222,13 @@ def smollm2_args(folder: str) -> list[str]:
 
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     import test_real_model as real
-    from real_config import MODEL, derive, tiny_sizes
+    from real_config import derive, tiny_sizes
 
-    model = {**real.SMOLLM2, "init_args": {**real.SMOLLM2["init_args"], "dtype": "bfloat16"}}
-    changes = {
-        "trainer.accelerator": "cpu",
-        MODEL: model,
-        "model.init_args.answer_rule": "flexible",
-        "actor.engine.init_args.lora_serving": "merged",
-        "actor.engine.init_args.enforce_eager": True,
-    }
     sizes = tiny_sizes(f"{folder}/run", real.QUESTIONS, real.BENCHMARKS)
+    changes = {**real.SMOLLM2_ITERATION, **sizes}
     path = os.path.join(folder, "config.yaml")
     with open(path, "w") as f:
-        yaml.safe_dump(derive("octothinker.yaml", {**changes, **sizes}), f, sort_keys=False)
+        yaml.safe_dump(derive("octothinker.yaml", changes), f, sort_keys=False)
     return ["fit", "--config", path, f"--trainer.default_root_dir={folder}", "--threads=1"]
 
 

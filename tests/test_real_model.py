@@ -74,18 +74,20 @@ def adapter_tensors(run_dir: str, role: str) -> dict:
     return load_file(os.path.join(run_dir, "iter1", role, "weights", "adapter_model.safetensors"))
 
 
+# octothinker.yaml on SmolLM2 (bfloat16, the config's dtype) with CPU serving as measured
+# (bench/REAL.md, section 7): merged weights, no compilation; the adapter path is tested in
+# test_engine_vllm.py and the 2-rank iteration test. bench/phase_shares.py profiles this run.
+SMOLLM2_ITERATION = {
+    "trainer.accelerator": "cpu",
+    MODEL: {**SMOLLM2, "init_args": {**SMOLLM2["init_args"], "dtype": "bfloat16"}},
+    "model.init_args.answer_rule": "flexible",
+    "actor.engine.init_args.lora_serving": "merged",
+    "actor.engine.init_args.enforce_eager": True,
+}
+
+
 def test_octothinker_config_runs_an_iteration_on_smollm2(tmp_path):
-    model = {**SMOLLM2, "init_args": {**SMOLLM2["init_args"], "dtype": "bfloat16"}}  # the config's
-    changes = {
-        "trainer.accelerator": "cpu",
-        MODEL: model,
-        "model.init_args.answer_rule": "flexible",
-        # CPU serving as measured (bench/REAL.md, section 7): merged weights, no compilation;
-        # the adapter path is tested in test_engine_vllm.py and the 2-rank iteration test.
-        "actor.engine.init_args.lora_serving": "merged",
-        "actor.engine.init_args.enforce_eager": True,
-    }
-    run_dir = run_config("octothinker.yaml", changes, tmp_path)
+    run_dir = run_config("octothinker.yaml", SMOLLM2_ITERATION, tmp_path)
     scalars = check_iteration(run_dir)
     assert scalars["solver/reward_max"][-1] > scalars["solver/reward_min"][-1]  # rewards varied
     # (The loss value itself may be exactly 0 at ratio 1 with zero-mean advantages and equal
