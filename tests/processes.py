@@ -64,3 +64,12 @@ def gone(pids: set[int], seconds: float = 5.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def settled_workers(count: int, seconds: float = 5.0) -> set[int]:
+    """This process's math-verify workers once there are ``count`` of them (a killed worker is
+    reaped and its replacement started in the background), or as they are after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while len(workers := set(verify_workers())) != count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return workers
